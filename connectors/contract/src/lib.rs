@@ -1,0 +1,279 @@
+//! The contract between Tributary's runtime and its connectors.
+//!
+//! A **source** produces Arrow record batches and says, after every batch, where it
+//! is (its [`Offsets`]); a **sink** stages batches and makes them visible atomically
+//! at [`Sink::commit`], together with the epoch, the source offsets and the
+//! watermark. That is the whole exactly-once protocol from a connector's point of
+//! view: the runtime decides when an epoch ends, and on start asks the sink what
+//! it last committed ([`Sink::last_commit`]) and hands those offsets back to the
+//! source ([`Source::open`]).
+//!
+//! This crate has no dependency on the runtime, and its traits are object safe and
+//! synchronous: connectors that need async I/O own a small runtime of their own, so
+//! a connector can later be loaded from a shared library without sharing an async
+//! executor or allocator across the boundary.
+//!
+//! ```
+//! use tributary_connector::{Offsets, SourceBatch};
+//! let offsets = Offsets::new(serde_json::json!({"file": "a.jsonl", "line": 3}));
+//! assert_eq!(offsets.as_json()["line"], 3);
+//! # let _ = SourceBatch::empty;
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use arrow_array::RecordBatch;
+pub use arrow_schema::{Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+/// Where a source is. Opaque to the runtime: it is stored in checkpoints and in
+/// the sink's commit metadata as JSON, and handed back to the same source type.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Offsets(serde_json::Value);
+
+impl Offsets {
+    pub fn new(value: serde_json::Value) -> Self {
+        Self(value)
+    }
+    pub fn as_json(&self) -> &serde_json::Value {
+        &self.0
+    }
+    pub fn into_json(self) -> serde_json::Value {
+        self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_null()
+    }
+}
+
+/// A record the source could not turn into a row (a malformed line, an unknown
+/// schema id). The runtime sends it to the dead-letter output or stops, by the
+/// pipeline's error policy; either way it is never silently skipped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadRecord {
+    /// The raw bytes as read.
+    pub raw: Vec<u8>,
+    /// Where it came from, e.g. `events.jsonl:17` or `topic/3@1042`.
+    pub position: String,
+    /// What is wrong with it, for a person.
+    pub reason: String,
+}
+
+/// One poll's worth of input.
+#[derive(Clone, Debug)]
+pub struct SourceBatch {
+    /// Good rows, in the source's schema.
+    pub records: RecordBatch,
+    /// Rows that could not be read, with reasons.
+    pub bad: Vec<BadRecord>,
+    /// The source position *after* this batch: resuming here continues with the
+    /// next unread record.
+    pub offsets: Offsets,
+}
+
+impl SourceBatch {
+    pub fn empty(schema: SchemaRef, offsets: Offsets) -> Self {
+        Self { records: RecordBatch::new_empty(schema), bad: Vec::new(), offsets }
+    }
+    pub fn len(&self) -> usize {
+        self.records.num_rows() + self.bad.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What [`Source::poll`] found.
+#[derive(Debug)]
+pub enum Poll {
+    /// Some records (possibly only bad ones).
+    Batch(SourceBatch),
+    /// Nothing new right now; the source may have more later.
+    Idle,
+    /// The source is bounded and has been read to the end.
+    Exhausted,
+}
+
+/// Produces record batches. Called from one dedicated thread; may block briefly.
+pub trait Source: Send {
+    /// Arrow schema of the batches this source produces.
+    fn schema(&self) -> SchemaRef;
+
+    /// Positions the source. `resume` is what an earlier batch reported as its
+    /// `offsets` (and the sink committed); `None` means start from the beginning
+    /// (or the configured start position).
+    fn open(&mut self, resume: Option<&Offsets>) -> Result<()>;
+
+    /// Reads up to `max_records` records.
+    fn poll(&mut self, max_records: usize) -> Result<Poll>;
+
+    /// Everything the runtime has seen up to `offsets` is durably committed
+    /// downstream. Sources may acknowledge upstream (e.g. Kafka group offsets, for
+    /// lag monitoring only). Default: nothing to do.
+    fn committed(&mut self, offsets: &Offsets) -> Result<()> {
+        let _ = offsets;
+        Ok(())
+    }
+}
+
+/// What a pipeline commits at the end of an epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochCommit {
+    /// The pipeline's id (its name); a table may be written by several pipelines.
+    pub pipeline_id: String,
+    /// Strictly increasing per pipeline, starting at 1.
+    pub epoch: u64,
+    /// Source position after the last record of this epoch.
+    pub offsets: Offsets,
+    /// Watermark after this epoch, in microseconds since the Unix epoch (UTC).
+    pub watermark_micros: Option<i64>,
+}
+
+/// What a sink reports about its last commit for a pipeline: the truth from
+/// which the runtime resumes.
+pub type CommittedEpoch = EpochCommit;
+
+/// Receives record batches and makes them visible atomically per epoch.
+pub trait Sink: Send {
+    /// The last epoch this sink committed for `pipeline_id`, if any. Called once
+    /// before anything is written.
+    fn last_commit(&mut self, pipeline_id: &str) -> Result<Option<CommittedEpoch>>;
+
+    /// Stages a batch. Nothing written here may be visible to readers before
+    /// [`Sink::commit`] returns.
+    fn write(&mut self, batch: &RecordBatch) -> Result<()>;
+
+    /// Makes everything staged since the previous commit visible, together with
+    /// `commit`'s metadata, in one atomic step. Must be idempotent per epoch: if
+    /// `commit.epoch` is already committed for the pipeline, return
+    /// `Ok(CommitOutcome::AlreadyCommitted)` without writing again.
+    fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome>;
+
+    /// Short human description of where the data goes (for the progress line).
+    fn describe(&self) -> String {
+        String::from("sink")
+    }
+
+    /// Rows currently visible in the destination, if cheap to know.
+    fn row_count(&mut self) -> Option<u64> {
+        None
+    }
+}
+
+/// Result of [`Sink::commit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// The epoch was already committed (for example by a run that crashed after
+    /// committing but before recording it); nothing was written.
+    AlreadyCommitted,
+}
+
+/// Builds a connector from its JSON config (the object under `source` or `sink`
+/// in the pipeline, without its `type`).
+pub type SourceFactory = fn(&serde_json::Value, &ConnectorContext) -> Result<Box<dyn Source>>;
+pub type SinkFactory = fn(&serde_json::Value, &ConnectorContext) -> Result<Box<dyn Sink>>;
+
+/// What the runtime tells a connector when it builds it.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectorContext {
+    /// The pipeline's name.
+    pub pipeline_id: String,
+    /// Folder of the pipeline file, for resolving relative paths in the config.
+    pub base_dir: std::path::PathBuf,
+}
+
+impl ConnectorContext {
+    /// Resolves `path` against the pipeline file's folder when it is relative.
+    pub fn resolve(&self, path: &str) -> std::path::PathBuf {
+        let p = std::path::Path::new(path);
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+    }
+}
+
+/// A registered connector type.
+#[derive(Clone, Copy)]
+pub enum ConnectorKind {
+    Source(SourceFactory),
+    Sink(SinkFactory),
+}
+
+impl fmt::Debug for ConnectorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Source(_) => "Source",
+            Self::Sink(_) => "Sink",
+        })
+    }
+}
+
+/// Who is at fault, which decides what the user should do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The connector's config is wrong: fix it and run again.
+    Config,
+    /// The external system failed or is unreachable: retrying may help.
+    External,
+    /// Stored data (offsets, a table, a file) is not what we expect.
+    Data,
+    /// A bug in the connector.
+    Internal,
+}
+
+/// A connector error: a kind, a message that names the thing and the fix, and
+/// whether retrying the same call may succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub retryable: bool,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), retryable: kind == ErrorKind::External, source: None }
+    }
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+    pub fn external(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::External, message)
+    }
+    pub fn data(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Data, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Parses a connector config into its typed struct, turning serde's message into
+/// one that names the connector.
+pub fn parse_config<T: serde::de::DeserializeOwned>(connector: &str, value: &serde_json::Value) -> Result<T> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| Error::config(format!("{connector} config: {e}")))
+}
+
+/// Microseconds since the Unix epoch for Arrow's timestamp types with a UTC zone,
+/// the one time zone Tributary writes (`+00:00`, as Iceberg's `timestamptz`).
+pub const UTC: &str = "+00:00";
+
+/// Shared-ownership schema helper.
+pub fn schema_ref(schema: Schema) -> SchemaRef {
+    Arc::new(schema)
+}

@@ -1,0 +1,435 @@
+//! Pipeline configuration: the JSON a user deploys.
+//!
+//! Loading happens in two steps, both before anything runs: **shape** (the text
+//! is interpolated, then parsed with serde; unknown fields are errors that name
+//! the field and where it is) and **meaning** ([`PipelineConfig::check`]: names,
+//! ranges, cross-field rules). Connector-specific fields are checked by the
+//! connector itself when the registry builds it.
+//!
+//! ```json
+//! {
+//!   "name": "articles_raw",
+//!   "source": {"type": "generator", "records": 100000},
+//!   "transforms": [
+//!     {"name": "watermark", "module": "builtin:watermark",
+//!      "config": {"event_time": "published_at", "delay": "2 hours"}},
+//!     {"name": "dedup", "module": "builtin:dedup",
+//!      "config": {"key": "id", "event_time": "published_at", "within": "2 hours"}}
+//!   ],
+//!   "sink": {"type": "iceberg", "catalog_uri": "sqlite:warehouse/catalog.db",
+//!            "warehouse": "warehouse", "table": "demo.news.articles_raw"},
+//!   "checkpoint": {"location": "${CHECKPOINT_LOCATION:-chk/articles_raw}"}
+//! }
+//! ```
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A problem with a pipeline file, phrased for the person who wrote it.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(file: &Path, message: impl Into<String>) -> Self {
+        Self { file: file.display().to_string(), message: message.into() }
+    }
+}
+
+/// One pipeline: a source, a chain of WASM transforms, a sink, and where its
+/// progress is kept.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The pipeline's id. It is written into every commit and checkpoint, so two
+    /// pipelines writing one table must have different names. Letters, digits,
+    /// `_`, `-` and `.`.
+    pub name: String,
+    /// Where records come from: `{"type": "<connector>", ...its fields}`.
+    pub source: ConnectorConfig,
+    /// WASM transforms, applied in order to every batch.
+    #[serde(default)]
+    pub transforms: Vec<TransformConfig>,
+    /// Where records go: `{"type": "<connector>", ...its fields}`.
+    pub sink: ConnectorConfig,
+    /// Where progress (offsets, watermark, transform state) is kept.
+    pub checkpoint: CheckpointConfig,
+    /// When epochs end and how big batches are.
+    #[serde(default)]
+    pub trigger: TriggerConfig,
+    /// What happens to records that cannot be processed.
+    #[serde(default)]
+    pub errors: ErrorConfig,
+}
+
+/// A connector's config: its registered `type` plus the connector's own fields,
+/// which the connector parses (and rejects unknown ones) itself.
+#[derive(Clone, Debug)]
+pub struct ConnectorConfig {
+    pub kind: String,
+    pub fields: serde_json::Value,
+}
+
+impl<'de> Deserialize<'de> for ConnectorConfig {
+    // Hand-written because serde cannot combine `flatten` with
+    // `deny_unknown_fields`: we split off `type` and hand the rest over intact.
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::deserialize(de)?;
+        let kind = match map.remove("type") {
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => return Err(D::Error::custom(format!("`type` must be a string, got {other}"))),
+            None => return Err(D::Error::custom("missing field `type` (the connector's name, e.g. \"iceberg\")")),
+        };
+        Ok(Self { kind, fields: serde_json::Value::Object(map) })
+    }
+}
+
+/// One WASM transform in the chain.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    /// Name used in logs, metrics, errors and checkpoints; unique in the pipeline.
+    pub name: String,
+    /// `builtin:watermark`, `builtin:dedup`, or a path to a `.wasm` component
+    /// (relative to the pipeline file).
+    pub module: String,
+    /// Handed to the transform's `init`; each transform documents its keys.
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// Sandbox limits for this transform.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// Sandbox limits of one transform instance.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Linear memory cap, in MiB.
+    pub memory_mb: u64,
+    /// Wall-clock limit of one call (one batch), in milliseconds.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { memory_mb: 256, call_timeout_ms: 5_000 }
+    }
+}
+
+/// Where progress is kept.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// A directory (the embedded default; relative to the pipeline file) or a
+    /// `postgres://` URI (shared).
+    pub location: String,
+    /// What to do when the checkpoint for the last committed epoch is missing
+    /// or damaged: `fail` (default) stops with an explanation; `table` resumes
+    /// from the offsets and watermark committed in the sink, with empty
+    /// transform state (dedup forgets the keys it had seen).
+    #[serde(default)]
+    pub on_damaged: OnDamaged,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDamaged {
+    #[default]
+    Fail,
+    Table,
+}
+
+/// When an epoch ends (and its commit happens).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TriggerConfig {
+    /// An epoch ends at most this long after it started, in milliseconds
+    /// (Spark's trigger interval).
+    pub interval_ms: u64,
+    /// An epoch ends once it has read this many records (Spark's
+    /// `maxOffsetsPerTrigger`).
+    pub max_records_per_epoch: u64,
+    /// Records per source poll and per transform call.
+    pub batch_size: usize,
+}
+
+impl Default for TriggerConfig {
+    fn default() -> Self {
+        Self { interval_ms: 5_000, max_records_per_epoch: 100_000, batch_size: 2_000 }
+    }
+}
+
+/// What happens to records that cannot be processed: malformed input, rows a
+/// transform rejects, batches on which a transform fails.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorConfig {
+    /// `fail` (default): stop before committing the epoch, so nothing is lost
+    /// and the same records are read again after the fix. `dead-letter`: write
+    /// them with the reason to `dead_letter_path` and continue.
+    #[serde(default)]
+    pub policy: ErrorPolicy,
+    /// Folder of the dead-letter output (JSON lines, one file per epoch).
+    /// Default: `dead-letter/` inside a local checkpoint location.
+    #[serde(default)]
+    pub dead_letter_path: Option<String>,
+    /// Also write records dropped as late to the dead-letter output (they are
+    /// always counted).
+    #[serde(default)]
+    pub late_to_dead_letter: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorPolicy {
+    #[default]
+    Fail,
+    DeadLetter,
+}
+
+impl fmt::Display for ErrorPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Fail => "fail",
+            Self::DeadLetter => "dead-letter",
+        })
+    }
+}
+
+/// A loaded pipeline file.
+#[derive(Clone, Debug)]
+pub struct LoadedPipeline {
+    pub config: PipelineConfig,
+    /// The file's folder; relative paths in the config resolve against it.
+    pub base_dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl LoadedPipeline {
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+    }
+
+    /// The dead-letter folder, when the policy or `late_to_dead_letter` needs one.
+    pub fn dead_letter_dir(&self) -> Option<PathBuf> {
+        let errors = &self.config.errors;
+        if errors.policy != ErrorPolicy::DeadLetter && !errors.late_to_dead_letter {
+            return None;
+        }
+        Some(match &errors.dead_letter_path {
+            Some(p) => self.resolve(p),
+            None => self.resolve(&self.config.checkpoint.location).join("dead-letter"),
+        })
+    }
+}
+
+/// Reads, interpolates, parses and checks a pipeline file.
+pub fn load(path: &Path) -> Result<LoadedPipeline, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, format!("cannot read the pipeline file: {e}")))?;
+    let text = interpolate(&text, |name| std::env::var(name).ok()).map_err(|m| ConfigError::new(path, m))?;
+    let config: PipelineConfig = serde_json::from_str(&text).map_err(|e| ConfigError::new(path, shape_error(&e)))?;
+    config.check().map_err(|m| ConfigError::new(path, m))?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
+    Ok(LoadedPipeline { config, base_dir, path: path.to_path_buf() })
+}
+
+fn shape_error(e: &serde_json::Error) -> String {
+    let mut msg = e.to_string();
+    if msg.contains("unknown field") {
+        msg.push_str(" (check the spelling; the allowed fields are listed above)");
+    }
+    msg
+}
+
+impl PipelineConfig {
+    /// The meaning checks: everything serde cannot say.
+    pub fn check(&self) -> Result<(), String> {
+        check_name("name", &self.name)?;
+        if self.source.kind.is_empty() {
+            return Err("source.type is empty: name a source connector, e.g. \"generator\" or \"file\"".into());
+        }
+        if self.sink.kind.is_empty() {
+            return Err("sink.type is empty: name a sink connector, e.g. \"iceberg\"".into());
+        }
+        let mut seen = HashSet::new();
+        for (i, t) in self.transforms.iter().enumerate() {
+            check_name(&format!("transforms[{i}].name"), &t.name)?;
+            if !seen.insert(t.name.as_str()) {
+                return Err(format!(
+                    "transforms[{i}].name `{}` is used twice: transform names must be unique (they key the checkpointed state)",
+                    t.name
+                ));
+            }
+            if t.module.trim().is_empty() {
+                return Err(format!(
+                    "transforms[{i}].module is empty: give `builtin:watermark`, `builtin:dedup` or a path to a .wasm component"
+                ));
+            }
+            if t.limits.memory_mb == 0 || t.limits.memory_mb > 4096 {
+                return Err(format!("transforms[{i}].limits.memory_mb must be between 1 and 4096, got {}", t.limits.memory_mb));
+            }
+            if t.limits.call_timeout_ms == 0 {
+                return Err(format!("transforms[{i}].limits.call_timeout_ms must be at least 1"));
+            }
+        }
+        if self.checkpoint.location.trim().is_empty() {
+            return Err("checkpoint.location is empty: give a directory or a postgres:// URI".into());
+        }
+        if self.trigger.interval_ms == 0 {
+            return Err("trigger.interval_ms must be at least 1".into());
+        }
+        if self.trigger.batch_size == 0 {
+            return Err("trigger.batch_size must be at least 1".into());
+        }
+        if self.trigger.max_records_per_epoch == 0 {
+            return Err("trigger.max_records_per_epoch must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{field} `{name}` must be 1-128 letters, digits, `_`, `-` or `.`"))
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` with values from `lookup`; `$$` is a
+/// literal `$`. An unset `${VAR}` without a default is an error that names it.
+pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+            continue;
+        }
+        let Some(body) = after.strip_prefix('{') else {
+            out.push('$');
+            rest = after;
+            continue;
+        };
+        let Some(end) = body.find('}') else {
+            return Err(format!("unclosed `${{` near `${}`", body.chars().take(30).collect::<String>()));
+        };
+        let expr = &body[..end];
+        let (name, default) = match expr.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (expr, None),
+        };
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!("`${{{expr}}}` is not a variable reference: use ${{NAME}} or ${{NAME:-default}}"));
+        }
+        match (lookup(name).filter(|v| !v.is_empty()), default) {
+            (Some(v), _) => out.push_str(&json_escape_inner(&v)),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable {name} is not set: set it, or write ${{{name}:-default}} to give a default"
+                ));
+            }
+        }
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Values from the environment land inside JSON strings: escape what would
+/// break them (quotes, backslashes, control characters).
+fn json_escape_inner(value: &str) -> String {
+    let quoted = serde_json::to_string(value).unwrap_or_default();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "TOPIC" => Some("articles.raw.v1".into()),
+            "EMPTY" => Some(String::new()),
+            "QUOTE" => Some("a\"b".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn interpolation_forms() {
+        assert_eq!(interpolate("t=${TOPIC}", env).unwrap(), "t=articles.raw.v1");
+        assert_eq!(interpolate("${MISSING:-/chk/x}", env).unwrap(), "/chk/x");
+        assert_eq!(interpolate("${EMPTY:-fallback}", env).unwrap(), "fallback");
+        assert_eq!(interpolate("${TOPIC:-unused}", env).unwrap(), "articles.raw.v1");
+        assert_eq!(interpolate("cost $$5 and $x", env).unwrap(), "cost $5 and $x");
+        assert_eq!(interpolate("\"${QUOTE}\"", env).unwrap(), "\"a\\\"b\"");
+        let err = interpolate("${MISSING}", env).unwrap_err();
+        assert!(err.contains("MISSING is not set"), "{err}");
+        assert!(interpolate("${bad name}", env).unwrap_err().contains("not a variable reference"));
+        assert!(interpolate("${OPEN", env).unwrap_err().contains("unclosed"));
+    }
+
+    fn parse(json: &str) -> Result<PipelineConfig, String> {
+        let c: PipelineConfig = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        c.check()?;
+        Ok(c)
+    }
+
+    const MINIMAL: &str = r#"{"name": "p", "source": {"type": "generator"}, "sink": {"type": "iceberg", "table": "a.b"},
+        "checkpoint": {"location": "chk"}}"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.source.kind, "generator");
+        assert_eq!(c.sink.fields["table"], "a.b");
+        assert_eq!(c.trigger.batch_size, 2_000);
+        assert_eq!(c.errors.policy, ErrorPolicy::Fail);
+        assert_eq!(c.checkpoint.on_damaged, OnDamaged::Fail);
+    }
+
+    #[test]
+    fn typos_are_named() {
+        let typo = MINIMAL.replace("\"checkpoint\"", "\"checkpiont\"");
+        let err = parse(&typo).unwrap_err();
+        assert!(err.contains("unknown field `checkpiont`"), "{err}");
+        let err = parse(&MINIMAL.replace("\"type\": \"generator\"", "\"kind\": \"generator\"")).unwrap_err();
+        assert!(err.contains("missing field `type`"), "{err}");
+        let bad_policy = MINIMAL.replace("}}", "}, \"errors\": {\"policy\": \"deadletter\"}}");
+        let err = parse(&bad_policy).unwrap_err();
+        assert!(err.contains("unknown variant `deadletter`"), "{err}");
+    }
+
+    #[test]
+    fn meaning_checks_name_the_field() {
+        let dup = MINIMAL.replace(
+            "\"sink\"",
+            r#""transforms": [{"name": "d", "module": "builtin:dedup"}, {"name": "d", "module": "builtin:dedup"}], "sink""#,
+        );
+        assert!(parse(&dup).unwrap_err().contains("transforms[1].name `d` is used twice"));
+        let bad_name = MINIMAL.replace("\"name\": \"p\"", "\"name\": \"my pipeline\"");
+        assert!(parse(&bad_name).unwrap_err().starts_with("name `my pipeline`"));
+        let zero = MINIMAL.replace("}}", "}, \"trigger\": {\"batch_size\": 0}}");
+        assert!(parse(&zero).unwrap_err().contains("trigger.batch_size"));
+    }
+}

@@ -1,0 +1,550 @@
+//! Runs one pipeline: source → WASM transforms → sink, in epochs.
+//!
+//! Two threads. The **source thread** polls the source and sends batches, each
+//! with the offsets *after* it, over a bounded channel (backpressure: a slow
+//! sink blocks the source). The **pipeline thread** (the caller's) runs every
+//! batch through the transform chain, stages the output in the sink, and ends
+//! an epoch when the trigger says so:
+//!
+//! 1. the checkpoint (offsets, watermark, transform state) is written durably;
+//! 2. the epoch's dead letters are written;
+//! 3. the sink commits the epoch atomically with the same offsets and watermark;
+//! 4. the source is told (for lag monitoring only) and older checkpoints go.
+//!
+//! On start the sink's last commit is the truth: the checkpoint of that epoch is
+//! restored and the source resumes at its offsets. A crash anywhere in 1–4
+//! leaves either the previous epoch committed (and the epoch is done again) or
+//! this one (and it is not done again): every record lands exactly once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tributary_connector::{
+    CommitOutcome, ConnectorContext, EpochCommit, Offsets, Poll, Sink, Source, SourceBatch,
+};
+
+use crate::checkpoint::{self, Checkpoint, CheckpointStore, TransformSnapshot};
+use crate::config::{ErrorPolicy, LoadedPipeline, OnDamaged};
+use crate::dead_letter::{DeadLetter, DeadLetterOutput};
+use crate::metrics::Metrics;
+use crate::registry;
+use crate::wasm::{ChainState, TransformChain, TransformEngine, TransformError};
+
+/// Why a pipeline stopped with an error. Each message names the thing and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("{0}")]
+    Config(String),
+    #[error("source: {0}")]
+    Source(tributary_connector::Error),
+    #[error("sink: {0}")]
+    Sink(tributary_connector::Error),
+    #[error("{0}")]
+    Transform(#[from] TransformError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("dead-letter output: {0}")]
+    DeadLetter(std::io::Error),
+}
+
+/// How a run ends.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Process what is available at start, commit, and return (Spark's
+    /// `Trigger.AvailableNow`).
+    pub available_now: bool,
+    /// How often to print the progress line (`None`: never).
+    pub progress_every: Option<Duration>,
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug, Default)]
+pub struct RunSummary {
+    pub epochs_committed: u64,
+    pub last_epoch: u64,
+    pub records_in: u64,
+    pub records_out: u64,
+}
+
+enum FromSource {
+    Batch(SourceBatch),
+    /// Nothing new right now (sent once per idle spell).
+    Idle,
+    /// A bounded source has been read to the end.
+    Exhausted,
+    Failed(tributary_connector::Error),
+}
+
+enum ToSource {
+    Committed(Offsets),
+}
+
+/// A pipeline, built and ready to run.
+pub struct Pipeline {
+    loaded: LoadedPipeline,
+    source: Option<Box<dyn Source>>,
+    sink: Box<dyn Sink>,
+    chain: TransformChain,
+    store: Box<dyn CheckpointStore>,
+    dead_letter: Option<DeadLetterOutput>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("name", &self.loaded.config.name).finish_non_exhaustive()
+    }
+}
+
+/// Builds the source, sink and transform chain of a pipeline without running
+/// anything: what `tributary validate` checks.
+pub fn build_parts(
+    loaded: &LoadedPipeline,
+    engine: &TransformEngine,
+) -> Result<(Box<dyn Source>, Box<dyn Sink>, TransformChain), PipelineError> {
+    let config = &loaded.config;
+    let ctx = ConnectorContext { pipeline_id: config.name.clone(), base_dir: loaded.base_dir.clone() };
+    let source = registry::source(&config.source.kind, &config.source.fields, &ctx).map_err(PipelineError::Source)?;
+    let sink = registry::sink(&config.sink.kind, &config.sink.fields, &ctx).map_err(PipelineError::Sink)?;
+    let chain = crate::transforms::build_chain(loaded, engine)?;
+    Ok((source, sink, chain))
+}
+
+impl Pipeline {
+    pub fn build(loaded: LoadedPipeline, engine: &TransformEngine) -> Result<Self, PipelineError> {
+        let (source, sink, chain) = build_parts(&loaded, engine)?;
+        let store = checkpoint::open_store(&loaded.config.checkpoint.location, &loaded.base_dir)
+            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+        let dead_letter = match loaded.dead_letter_dir() {
+            Some(dir) => Some(DeadLetterOutput::new(dir.clone(), &loaded.config.name).map_err(|e| {
+                PipelineError::Config(format!("cannot create the dead-letter folder {}: {e}", dir.display()))
+            })?),
+            None => None,
+        };
+        Ok(Self { loaded, source: Some(source), sink, chain, store, dead_letter, metrics: Arc::new(Metrics::default()) })
+    }
+
+    fn name(&self) -> &str {
+        &self.loaded.config.name
+    }
+
+    /// Finds where to resume: the sink's last commit, and the checkpoint of
+    /// that epoch. Returns the offsets to resume from and the next epoch.
+    fn recover(&mut self) -> Result<(Option<Offsets>, u64), PipelineError> {
+        let name = self.name().to_string();
+        let last = retry("read the last commit", || self.sink.last_commit(&name)).map_err(PipelineError::Sink)?;
+        let Some(last) = last else {
+            tracing::info!(pipeline = %name, "no earlier commit in {}: starting from the beginning", self.sink.describe());
+            return Ok((None, 1));
+        };
+        let found = self.store.get(&name, last.epoch);
+        match found {
+            Ok(Some(ckpt)) => {
+                if ckpt.offsets != *last.offsets.as_json() {
+                    tracing::warn!(
+                        pipeline = %name,
+                        epoch = last.epoch,
+                        "checkpoint offsets differ from the offsets committed in the sink; using the sink's"
+                    );
+                }
+                self.chain.restore(ChainState {
+                    watermark: last.watermark_micros.or(ckpt.watermark_micros),
+                    transforms: ckpt.transforms.into_iter().map(|t| (t.name, t.state)).collect(),
+                })?;
+                tracing::info!(pipeline = %name, epoch = last.epoch, "resuming after epoch {} from {}", last.epoch, self.store.describe());
+            }
+            other => {
+                let what = match other {
+                    Ok(_) => format!("there is no checkpoint for epoch {} in {}", last.epoch, self.store.describe()),
+                    Err(e) => e.to_string(),
+                };
+                if !self.chain.is_stateful() || self.loaded.config.checkpoint.on_damaged == OnDamaged::Table {
+                    if self.chain.is_stateful() {
+                        tracing::warn!(
+                            pipeline = %name,
+                            "{what}; resuming from the offsets and watermark committed in {} with EMPTY transform state (checkpoint.on_damaged = \"table\")",
+                            self.sink.describe()
+                        );
+                    }
+                    self.chain.restore(ChainState { watermark: last.watermark_micros, transforms: Vec::new() })?;
+                } else {
+                    return Err(PipelineError::Checkpoint(format!(
+                        "{what}. The sink committed epoch {} of pipeline `{name}`, but its transform state cannot be restored. \
+                         Fix or restore the checkpoint location, or set \"checkpoint\": {{\"on_damaged\": \"table\"}} to resume \
+                         from the offsets and watermark committed in {} with empty transform state \
+                         (dedup forgets the keys it has seen)",
+                        last.epoch,
+                        self.sink.describe()
+                    )));
+                }
+            }
+        }
+        self.metrics.set_watermark(self.chain.watermark());
+        Ok((Some(last.offsets), last.epoch + 1))
+    }
+
+    /// Runs until the source is exhausted, `stop` is set, or (with
+    /// `available_now`) everything available at start is committed.
+    pub fn run(mut self, options: RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary, PipelineError> {
+        let (resume, mut epoch) = self.recover()?;
+        let mut source = self.source.take().expect("a pipeline runs once");
+        source.open(resume.as_ref()).map_err(PipelineError::Source)?;
+
+        let trigger = self.loaded.config.trigger.clone();
+        let (data_tx, data_rx) = mpsc::sync_channel::<FromSource>(4);
+        let (ctl_tx, ctl_rx) = mpsc::channel::<ToSource>();
+        let source_stop = Arc::new(AtomicBool::new(false));
+        let source_thread = spawn_source(source, trigger.batch_size, data_tx, ctl_rx, source_stop.clone());
+        let reporter = options
+            .progress_every
+            .map(|every| spawn_reporter(self.name().to_string(), self.metrics.clone(), every, stop.clone()));
+
+        let result = self.drive(&mut epoch, &data_rx, &ctl_tx, options, &stop);
+
+        source_stop.store(true, Relaxed);
+        drop(data_rx);
+        drop(ctl_tx);
+        let _ = source_thread.join();
+        if let Some((handle, done)) = reporter {
+            done.store(true, Relaxed);
+            let _ = handle.join();
+        }
+        let snap = self.metrics.snapshot();
+        eprintln!("{}", snap.progress_line(self.name(), None));
+        result.map(|()| RunSummary {
+            epochs_committed: snap.epochs_committed,
+            last_epoch: snap.last_epoch,
+            records_in: snap.records_in,
+            records_out: snap.records_out,
+        })
+    }
+
+    fn drive(
+        &mut self,
+        epoch: &mut u64,
+        data_rx: &Receiver<FromSource>,
+        ctl_tx: &Sender<ToSource>,
+        options: RunOptions,
+        stop: &AtomicBool,
+    ) -> Result<(), PipelineError> {
+        let interval = Duration::from_millis(self.loaded.config.trigger.interval_ms);
+        let max_records = self.loaded.config.trigger.max_records_per_epoch;
+        let mut epoch_start = Instant::now();
+        let mut epoch_records = 0u64;
+        let mut offsets: Option<Offsets> = None;
+        loop {
+            if stop.load(Relaxed) {
+                tracing::info!(pipeline = %self.name(), "stopping: final commit");
+                return self.commit_if_dirty(epoch, &mut offsets, ctl_tx);
+            }
+            let wait = interval.saturating_sub(epoch_start.elapsed()).min(Duration::from_millis(100));
+            match data_rx.recv_timeout(wait) {
+                Ok(FromSource::Batch(batch)) => {
+                    epoch_records += batch.len() as u64;
+                    let after = batch.offsets.clone();
+                    self.process(batch)?;
+                    offsets = Some(after);
+                    if epoch_records >= max_records {
+                        self.commit_if_dirty(epoch, &mut offsets, ctl_tx)?;
+                        epoch_start = Instant::now();
+                        epoch_records = 0;
+                    }
+                }
+                Ok(FromSource::Idle) => {
+                    if options.available_now {
+                        return self.commit_if_dirty(epoch, &mut offsets, ctl_tx);
+                    }
+                }
+                Ok(FromSource::Exhausted) => {
+                    tracing::info!(pipeline = %self.name(), "the source is exhausted: final commit");
+                    return self.commit_if_dirty(epoch, &mut offsets, ctl_tx);
+                }
+                Ok(FromSource::Failed(e)) => return Err(PipelineError::Source(e)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PipelineError::Source(tributary_connector::Error::internal(
+                        "the source thread ended unexpectedly (see the log above)",
+                    )));
+                }
+            }
+            if epoch_start.elapsed() >= interval {
+                self.commit_if_dirty(epoch, &mut offsets, ctl_tx)?;
+                epoch_start = Instant::now();
+                epoch_records = 0;
+            }
+        }
+    }
+
+    /// One batch through the chain into the sink.
+    fn process(&mut self, batch: SourceBatch) -> Result<(), PipelineError> {
+        let policy = self.loaded.config.errors.policy;
+        self.metrics.records_in.fetch_add(batch.len() as u64, Relaxed);
+        for bad in batch.bad {
+            let reason = format!("{} at {}", bad.reason, bad.position);
+            if policy == ErrorPolicy::Fail {
+                return Err(PipelineError::BadInput(format!(
+                    "bad record from the source: {reason}. Nothing after it was committed. Fix the input, or set \
+                     \"errors\": {{\"policy\": \"dead-letter\"}} to send such records to the dead-letter output and go on"
+                )));
+            }
+            self.dead_letter_push(DeadLetter {
+                stage: "source".into(),
+                reason: bad.reason,
+                position: Some(bad.position),
+                record: None,
+                raw: Some(String::from_utf8_lossy(&bad.raw).into_owned()),
+            });
+        }
+        if batch.records.num_rows() == 0 {
+            return Ok(());
+        }
+        let out = match self.chain.run(&batch.records) {
+            Ok(out) => out,
+            Err(e) if policy == ErrorPolicy::DeadLetter && e.is_batch_failure() => {
+                // The transform failed on this batch as a whole (trap, time or
+                // memory limit, guest error): its rows go to the dead-letter
+                // output with the reason; the sandbox has a fresh instance for
+                // the next batch.
+                tracing::warn!(pipeline = %self.name(), "{e}; {} records sent to the dead-letter output", batch.records.num_rows());
+                let stage = format!("transform:{}", e.transform());
+                for record in crate::wasm::rows_as_json(&batch.records) {
+                    self.dead_letter_push(DeadLetter {
+                        stage: stage.clone(),
+                        reason: e.to_string(),
+                        position: None,
+                        record: Some(record),
+                        raw: None,
+                    });
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.metrics.dropped_late.fetch_add(out.late.len() as u64, Relaxed);
+        self.metrics.dropped_duplicate.fetch_add(out.duplicates, Relaxed);
+        self.metrics.filtered.fetch_add(out.filtered, Relaxed);
+        for rejected in out.rejected {
+            if policy == ErrorPolicy::Fail {
+                return Err(PipelineError::BadInput(format!(
+                    "transform `{}` rejected a record: {}. Record: {}. Nothing after it was committed. Fix the input, or set \
+                     \"errors\": {{\"policy\": \"dead-letter\"}} to send such records to the dead-letter output and go on",
+                    rejected.transform, rejected.reason, rejected.record
+                )));
+            }
+            self.dead_letter_push(DeadLetter {
+                stage: format!("transform:{}", rejected.transform),
+                reason: rejected.reason,
+                position: None,
+                record: Some(rejected.record),
+                raw: None,
+            });
+        }
+        if self.loaded.config.errors.late_to_dead_letter {
+            for late in out.late {
+                self.dead_letter_push(DeadLetter {
+                    stage: format!("transform:{}", late.transform),
+                    reason: "late: event time at or before the watermark".into(),
+                    position: None,
+                    record: Some(late.record),
+                    raw: None,
+                });
+            }
+        }
+        if out.batch.num_rows() > 0 {
+            self.sink.write(&out.batch).map_err(PipelineError::Sink)?;
+            self.metrics.records_out.fetch_add(out.batch.num_rows() as u64, Relaxed);
+        }
+        self.metrics.set_watermark(self.chain.watermark());
+        Ok(())
+    }
+
+    fn dead_letter_push(&mut self, letter: DeadLetter) {
+        if let Some(out) = self.dead_letter.as_mut() {
+            out.push(letter);
+            self.metrics.dead_lettered.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Ends the epoch when anything was read since the last commit.
+    fn commit_if_dirty(
+        &mut self,
+        epoch: &mut u64,
+        offsets: &mut Option<Offsets>,
+        ctl_tx: &Sender<ToSource>,
+    ) -> Result<(), PipelineError> {
+        let Some(offsets) = offsets.take() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let name = self.name().to_string();
+        let state = self.chain.snapshot();
+        let checkpoint = Checkpoint {
+            pipeline_id: name.clone(),
+            epoch: *epoch,
+            offsets: offsets.as_json().clone(),
+            watermark_micros: state.watermark,
+            transforms: state.transforms.into_iter().map(|(name, state)| TransformSnapshot { name, state }).collect(),
+            created_at_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        self.store.put(&checkpoint).map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+        crash_point("checkpoint-written");
+        if let Some(out) = self.dead_letter.as_mut() {
+            out.flush(*epoch).map_err(PipelineError::DeadLetter)?;
+        }
+        let commit = EpochCommit {
+            pipeline_id: name.clone(),
+            epoch: *epoch,
+            offsets: offsets.clone(),
+            watermark_micros: state.watermark,
+        };
+        let outcome = retry("commit", || self.sink.commit(&commit)).map_err(PipelineError::Sink)?;
+        if outcome == CommitOutcome::AlreadyCommitted {
+            tracing::warn!(pipeline = %name, epoch = *epoch, "epoch {} was already committed; not written again", *epoch);
+        }
+        crash_point("committed");
+        let _ = ctl_tx.send(ToSource::Committed(offsets));
+        if let Err(e) = self.store.prune(&name, *epoch) {
+            tracing::warn!(pipeline = %name, "could not remove old checkpoints: {e}");
+        }
+        let rows = self.sink.row_count();
+        self.metrics.committed(*epoch, started.elapsed(), rows);
+        tracing::debug!(pipeline = %name, epoch = *epoch, "committed in {:?}", started.elapsed());
+        *epoch += 1;
+        Ok(())
+    }
+}
+
+/// Test hook for the crash tests: `TRIBUTARY_CRASH_AT=<point>@<n>` aborts the
+/// process the n-th time this run reaches `point` (`checkpoint-written`: the
+/// checkpoint is durable, the sink commit has not happened; `committed`: the
+/// sink committed, nothing else knows yet). Off unless the variable is set.
+fn crash_point(point: &str) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::AtomicU64;
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let target = TARGET.get_or_init(|| {
+        let spec = std::env::var("TRIBUTARY_CRASH_AT").ok()?;
+        let (name, n) = spec.split_once('@')?;
+        Some((name.to_string(), n.parse().ok()?))
+    });
+    if let Some((name, n)) = target
+        && name == point
+        && SEEN.fetch_add(1, Relaxed) + 1 == *n
+    {
+        eprintln!("TRIBUTARY_CRASH_AT: aborting at {point} #{n}");
+        std::process::abort();
+    }
+}
+
+/// Retries a connector call while its error says retrying may help, with
+/// exponential backoff (up to about a minute in all).
+fn retry<T>(
+    what: &str,
+    mut call: impl FnMut() -> tributary_connector::Result<T>,
+) -> tributary_connector::Result<T> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match call() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.retryable && attempt < 10 => {
+                tracing::warn!("{what} failed (attempt {attempt}, retrying in {delay:?}): {e}");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(10));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn spawn_source(
+    mut source: Box<dyn Source>,
+    batch_size: usize,
+    tx: SyncSender<FromSource>,
+    ctl: Receiver<ToSource>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("tributary-source".into())
+        .spawn(move || {
+            let mut idle_sent = false;
+            let mut backoff = Duration::from_millis(100);
+            while !stop.load(Relaxed) {
+                while let Ok(ToSource::Committed(offsets)) = ctl.try_recv() {
+                    if let Err(e) = source.committed(&offsets) {
+                        tracing::warn!("source could not acknowledge committed offsets: {e}");
+                    }
+                }
+                match source.poll(batch_size) {
+                    Ok(Poll::Batch(batch)) => {
+                        idle_sent = false;
+                        backoff = Duration::from_millis(100);
+                        if tx.send(FromSource::Batch(batch)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Poll::Idle) => {
+                        if !idle_sent {
+                            if tx.send(FromSource::Idle).is_err() {
+                                return;
+                            }
+                            idle_sent = true;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Ok(Poll::Exhausted) => {
+                        let _ = tx.send(FromSource::Exhausted);
+                        // Keep acknowledging commits until the pipeline stops.
+                        while let Ok(ToSource::Committed(offsets)) = ctl.recv() {
+                            let _ = source.committed(&offsets);
+                        }
+                        return;
+                    }
+                    Err(e) if e.retryable => {
+                        tracing::warn!("source: {e} (retrying in {backoff:?})");
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(FromSource::Failed(e));
+                        return;
+                    }
+                }
+            }
+        })
+        .expect("spawn the source thread")
+}
+
+fn spawn_reporter(
+    name: String,
+    metrics: Arc<Metrics>,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> (JoinHandle<()>, Arc<AtomicBool>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let done2 = done.clone();
+    let handle = std::thread::Builder::new()
+        .name("tributary-progress".into())
+        .spawn(move || {
+            let mut previous = metrics.snapshot();
+            let mut next = Instant::now() + every;
+            while !done2.load(Relaxed) && !stop.load(Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if Instant::now() >= next {
+                    let now = metrics.snapshot();
+                    eprintln!("{}", now.progress_line(&name, Some(&previous)));
+                    previous = now;
+                    next += every;
+                }
+            }
+        })
+        .expect("spawn the progress thread");
+    (handle, done)
+}

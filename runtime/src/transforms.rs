@@ -1,0 +1,49 @@
+//! Turns a pipeline's `transforms` list into a running [`TransformChain`]:
+//! resolves each `module` (a built-in or a `.wasm` file), and instantiates it
+//! with its config and sandbox limits.
+
+use std::time::Duration;
+
+use crate::builtin;
+use crate::config::{LoadedPipeline, TransformConfig};
+use crate::pipeline::PipelineError;
+use crate::wasm::{Limits, TransformChain, TransformEngine, TransformSpec};
+
+/// The component bytes a `module` reference names.
+pub fn resolve_module(loaded: &LoadedPipeline, index: usize, t: &TransformConfig) -> Result<Vec<u8>, PipelineError> {
+    if let Some(name) = t.module.strip_prefix("builtin:") {
+        return builtin::builtin(name).map(<[u8]>::to_vec).ok_or_else(|| {
+            PipelineError::Config(format!(
+                "transforms[{index}].module `{}`: there is no built-in transform `{name}`; built-ins: {}",
+                t.module,
+                builtin::BUILTIN_NAMES.iter().map(|n| format!("builtin:{n}")).collect::<Vec<_>>().join(", ")
+            ))
+        });
+    }
+    let path = loaded.resolve(&t.module);
+    std::fs::read(&path).map_err(|e| {
+        PipelineError::Config(format!(
+            "transforms[{index}].module `{}`: cannot read {} ({e}); give a path to a .wasm component \
+             (relative to the pipeline file) or a built-in such as `builtin:dedup`",
+            t.module,
+            path.display()
+        ))
+    })
+}
+
+/// Instantiates every transform of the pipeline, in order.
+pub fn build_chain(loaded: &LoadedPipeline, engine: &TransformEngine) -> Result<TransformChain, PipelineError> {
+    let mut specs = Vec::with_capacity(loaded.config.transforms.len());
+    for (i, t) in loaded.config.transforms.iter().enumerate() {
+        specs.push(TransformSpec {
+            name: t.name.clone(),
+            bytes: resolve_module(loaded, i, t)?,
+            config: serde_json::Value::Object(t.config.clone()),
+            limits: Limits {
+                memory_bytes: t.limits.memory_mb * 1024 * 1024,
+                call_timeout: Duration::from_millis(t.limits.call_timeout_ms),
+            },
+        });
+    }
+    Ok(TransformChain::new(engine, specs)?)
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Reads an Iceberg table that Tributary wrote, with readers we did not write
+(PyIceberg, and optionally DuckDB's iceberg extension), and prints a summary as
+JSON: row count, distinct and duplicated keys, columns, and the current
+snapshot's summary (where Tributary records pipeline id, epoch, offsets and
+watermark). The quickstart prints it; the end-to-end tests assert on it.
+
+    inspect_table.py --catalog-uri sqlite:quickstart/warehouse/catalog.db \
+        --warehouse quickstart/warehouse --table demo.news.articles_raw --duckdb
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+
+
+def sqlalchemy_uri(uri: str) -> str:
+    """Tributary's `sqlite:<path>` / `postgres://` forms → SQLAlchemy URLs."""
+    if uri.startswith("sqlite:") and not uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:"):]
+        if path.startswith("//"):
+            path = path[2:]
+        return "sqlite:///" + os.path.abspath(path)
+    if uri.startswith("postgres://") or uri.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + uri.split("://", 1)[1]
+    return uri
+
+
+def warehouse_uri(path: str) -> str:
+    return path if "://" in path else "file://" + os.path.abspath(path)
+
+
+def duckdb_count(metadata_location: str) -> int:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("LOAD iceberg")
+    except duckdb.Error:
+        # Offline: the wheel duckdb-extension-iceberg carries the extension file.
+        import glob
+
+        import duckdb_extension_iceberg
+
+        root = duckdb_extension_iceberg.__path__[0]
+        found = sorted(glob.glob(os.path.join(root, "extensions", "*", "iceberg.duckdb_extension")))
+        if not found:
+            raise SystemExit(f"no iceberg.duckdb_extension under {root}")
+        con.execute(f"LOAD '{found[-1]}'")
+    path = metadata_location.removeprefix("file://")
+    return con.execute("SELECT count(*) FROM iceberg_scan(?)", [path]).fetchone()[0]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--catalog-uri", required=True)
+    p.add_argument("--catalog-name", default="tributary")
+    p.add_argument("--warehouse", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--key", default="id", help="column whose values should be unique")
+    p.add_argument("--ids", action="store_true", help="include every key value")
+    p.add_argument("--rows", action="store_true", help="include every row")
+    p.add_argument("--duckdb", action="store_true", help="also count rows with DuckDB")
+    p.add_argument("--show", type=int, default=0, help="print N sample rows to stderr")
+    args = p.parse_args()
+
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog(
+        args.catalog_name,
+        uri=sqlalchemy_uri(args.catalog_uri),
+        warehouse=warehouse_uri(args.warehouse),
+    )
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        table = catalog.load_table(args.table)
+    except NoSuchTableError:
+        print(json.dumps({"exists": False, "rows": 0}))
+        return 0
+    data = table.scan().to_arrow()
+    keys = data.column(args.key).to_pylist() if args.key in data.column_names else []
+    counts = Counter(keys)
+    duplicated = sorted(k for k, n in counts.items() if n > 1)
+    snapshot = table.current_snapshot()
+    out = {
+        "exists": True,
+        "rows": data.num_rows,
+        "distinct_keys": len(counts),
+        "duplicated_keys": len(duplicated),
+        "duplicated_examples": duplicated[:10],
+        "columns": data.column_names,
+        "snapshots": len(table.metadata.snapshots),
+        "metadata_location": table.metadata_location,
+        "summary": dict(snapshot.summary.additional_properties) if snapshot else {},
+    }
+    if snapshot:
+        out["summary"]["operation"] = str(snapshot.summary.operation.value)
+    if args.ids:
+        out["ids"] = sorted(str(k) for k in keys)
+    if args.rows:
+        out["records"] = data.to_pylist()
+    if args.duckdb:
+        out["duckdb_rows"] = duckdb_count(table.metadata_location)
+    if args.show:
+        for row in data.slice(0, args.show).to_pylist():
+            print("  ", {k: str(v) for k, v in row.items()}, file=sys.stderr)
+    print(json.dumps(out, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what Tributary's main job and tests need, skipping what is there:
+# the wasm32-wasip2 Rust target and a Python venv with PyIceberg and DuckDB.
+# Prints the venv's python path as its last line.
+set -euo pipefail
+
+log() { echo "setup: $*" >&2; }
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  log "adding the wasm32-wasip2 Rust target"
+  rustup target add wasm32-wasip2 >&2
+fi
+
+VENV="${TRIBUTARY_VENV:-$HOME/.cache/tributary/venv}"
+PY="$VENV/bin/python"
+REQ="$(cd "$(dirname "$0")" && pwd)/requirements.txt"
+STAMP="$VENV/.requirements.sha256"
+want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+if [ ! -x "$PY" ]; then
+  log "creating the Python venv $VENV"
+  mkdir -p "$(dirname "$VENV")"
+  if ! python3 -m venv "$VENV" >&2; then
+    log "python3 -m venv failed: on Debian, apt-get install python3-venv"
+    exit 1
+  fi
+fi
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  log "installing Python packages (PyIceberg, DuckDB) into $VENV"
+  "$PY" -m pip install --quiet --disable-pip-version-check -r "$REQ" >&2
+  echo "$want" > "$STAMP"
+fi
+echo "$PY"

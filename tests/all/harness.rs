@@ -1,0 +1,214 @@
+//! What every end-to-end test needs: the release binary, a scratch folder with
+//! a pipeline file, runs of `tributary`, and a reader we did not write
+//! (PyIceberg, via `scripts/inspect_table.py`) to look at the table.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repo").to_path_buf()
+}
+
+/// The release `tributary` binary, built once per test run (a no-op when it is
+/// up to date), so these tests also work with `cargo test -p tributary-tests`.
+pub fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "tributary", "--bin", "tributary"])
+            .current_dir(repo_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the tributary binary failed");
+        // The test executable lives in <target>/release/deps/.
+        let exe = std::env::current_exe().expect("current exe");
+        let release = exe.parent().and_then(Path::parent).expect("target/release");
+        let bin = release.join("tributary");
+        assert!(bin.exists(), "no binary at {}", bin.display());
+        bin
+    })
+}
+
+/// The Python with PyIceberg and DuckDB (`scripts/setup.sh` prints it).
+pub fn python() -> String {
+    std::env::var("TRIBUTARY_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Where the sandbox test guests (`tests/guests/*`) were built.
+pub fn guest(name: &str) -> PathBuf {
+    let path = Path::new(tributary::builtin::TEST_GUEST_DIR).join(format!("{name}.wasm"));
+    assert!(path.exists(), "test guest {} was not built", path.display());
+    path
+}
+
+/// A scratch folder holding one pipeline, its table, checkpoints and dead letters.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        Self { dir: tempfile::Builder::new().prefix(&format!("trib-{name}-")).tempdir().unwrap(), name: name.into() }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn warehouse(&self) -> PathBuf {
+        self.path("warehouse")
+    }
+
+    pub fn catalog_uri(&self) -> String {
+        format!("sqlite:{}", self.path("warehouse/catalog.db").display())
+    }
+
+    pub fn table(&self) -> &str {
+        "demo.news.articles"
+    }
+
+    /// The Iceberg sink every test uses (SQLite catalog in the scratch folder).
+    pub fn iceberg_sink(&self) -> Value {
+        json!({
+            "type": "iceberg",
+            "catalog_uri": self.catalog_uri(),
+            "warehouse": self.warehouse(),
+            "table": self.table(),
+        })
+    }
+
+    /// A pipeline around `source` and `transforms` writing to this scratch table.
+    pub fn pipeline(&self, source: Value, transforms: Value) -> Value {
+        json!({
+            "name": self.name,
+            "source": source,
+            "transforms": transforms,
+            "sink": self.iceberg_sink(),
+            "checkpoint": {"location": self.path("chk")},
+            "trigger": {"interval_ms": 500, "max_records_per_epoch": 20000, "batch_size": 1000},
+        })
+    }
+
+    pub fn write_pipeline(&self, pipeline: &Value) -> PathBuf {
+        let path = self.path("pipeline.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(pipeline).unwrap()).unwrap();
+        path
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.args(args).current_dir(self.dir.path());
+        cmd.env("TRIBUTARY_LOG", "info");
+        cmd
+    }
+
+    /// `tributary run --available-now pipeline.json`, to completion.
+    pub fn run(&self, pipeline: &Value) -> Output {
+        let path = self.write_pipeline(pipeline);
+        self.command(&["run", "--available-now", "--progress-interval", "0", path.to_str().unwrap()])
+            .output()
+            .expect("run tributary")
+    }
+
+    /// `tributary run pipeline.json` in the background.
+    pub fn spawn(&self, pipeline: &Value, extra_env: &[(&str, String)]) -> Child {
+        let path = self.write_pipeline(pipeline);
+        let mut cmd = self.command(&["run", "--progress-interval", "0", path.to_str().unwrap()]);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        // stderr goes to a file (a pipe nobody reads could fill and stall it).
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.path("runs.log")).unwrap();
+        cmd.stdout(Stdio::null()).stderr(log).spawn().expect("spawn tributary")
+    }
+
+    /// Reads the table with PyIceberg.
+    pub fn inspect(&self, extra: &[&str]) -> Result<Value> {
+        let script = repo_root().join("scripts/inspect_table.py");
+        let out = Command::new(python())
+            .arg(&script)
+            .args(["--catalog-uri", &self.catalog_uri(), "--warehouse", self.warehouse().to_str().unwrap()])
+            .args(["--table", self.table()])
+            .args(extra)
+            .output()
+            .context("run inspect_table.py")?;
+        if !out.status.success() {
+            bail!("inspect_table.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        serde_json::from_slice(&out.stdout).context("inspect_table.py output")
+    }
+
+    /// Every dead letter written so far, in epoch order.
+    pub fn dead_letters(&self, dir: &str) -> Vec<Value> {
+        let Ok(entries) = std::fs::read_dir(self.path(dir)) else { return Vec::new() };
+        let mut files: Vec<PathBuf> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// Asserts a run succeeded, showing its stderr when it did not.
+pub fn assert_ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "tributary failed ({}):\n{stderr}", out.status);
+    stderr
+}
+
+/// Asserts a run failed, returning its stderr.
+pub fn assert_failed(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "tributary should have failed:\n{stderr}");
+    stderr
+}
+
+/// The two standard transforms, as the quickstart uses them.
+pub fn watermark_and_dedup(delay: &str) -> Value {
+    json!([
+        {"name": "watermark", "module": "builtin:watermark", "config": {"event_time": "published_at", "delay": delay}},
+        {"name": "dedup", "module": "builtin:dedup",
+         "config": {"key": "id", "event_time": "published_at", "within": delay, "keep": "first"}},
+    ])
+}
+
+/// Writes JSON lines into `dir/name`.
+pub fn write_lines(dir: &Path, name: &str, lines: &[String]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// A JSON-lines article with an RFC 3339 event time.
+pub fn article(id: &str, published_at: &str) -> String {
+    json!({"id": id, "title": format!("title {id}"), "published_at": published_at}).to_string()
+}
+
+/// The file source over `scratch/in`, with the article schema.
+pub fn file_source(scratch: &Scratch) -> Value {
+    json!({
+        "type": "file",
+        "path": scratch.path("in"),
+        "schema": [
+            {"name": "id", "type": "string"},
+            {"name": "title", "type": "string"},
+            {"name": "published_at", "type": "timestamp"},
+        ],
+    })
+}

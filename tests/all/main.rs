@@ -1,0 +1,12 @@
+//! End-to-end tests: the release `tributary` binary against real components —
+//! an Iceberg table in a SQLite catalog read back by PyIceberg and DuckDB, WASM
+//! guests built from source, checkpoints on disk — and the failures users meet:
+//! `kill -9`, bad input, misbehaving transforms, damaged checkpoints.
+//!
+//! One test binary (linking once), one module per concern.
+
+mod bad_input;
+mod exactly_once;
+mod harness;
+mod restarts;
+mod sandbox;
