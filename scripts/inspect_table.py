@@ -36,18 +36,18 @@ def duckdb_count(metadata_location: str) -> int:
     import duckdb
 
     con = duckdb.connect()
-    try:
-        con.execute("LOAD iceberg")
-    except duckdb.Error:
-        # Offline: the wheel duckdb-extension-iceberg carries the extension file.
-        import glob
+    # Offline: the wheels duckdb-extension-{avro,iceberg} carry the extension
+    # files (iceberg needs avro for manifests); load them by path.
+    import glob
+    import importlib
 
-        import duckdb_extension_iceberg
-
-        root = duckdb_extension_iceberg.__path__[0]
-        found = sorted(glob.glob(os.path.join(root, "extensions", "*", "iceberg.duckdb_extension")))
+    con.execute("SET autoinstall_known_extensions = false")
+    for name in ("avro", "iceberg"):
+        module = importlib.import_module(f"duckdb_extension_{name}")
+        root = module.__path__[0]
+        found = sorted(glob.glob(os.path.join(root, "extensions", "*", f"{name}.duckdb_extension")))
         if not found:
-            raise SystemExit(f"no iceberg.duckdb_extension under {root}")
+            raise SystemExit(f"no {name}.duckdb_extension under {root}")
         con.execute(f"LOAD '{found[-1]}'")
     path = metadata_location.removeprefix("file://")
     return con.execute("SELECT count(*) FROM iceberg_scan(?)", [path]).fetchone()[0]
@@ -64,6 +64,7 @@ def main() -> int:
     p.add_argument("--rows", action="store_true", help="include every row")
     p.add_argument("--duckdb", action="store_true", help="also count rows with DuckDB")
     p.add_argument("--show", type=int, default=0, help="print N sample rows to stderr")
+    p.add_argument("--human", action="store_true", help="print a readable report instead of JSON; exit 1 on duplicates")
     args = p.parse_args()
 
     from pyiceberg.catalog.sql import SqlCatalog
@@ -107,6 +108,15 @@ def main() -> int:
     if args.show:
         for row in data.slice(0, args.show).to_pylist():
             print("  ", {k: str(v) for k, v in row.items()}, file=sys.stderr)
+    if args.human:
+        s = out["summary"]
+        print(f"rows: {out['rows']}" + (f" (DuckDB counts {out['duckdb_rows']})" if args.duckdb else ""))
+        print(f"distinct {args.key}s: {out['distinct_keys']}, {args.key}s present more than once: {out['duplicated_keys']}")
+        print(f"snapshots: {out['snapshots']}; the last one: pipeline {s.get('tributary.pipeline-id')}, "
+              f"epoch {s.get('tributary.epoch')}, offsets {s.get('tributary.offsets')}, "
+              f"watermark (µs) {s.get('tributary.watermark')}")
+        print(f"metadata: {out['metadata_location']}")
+        return 0 if out["duplicated_keys"] == 0 else 1
     print(json.dumps(out, default=str))
     return 0
 

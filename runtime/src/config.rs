@@ -38,7 +38,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(file: &Path, message: impl Into<String>) -> Self {
-        Self { file: file.display().to_string(), message: message.into() }
+        Self {
+            file: file.display().to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -84,10 +87,21 @@ impl<'de> Deserialize<'de> for ConnectorConfig {
         let mut map = serde_json::Map::deserialize(de)?;
         let kind = match map.remove("type") {
             Some(serde_json::Value::String(s)) => s,
-            Some(other) => return Err(D::Error::custom(format!("`type` must be a string, got {other}"))),
-            None => return Err(D::Error::custom("missing field `type` (the connector's name, e.g. \"iceberg\")")),
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "`type` must be a string, got {other}"
+                )));
+            }
+            None => {
+                return Err(D::Error::custom(
+                    "missing field `type` (the connector's name, e.g. \"iceberg\")",
+                ));
+            }
         };
-        Ok(Self { kind, fields: serde_json::Value::Object(map) })
+        Ok(Self {
+            kind,
+            fields: serde_json::Value::Object(map),
+        })
     }
 }
 
@@ -120,7 +134,10 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { memory_mb: 256, call_timeout_ms: 5_000 }
+        Self {
+            memory_mb: 256,
+            call_timeout_ms: 5_000,
+        }
     }
 }
 
@@ -163,7 +180,11 @@ pub struct TriggerConfig {
 
 impl Default for TriggerConfig {
     fn default() -> Self {
-        Self { interval_ms: 5_000, max_records_per_epoch: 100_000, batch_size: 2_000 }
+        Self {
+            interval_ms: 5_000,
+            max_records_per_epoch: 100_000,
+            batch_size: 2_000,
+        }
     }
 }
 
@@ -216,7 +237,11 @@ pub struct LoadedPipeline {
 impl LoadedPipeline {
     pub fn resolve(&self, path: &str) -> PathBuf {
         let p = Path::new(path);
-        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     /// The dead-letter folder, when the policy or `late_to_dead_letter` needs one.
@@ -227,7 +252,9 @@ impl LoadedPipeline {
         }
         Some(match &errors.dead_letter_path {
             Some(p) => self.resolve(p),
-            None => self.resolve(&self.config.checkpoint.location).join("dead-letter"),
+            None => self
+                .resolve(&self.config.checkpoint.location)
+                .join("dead-letter"),
         })
     }
 }
@@ -236,12 +263,22 @@ impl LoadedPipeline {
 pub fn load(path: &Path) -> Result<LoadedPipeline, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(path, format!("cannot read the pipeline file: {e}")))?;
-    let text = interpolate(&text, |name| std::env::var(name).ok()).map_err(|m| ConfigError::new(path, m))?;
-    let config: PipelineConfig = serde_json::from_str(&text).map_err(|e| ConfigError::new(path, shape_error(&e)))?;
+    let text = interpolate(&text, |name| std::env::var(name).ok())
+        .map_err(|m| ConfigError::new(path, m))?;
+    let config: PipelineConfig =
+        serde_json::from_str(&text).map_err(|e| ConfigError::new(path, shape_error(&e)))?;
     config.check().map_err(|m| ConfigError::new(path, m))?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
-    Ok(LoadedPipeline { config, base_dir, path: path.to_path_buf() })
+    let base_dir = if base_dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base_dir
+    };
+    Ok(LoadedPipeline {
+        config,
+        base_dir,
+        path: path.to_path_buf(),
+    })
 }
 
 fn shape_error(e: &serde_json::Error) -> String {
@@ -257,7 +294,10 @@ impl PipelineConfig {
     pub fn check(&self) -> Result<(), String> {
         check_name("name", &self.name)?;
         if self.source.kind.is_empty() {
-            return Err("source.type is empty: name a source connector, e.g. \"generator\" or \"file\"".into());
+            return Err(
+                "source.type is empty: name a source connector, e.g. \"generator\" or \"file\""
+                    .into(),
+            );
         }
         if self.sink.kind.is_empty() {
             return Err("sink.type is empty: name a sink connector, e.g. \"iceberg\"".into());
@@ -277,14 +317,21 @@ impl PipelineConfig {
                 ));
             }
             if t.limits.memory_mb == 0 || t.limits.memory_mb > 4096 {
-                return Err(format!("transforms[{i}].limits.memory_mb must be between 1 and 4096, got {}", t.limits.memory_mb));
+                return Err(format!(
+                    "transforms[{i}].limits.memory_mb must be between 1 and 4096, got {}",
+                    t.limits.memory_mb
+                ));
             }
             if t.limits.call_timeout_ms == 0 {
-                return Err(format!("transforms[{i}].limits.call_timeout_ms must be at least 1"));
+                return Err(format!(
+                    "transforms[{i}].limits.call_timeout_ms must be at least 1"
+                ));
             }
         }
         if self.checkpoint.location.trim().is_empty() {
-            return Err("checkpoint.location is empty: give a directory or a postgres:// URI".into());
+            return Err(
+                "checkpoint.location is empty: give a directory or a postgres:// URI".into(),
+            );
         }
         if self.trigger.interval_ms == 0 {
             return Err("trigger.interval_ms must be at least 1".into());
@@ -302,11 +349,15 @@ impl PipelineConfig {
 fn check_name(field: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(())
     } else {
-        Err(format!("{field} `{name}` must be 1-128 letters, digits, `_`, `-` or `.`"))
+        Err(format!(
+            "{field} `{name}` must be 1-128 letters, digits, `_`, `-` or `.`"
+        ))
     }
 }
 
@@ -329,7 +380,10 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
             continue;
         };
         let Some(end) = body.find('}') else {
-            return Err(format!("unclosed `${{` near `${}`", body.chars().take(30).collect::<String>()));
+            return Err(format!(
+                "unclosed `${{` near `${}`",
+                body.chars().take(30).collect::<String>()
+            ));
         };
         let expr = &body[..end];
         let (name, default) = match expr.split_once(":-") {
@@ -338,7 +392,9 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
         };
         let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(format!("`${{{expr}}}` is not a variable reference: use ${{NAME}} or ${{NAME:-default}}"));
+            return Err(format!(
+                "`${{{expr}}}` is not a variable reference: use ${{NAME}} or ${{NAME:-default}}"
+            ));
         }
         match (lookup(name).filter(|v| !v.is_empty()), default) {
             (Some(v), _) => out.push_str(&json_escape_inner(&v)),
@@ -380,12 +436,22 @@ mod tests {
         assert_eq!(interpolate("t=${TOPIC}", env).unwrap(), "t=articles.raw.v1");
         assert_eq!(interpolate("${MISSING:-/chk/x}", env).unwrap(), "/chk/x");
         assert_eq!(interpolate("${EMPTY:-fallback}", env).unwrap(), "fallback");
-        assert_eq!(interpolate("${TOPIC:-unused}", env).unwrap(), "articles.raw.v1");
-        assert_eq!(interpolate("cost $$5 and $x", env).unwrap(), "cost $5 and $x");
+        assert_eq!(
+            interpolate("${TOPIC:-unused}", env).unwrap(),
+            "articles.raw.v1"
+        );
+        assert_eq!(
+            interpolate("cost $$5 and $x", env).unwrap(),
+            "cost $5 and $x"
+        );
         assert_eq!(interpolate("\"${QUOTE}\"", env).unwrap(), "\"a\\\"b\"");
         let err = interpolate("${MISSING}", env).unwrap_err();
         assert!(err.contains("MISSING is not set"), "{err}");
-        assert!(interpolate("${bad name}", env).unwrap_err().contains("not a variable reference"));
+        assert!(
+            interpolate("${bad name}", env)
+                .unwrap_err()
+                .contains("not a variable reference")
+        );
         assert!(interpolate("${OPEN", env).unwrap_err().contains("unclosed"));
     }
 
@@ -413,7 +479,8 @@ mod tests {
         let typo = MINIMAL.replace("\"checkpoint\"", "\"checkpiont\"");
         let err = parse(&typo).unwrap_err();
         assert!(err.contains("unknown field `checkpiont`"), "{err}");
-        let err = parse(&MINIMAL.replace("\"type\": \"generator\"", "\"kind\": \"generator\"")).unwrap_err();
+        let err = parse(&MINIMAL.replace("\"type\": \"generator\"", "\"kind\": \"generator\""))
+            .unwrap_err();
         assert!(err.contains("missing field `type`"), "{err}");
         let bad_policy = MINIMAL.replace("}}", "}, \"errors\": {\"policy\": \"deadletter\"}}");
         let err = parse(&bad_policy).unwrap_err();
@@ -426,9 +493,17 @@ mod tests {
             "\"sink\"",
             r#""transforms": [{"name": "d", "module": "builtin:dedup"}, {"name": "d", "module": "builtin:dedup"}], "sink""#,
         );
-        assert!(parse(&dup).unwrap_err().contains("transforms[1].name `d` is used twice"));
+        assert!(
+            parse(&dup)
+                .unwrap_err()
+                .contains("transforms[1].name `d` is used twice")
+        );
         let bad_name = MINIMAL.replace("\"name\": \"p\"", "\"name\": \"my pipeline\"");
-        assert!(parse(&bad_name).unwrap_err().starts_with("name `my pipeline`"));
+        assert!(
+            parse(&bad_name)
+                .unwrap_err()
+                .starts_with("name `my pipeline`")
+        );
         let zero = MINIMAL.replace("}}", "}, \"trigger\": {\"batch_size\": 0}}");
         assert!(parse(&zero).unwrap_err().contains("trigger.batch_size"));
     }

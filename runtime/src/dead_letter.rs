@@ -37,7 +37,11 @@ pub struct DeadLetterOutput {
 impl DeadLetterOutput {
     pub fn new(dir: PathBuf, pipeline: &str) -> std::io::Result<Self> {
         fs::create_dir_all(&dir)?;
-        Ok(Self { dir, pipeline: pipeline.to_string(), pending: Vec::new() })
+        Ok(Self {
+            dir,
+            pipeline: pipeline.to_string(),
+            pending: Vec::new(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -134,14 +138,22 @@ mod tests {
         // The epoch is processed again after a crash: its file is replaced.
         out.push(letter("second try"));
         assert_eq!(out.flush(7).unwrap(), 1);
-        let text = fs::read_to_string(dir.path().join("dlq/epoch-00000000000000000007.jsonl")).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let text =
+            fs::read_to_string(dir.path().join("dlq/epoch-00000000000000000007.jsonl")).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["reason"], "second try");
         assert_eq!(lines[0]["position"], "a.jsonl:3");
         assert_eq!(lines[0]["raw"], "{oops");
         // And a replay with nothing to report removes the stale file.
         assert_eq!(out.flush(7).unwrap(), 0);
-        assert!(!dir.path().join("dlq/epoch-00000000000000000007.jsonl").exists());
+        assert!(
+            !dir.path()
+                .join("dlq/epoch-00000000000000000007.jsonl")
+                .exists()
+        );
     }
 }

@@ -12,7 +12,11 @@ use tributary::pipeline::{Pipeline, RunOptions};
 use tributary::wasm::TransformEngine;
 
 #[derive(Parser)]
-#[command(name = "tributary", version, about = "Kafka-Connect-style pipelines with WASM transforms and exactly-once Iceberg sinks")]
+#[command(
+    name = "tributary",
+    version,
+    about = "Kafka-Connect-style pipelines with WASM transforms and exactly-once Iceberg sinks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,17 +49,36 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { pipeline } => validate(&pipeline),
-        Command::Run { available_now, progress_interval, pipeline } => {
-            let every = (progress_interval > 0.0).then(|| Duration::from_secs_f64(progress_interval));
-            run(&pipeline, RunOptions { available_now, progress_every: every })
+        Command::Run {
+            available_now,
+            progress_interval,
+            pipeline,
+        } => {
+            let every =
+                (progress_interval > 0.0).then(|| Duration::from_secs_f64(progress_interval));
+            run(
+                &pipeline,
+                RunOptions {
+                    available_now,
+                    progress_every: every,
+                },
+            )
         }
     }
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,iceberg=warn,sqlx=warn,wasmtime=warn,cranelift=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "info,iceberg=warn,sqlx=warn,wasmtime=warn,cranelift=warn",
+            )
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 fn validate(path: &std::path::Path) -> ExitCode {
@@ -121,7 +144,10 @@ fn run(path: &std::path::Path, options: RunOptions) -> ExitCode {
         Ok(summary) => {
             eprintln!(
                 "done: {} epoch(s) committed this run, last epoch {}; {} records in, {} out",
-                summary.epochs_committed, summary.last_epoch, summary.records_in, summary.records_out
+                summary.epochs_committed,
+                summary.last_epoch,
+                summary.records_in,
+                summary.records_out
             );
             ExitCode::SUCCESS
         }

@@ -51,7 +51,8 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn set_watermark(&self, watermark: Option<i64>) {
-        self.watermark.store(watermark.unwrap_or(NO_WATERMARK), Relaxed);
+        self.watermark
+            .store(watermark.unwrap_or(NO_WATERMARK), Relaxed);
     }
 
     pub fn watermark(&self) -> Option<i64> {
@@ -62,7 +63,8 @@ impl Metrics {
         self.epochs_committed.fetch_add(1, Relaxed);
         self.last_epoch.store(epoch, Relaxed);
         self.last_commit_unix_ms.store(unix_ms(), Relaxed);
-        self.last_commit_latency_us.store(latency.as_micros() as u64, Relaxed);
+        self.last_commit_latency_us
+            .store(latency.as_micros() as u64, Relaxed);
         if let Some(rows) = table_rows {
             self.table_rows.store(rows as i64, Relaxed);
         }
@@ -81,7 +83,9 @@ impl Metrics {
             epochs_committed: self.epochs_committed.load(Relaxed),
             last_commit_unix_ms: self.last_commit_unix_ms.load(Relaxed),
             last_commit_latency_us: self.last_commit_latency_us.load(Relaxed),
-            table_rows: Some(self.table_rows.load(Relaxed)).filter(|r| *r >= 0).map(|r| r as u64),
+            table_rows: Some(self.table_rows.load(Relaxed))
+                .filter(|r| *r >= 0)
+                .map(|r| r as u64),
             watermark: self.watermark(),
         }
     }
@@ -146,7 +150,10 @@ impl Snapshot {
 }
 
 fn unix_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Microseconds since the Unix epoch as an RFC 3339 UTC time.
@@ -175,6 +182,11 @@ mod tests {
         assert!(line.contains("epoch 4 committed"), "{line}");
         assert!(line.contains("in 12 ms, table 480 rows"), "{line}");
         assert!(line.ends_with("watermark 2026-01-01T00:00:00Z"), "{line}");
-        assert!(Metrics::default().snapshot().progress_line("p", None).contains("no commit yet"));
+        assert!(
+            Metrics::default()
+                .snapshot()
+                .progress_line("p", None)
+                .contains("no commit yet")
+        );
     }
 }

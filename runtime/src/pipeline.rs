@@ -97,7 +97,9 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("name", &self.loaded.config.name).finish_non_exhaustive()
+        f.debug_struct("Pipeline")
+            .field("name", &self.loaded.config.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,9 +110,14 @@ pub fn build_parts(
     engine: &TransformEngine,
 ) -> Result<(Box<dyn Source>, Box<dyn Sink>, TransformChain), PipelineError> {
     let config = &loaded.config;
-    let ctx = ConnectorContext { pipeline_id: config.name.clone(), base_dir: loaded.base_dir.clone() };
-    let source = registry::source(&config.source.kind, &config.source.fields, &ctx).map_err(PipelineError::Source)?;
-    let sink = registry::sink(&config.sink.kind, &config.sink.fields, &ctx).map_err(PipelineError::Sink)?;
+    let ctx = ConnectorContext {
+        pipeline_id: config.name.clone(),
+        base_dir: loaded.base_dir.clone(),
+    };
+    let source = registry::source(&config.source.kind, &config.source.fields, &ctx)
+        .map_err(PipelineError::Source)?;
+    let sink = registry::sink(&config.sink.kind, &config.sink.fields, &ctx)
+        .map_err(PipelineError::Sink)?;
     let chain = crate::transforms::build_chain(loaded, engine)?;
     Ok((source, sink, chain))
 }
@@ -121,12 +128,25 @@ impl Pipeline {
         let store = checkpoint::open_store(&loaded.config.checkpoint.location, &loaded.base_dir)
             .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
         let dead_letter = match loaded.dead_letter_dir() {
-            Some(dir) => Some(DeadLetterOutput::new(dir.clone(), &loaded.config.name).map_err(|e| {
-                PipelineError::Config(format!("cannot create the dead-letter folder {}: {e}", dir.display()))
-            })?),
+            Some(dir) => Some(
+                DeadLetterOutput::new(dir.clone(), &loaded.config.name).map_err(|e| {
+                    PipelineError::Config(format!(
+                        "cannot create the dead-letter folder {}: {e}",
+                        dir.display()
+                    ))
+                })?,
+            ),
             None => None,
         };
-        Ok(Self { loaded, source: Some(source), sink, chain, store, dead_letter, metrics: Arc::new(Metrics::default()) })
+        Ok(Self {
+            loaded,
+            source: Some(source),
+            sink,
+            chain,
+            store,
+            dead_letter,
+            metrics: Arc::new(Metrics::default()),
+        })
     }
 
     fn name(&self) -> &str {
@@ -137,7 +157,8 @@ impl Pipeline {
     /// that epoch. Returns the offsets to resume from and the next epoch.
     fn recover(&mut self) -> Result<(Option<Offsets>, u64), PipelineError> {
         let name = self.name().to_string();
-        let last = retry("read the last commit", || self.sink.last_commit(&name)).map_err(PipelineError::Sink)?;
+        let last = retry("read the last commit", || self.sink.last_commit(&name))
+            .map_err(PipelineError::Sink)?;
         let Some(last) = last else {
             tracing::info!(pipeline = %name, "no earlier commit in {}: starting from the beginning", self.sink.describe());
             return Ok((None, 1));
@@ -154,16 +175,26 @@ impl Pipeline {
                 }
                 self.chain.restore(ChainState {
                     watermark: last.watermark_micros.or(ckpt.watermark_micros),
-                    transforms: ckpt.transforms.into_iter().map(|t| (t.name, t.state)).collect(),
+                    transforms: ckpt
+                        .transforms
+                        .into_iter()
+                        .map(|t| (t.name, t.state))
+                        .collect(),
                 })?;
                 tracing::info!(pipeline = %name, epoch = last.epoch, "resuming after epoch {} from {}", last.epoch, self.store.describe());
             }
             other => {
                 let what = match other {
-                    Ok(_) => format!("there is no checkpoint for epoch {} in {}", last.epoch, self.store.describe()),
+                    Ok(_) => format!(
+                        "there is no checkpoint for epoch {} in {}",
+                        last.epoch,
+                        self.store.describe()
+                    ),
                     Err(e) => e.to_string(),
                 };
-                if !self.chain.is_stateful() || self.loaded.config.checkpoint.on_damaged == OnDamaged::Table {
+                if !self.chain.is_stateful()
+                    || self.loaded.config.checkpoint.on_damaged == OnDamaged::Table
+                {
                     if self.chain.is_stateful() {
                         tracing::warn!(
                             pipeline = %name,
@@ -171,7 +202,10 @@ impl Pipeline {
                             self.sink.describe()
                         );
                     }
-                    self.chain.restore(ChainState { watermark: last.watermark_micros, transforms: Vec::new() })?;
+                    self.chain.restore(ChainState {
+                        watermark: last.watermark_micros,
+                        transforms: Vec::new(),
+                    })?;
                 } else {
                     return Err(PipelineError::Checkpoint(format!(
                         "{what}. The sink committed epoch {} of pipeline `{name}`, but its transform state cannot be restored. \
@@ -190,19 +224,36 @@ impl Pipeline {
 
     /// Runs until the source is exhausted, `stop` is set, or (with
     /// `available_now`) everything available at start is committed.
-    pub fn run(mut self, options: RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary, PipelineError> {
+    pub fn run(
+        mut self,
+        options: RunOptions,
+        stop: Arc<AtomicBool>,
+    ) -> Result<RunSummary, PipelineError> {
         let (resume, mut epoch) = self.recover()?;
         let mut source = self.source.take().expect("a pipeline runs once");
-        source.open(resume.as_ref()).map_err(PipelineError::Source)?;
+        source
+            .open(resume.as_ref())
+            .map_err(PipelineError::Source)?;
 
         let trigger = self.loaded.config.trigger.clone();
         let (data_tx, data_rx) = mpsc::sync_channel::<FromSource>(4);
         let (ctl_tx, ctl_rx) = mpsc::channel::<ToSource>();
         let source_stop = Arc::new(AtomicBool::new(false));
-        let source_thread = spawn_source(source, trigger.batch_size, data_tx, ctl_rx, source_stop.clone());
-        let reporter = options
-            .progress_every
-            .map(|every| spawn_reporter(self.name().to_string(), self.metrics.clone(), every, stop.clone()));
+        let source_thread = spawn_source(
+            source,
+            trigger.batch_size,
+            data_tx,
+            ctl_rx,
+            source_stop.clone(),
+        );
+        let reporter = options.progress_every.map(|every| {
+            spawn_reporter(
+                self.name().to_string(),
+                self.metrics.clone(),
+                every,
+                stop.clone(),
+            )
+        });
 
         let result = self.drive(&mut epoch, &data_rx, &ctl_tx, options, &stop);
 
@@ -242,7 +293,9 @@ impl Pipeline {
                 tracing::info!(pipeline = %self.name(), "stopping: final commit");
                 return self.commit_if_dirty(epoch, &mut offsets, ctl_tx);
             }
-            let wait = interval.saturating_sub(epoch_start.elapsed()).min(Duration::from_millis(100));
+            let wait = interval
+                .saturating_sub(epoch_start.elapsed())
+                .min(Duration::from_millis(100));
             match data_rx.recv_timeout(wait) {
                 Ok(FromSource::Batch(batch)) => {
                     epoch_records += batch.len() as u64;
@@ -283,7 +336,9 @@ impl Pipeline {
     /// One batch through the chain into the sink.
     fn process(&mut self, batch: SourceBatch) -> Result<(), PipelineError> {
         let policy = self.loaded.config.errors.policy;
-        self.metrics.records_in.fetch_add(batch.len() as u64, Relaxed);
+        self.metrics
+            .records_in
+            .fetch_add(batch.len() as u64, Relaxed);
         for bad in batch.bad {
             let reason = format!("{} at {}", bad.reason, bad.position);
             if policy == ErrorPolicy::Fail {
@@ -325,8 +380,12 @@ impl Pipeline {
             }
             Err(e) => return Err(e.into()),
         };
-        self.metrics.dropped_late.fetch_add(out.late.len() as u64, Relaxed);
-        self.metrics.dropped_duplicate.fetch_add(out.duplicates, Relaxed);
+        self.metrics
+            .dropped_late
+            .fetch_add(out.late.len() as u64, Relaxed);
+        self.metrics
+            .dropped_duplicate
+            .fetch_add(out.duplicates, Relaxed);
         self.metrics.filtered.fetch_add(out.filtered, Relaxed);
         for rejected in out.rejected {
             if policy == ErrorPolicy::Fail {
@@ -355,9 +414,11 @@ impl Pipeline {
                 });
             }
         }
-        if out.batch.num_rows() > 0 {
-            self.sink.write(&out.batch).map_err(PipelineError::Sink)?;
-            self.metrics.records_out.fetch_add(out.batch.num_rows() as u64, Relaxed);
+        for batch in &out.batches {
+            self.sink.write(batch).map_err(PipelineError::Sink)?;
+            self.metrics
+                .records_out
+                .fetch_add(batch.num_rows() as u64, Relaxed);
         }
         self.metrics.set_watermark(self.chain.watermark());
         Ok(())
@@ -388,10 +449,16 @@ impl Pipeline {
             epoch: *epoch,
             offsets: offsets.as_json().clone(),
             watermark_micros: state.watermark,
-            transforms: state.transforms.into_iter().map(|(name, state)| TransformSnapshot { name, state }).collect(),
+            transforms: state
+                .transforms
+                .into_iter()
+                .map(|(name, state)| TransformSnapshot { name, state })
+                .collect(),
             created_at_ms: chrono::Utc::now().timestamp_millis(),
         };
-        self.store.put(&checkpoint).map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+        self.store
+            .put(&checkpoint)
+            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
         crash_point("checkpoint-written");
         if let Some(out) = self.dead_letter.as_mut() {
             out.flush(*epoch).map_err(PipelineError::DeadLetter)?;

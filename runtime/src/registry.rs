@@ -9,7 +9,10 @@ use tributary_connector::{ConnectorContext, ConnectorKind, Error, Result, Sink, 
 /// Every built-in connector: `(type, kind + constructor)`.
 pub const CONNECTORS: &[(&str, ConnectorKind)] = &[
     ("file", ConnectorKind::Source(tributary_file::factory)),
-    ("generator", ConnectorKind::Source(tributary_generator::factory)),
+    (
+        "generator",
+        ConnectorKind::Source(tributary_generator::factory),
+    ),
     ("iceberg", ConnectorKind::Sink(tributary_iceberg::factory)),
 ];
 
@@ -27,24 +30,40 @@ fn lookup(kind: &str) -> Option<ConnectorKind> {
 }
 
 /// Builds the source named by `kind` from its config fields.
-pub fn source(kind: &str, fields: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box<dyn Source>> {
+pub fn source(
+    kind: &str,
+    fields: &serde_json::Value,
+    ctx: &ConnectorContext,
+) -> Result<Box<dyn Source>> {
     match lookup(kind) {
         Some(ConnectorKind::Source(make)) => make(fields, ctx),
-        Some(ConnectorKind::Sink(_)) => {
-            Err(Error::config(format!("source.type `{kind}` is a sink, not a source; sources: {}", names(true))))
-        }
-        None => Err(Error::config(format!("source.type `{kind}` is not a known source; sources: {}", names(true)))),
+        Some(ConnectorKind::Sink(_)) => Err(Error::config(format!(
+            "source.type `{kind}` is a sink, not a source; sources: {}",
+            names(true)
+        ))),
+        None => Err(Error::config(format!(
+            "source.type `{kind}` is not a known source; sources: {}",
+            names(true)
+        ))),
     }
 }
 
 /// Builds the sink named by `kind` from its config fields.
-pub fn sink(kind: &str, fields: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box<dyn Sink>> {
+pub fn sink(
+    kind: &str,
+    fields: &serde_json::Value,
+    ctx: &ConnectorContext,
+) -> Result<Box<dyn Sink>> {
     match lookup(kind) {
         Some(ConnectorKind::Sink(make)) => make(fields, ctx),
-        Some(ConnectorKind::Source(_)) => {
-            Err(Error::config(format!("sink.type `{kind}` is a source, not a sink; sinks: {}", names(false))))
-        }
-        None => Err(Error::config(format!("sink.type `{kind}` is not a known sink; sinks: {}", names(false)))),
+        Some(ConnectorKind::Source(_)) => Err(Error::config(format!(
+            "sink.type `{kind}` is a source, not a sink; sinks: {}",
+            names(false)
+        ))),
+        None => Err(Error::config(format!(
+            "sink.type `{kind}` is not a known sink; sinks: {}",
+            names(false)
+        ))),
     }
 }
 
@@ -56,9 +75,14 @@ mod tests {
     fn unknown_and_misplaced_types_are_explained() {
         let ctx = ConnectorContext::default();
         let err = source("kafak", &serde_json::json!({}), &ctx).err().unwrap();
-        assert!(err.to_string().contains("`kafak` is not a known source"), "{err}");
+        assert!(
+            err.to_string().contains("`kafak` is not a known source"),
+            "{err}"
+        );
         assert!(err.to_string().contains("\"generator\""), "{err}");
-        let err = sink("generator", &serde_json::json!({}), &ctx).err().unwrap();
+        let err = sink("generator", &serde_json::json!({}), &ctx)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("is a source, not a sink"), "{err}");
     }
 }

@@ -10,7 +10,11 @@ use crate::pipeline::PipelineError;
 use crate::wasm::{Limits, TransformChain, TransformEngine, TransformSpec};
 
 /// The component bytes a `module` reference names.
-pub fn resolve_module(loaded: &LoadedPipeline, index: usize, t: &TransformConfig) -> Result<Vec<u8>, PipelineError> {
+pub fn resolve_module(
+    loaded: &LoadedPipeline,
+    index: usize,
+    t: &TransformConfig,
+) -> Result<Vec<u8>, PipelineError> {
     if let Some(name) = t.module.strip_prefix("builtin:") {
         return builtin::builtin(name).map(<[u8]>::to_vec).ok_or_else(|| {
             PipelineError::Config(format!(
@@ -32,7 +36,10 @@ pub fn resolve_module(loaded: &LoadedPipeline, index: usize, t: &TransformConfig
 }
 
 /// Instantiates every transform of the pipeline, in order.
-pub fn build_chain(loaded: &LoadedPipeline, engine: &TransformEngine) -> Result<TransformChain, PipelineError> {
+pub fn build_chain(
+    loaded: &LoadedPipeline,
+    engine: &TransformEngine,
+) -> Result<TransformChain, PipelineError> {
     let mut specs = Vec::with_capacity(loaded.config.transforms.len());
     for (i, t) in loaded.config.transforms.iter().enumerate() {
         specs.push(TransformSpec {

@@ -30,18 +30,31 @@ fn kill_9_at_random_points_loses_nothing_and_duplicates_nothing() {
     let records = 120_000u64;
     let source = json!({"type": "generator", "seed": 7, "records": records, "rate_per_sec": 15000});
     let mut pipeline = s.pipeline(source.clone(), watermark_and_dedup("2 hours"));
-    pipeline["trigger"] = json!({"interval_ms": 150, "max_records_per_epoch": 4000, "batch_size": 500});
+    pipeline["trigger"] =
+        json!({"interval_ms": 150, "max_records_per_epoch": 4000, "batch_size": 500});
 
-    let seed = std::env::var("CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     eprintln!("kill schedule seed: CRASH_SEED={seed}");
     let mut rng = Rng(seed);
 
     // The first kills land exactly where recovery is hardest: after the
     // checkpoint is durable but before the sink commit, and after the commit
     // but before anything else records it.
-    let injected = ["checkpoint-written@2", "committed@3", "checkpoint-written@1", "committed@1"];
+    let injected = [
+        "checkpoint-written@2",
+        "committed@3",
+        "checkpoint-written@1",
+        "committed@1",
+    ];
     let mut kills = 0;
     let mut finished = false;
     let started = Instant::now();
@@ -53,11 +66,18 @@ fn kill_9_at_random_points_loses_nothing_and_duplicates_nothing() {
         let mut child = s.spawn(&pipeline, &env);
         if kills < injected.len() {
             let status = child.wait().unwrap();
-            assert!(!status.success(), "the injected crash {} did not happen", injected[kills]);
+            assert!(
+                !status.success(),
+                "the injected crash {} did not happen",
+                injected[kills]
+            );
         } else {
             std::thread::sleep(Duration::from_millis(rng.between(150, 1200)));
             if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "tributary failed before it was killed: {status}");
+                assert!(
+                    status.success(),
+                    "tributary failed before it was killed: {status}"
+                );
                 finished = true;
                 break;
             }
@@ -67,7 +87,10 @@ fn kill_9_at_random_points_loses_nothing_and_duplicates_nothing() {
         kills += 1;
     }
     eprintln!("{kills} crashes, source finished during the kills: {finished}");
-    assert!(kills >= 10, "only {kills} kills happened before the source ran out; slow the generator down");
+    assert!(
+        kills >= 10,
+        "only {kills} kills happened before the source ran out; slow the generator down"
+    );
 
     // Run to the end.
     let out = s.run(&pipeline);
@@ -77,13 +100,26 @@ fn kill_9_at_random_points_loses_nothing_and_duplicates_nothing() {
     let expected = tributary_generator::describe_expected(&source).unwrap();
     let got: Vec<String> = serde_json::from_value(table["ids"].clone()).unwrap();
     let got_set: BTreeSet<String> = got.iter().cloned().collect();
-    assert_eq!(table["duplicated_keys"], 0, "duplicates in the table: {}", table["duplicated_examples"]);
+    assert_eq!(
+        table["duplicated_keys"], 0,
+        "duplicates in the table: {}",
+        table["duplicated_examples"]
+    );
     assert_eq!(got.len(), got_set.len());
     let missing: Vec<_> = expected.ids.difference(&got_set).take(5).collect();
     let extra: Vec<_> = got_set.difference(&expected.ids).take(5).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, unexpected {extra:?}");
-    assert!(got.iter().all(|id| !id.starts_with("late-")), "a late event reached the table");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, unexpected {extra:?}"
+    );
+    assert!(
+        got.iter().all(|id| !id.starts_with("late-")),
+        "a late event reached the table"
+    );
     assert_eq!(table["rows"], expected.ids.len());
-    assert_eq!(table["duckdb_rows"], table["rows"], "DuckDB and PyIceberg disagree");
+    assert_eq!(
+        table["duckdb_rows"], table["rows"],
+        "DuckDB and PyIceberg disagree"
+    );
     assert_eq!(table["summary"]["tributary.pipeline-id"], "crash");
 }

@@ -10,7 +10,10 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repo").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repo")
+        .to_path_buf()
 }
 
 /// The release `tributary` binary, built once per test run (a no-op when it is
@@ -19,7 +22,14 @@ pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "-p", "tributary", "--bin", "tributary"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "tributary",
+                "--bin",
+                "tributary",
+            ])
             .current_dir(repo_root())
             .status()
             .expect("run cargo build");
@@ -53,7 +63,13 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(name: &str) -> Self {
-        Self { dir: tempfile::Builder::new().prefix(&format!("trib-{name}-")).tempdir().unwrap(), name: name.into() }
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix(&format!("trib-{name}-"))
+                .tempdir()
+                .unwrap(),
+            name: name.into(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -110,9 +126,15 @@ impl Scratch {
     /// `tributary run --available-now pipeline.json`, to completion.
     pub fn run(&self, pipeline: &Value) -> Output {
         let path = self.write_pipeline(pipeline);
-        self.command(&["run", "--available-now", "--progress-interval", "0", path.to_str().unwrap()])
-            .output()
-            .expect("run tributary")
+        self.command(&[
+            "run",
+            "--available-now",
+            "--progress-interval",
+            "0",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run tributary")
     }
 
     /// `tributary run pipeline.json` in the background.
@@ -123,8 +145,15 @@ impl Scratch {
             cmd.env(k, v);
         }
         // stderr goes to a file (a pipe nobody reads could fill and stall it).
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.path("runs.log")).unwrap();
-        cmd.stdout(Stdio::null()).stderr(log).spawn().expect("spawn tributary")
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("runs.log"))
+            .unwrap();
+        cmd.stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tributary")
     }
 
     /// Reads the table with PyIceberg.
@@ -132,20 +161,30 @@ impl Scratch {
         let script = repo_root().join("scripts/inspect_table.py");
         let out = Command::new(python())
             .arg(&script)
-            .args(["--catalog-uri", &self.catalog_uri(), "--warehouse", self.warehouse().to_str().unwrap()])
+            .args([
+                "--catalog-uri",
+                &self.catalog_uri(),
+                "--warehouse",
+                self.warehouse().to_str().unwrap(),
+            ])
             .args(["--table", self.table()])
             .args(extra)
             .output()
             .context("run inspect_table.py")?;
         if !out.status.success() {
-            bail!("inspect_table.py failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "inspect_table.py failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         serde_json::from_slice(&out.stdout).context("inspect_table.py output")
     }
 
     /// Every dead letter written so far, in epoch order.
     pub fn dead_letters(&self, dir: &str) -> Vec<Value> {
-        let Ok(entries) = std::fs::read_dir(self.path(dir)) else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(self.path(dir)) else {
+            return Vec::new();
+        };
         let mut files: Vec<PathBuf> = entries
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
@@ -167,14 +206,21 @@ impl Scratch {
 /// Asserts a run succeeded, showing its stderr when it did not.
 pub fn assert_ok(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "tributary failed ({}):\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "tributary failed ({}):\n{stderr}",
+        out.status
+    );
     stderr
 }
 
 /// Asserts a run failed, returning its stderr.
 pub fn assert_failed(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "tributary should have failed:\n{stderr}");
+    assert!(
+        !out.status.success(),
+        "tributary should have failed:\n{stderr}"
+    );
     stderr
 }
 

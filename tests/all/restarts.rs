@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 fn micros(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_micros()
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_micros()
 }
 
 fn first_run(s: &Scratch) -> Value {
@@ -24,7 +26,10 @@ fn first_run(s: &Scratch) -> Value {
     let table = s.inspect(&["--ids"]).unwrap();
     assert_eq!(table["ids"], json!(["a1", "a2", "a3"]));
     // The watermark (max event time 12:00 − 2 h) is committed with the data.
-    assert_eq!(table["summary"]["tributary.watermark"], micros("2026-03-01T10:00:00Z").to_string());
+    assert_eq!(
+        table["summary"]["tributary.watermark"],
+        micros("2026-03-01T10:00:00Z").to_string()
+    );
     pipeline
 }
 
@@ -51,8 +56,15 @@ fn dedup_state_and_watermark_survive_a_restart() {
     second_input(&s);
     let stderr = assert_ok(&s.run(&pipeline));
     let table = s.inspect(&["--ids", "--duckdb"]).unwrap();
-    assert_eq!(table["ids"], json!(["a1", "a2", "a3", "b1"]), "run 2 log:\n{stderr}");
-    assert!(stderr.contains("late 2 dup 1"), "counts in the final progress line:\n{stderr}");
+    assert_eq!(
+        table["ids"],
+        json!(["a1", "a2", "a3", "b1"]),
+        "run 2 log:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("late 2 dup 1"),
+        "counts in the final progress line:\n{stderr}"
+    );
     assert_eq!(table["duckdb_rows"], 4);
     assert_eq!(table["summary"]["tributary.epoch"], "2");
 }
@@ -66,8 +78,15 @@ fn missing_checkpoint_stops_with_the_fix_and_table_fallback_resumes() {
 
     let stderr = assert_failed(&s.run(&pipeline));
     assert!(stderr.contains("no checkpoint for epoch 1"), "{stderr}");
-    assert!(stderr.contains("on_damaged"), "the error should name the fallback setting:\n{stderr}");
-    assert_eq!(s.inspect(&["--ids"]).unwrap()["ids"], json!(["a1", "a2", "a3"]), "nothing written meanwhile");
+    assert!(
+        stderr.contains("on_damaged"),
+        "the error should name the fallback setting:\n{stderr}"
+    );
+    assert_eq!(
+        s.inspect(&["--ids"]).unwrap()["ids"],
+        json!(["a1", "a2", "a3"]),
+        "nothing written meanwhile"
+    );
 
     // The documented fallback: offsets and watermark from the table, dedup
     // state empty — so late events are still dropped, but the duplicate a2
@@ -96,6 +115,12 @@ fn damaged_checkpoint_is_detected_and_named() {
 
     let stderr = assert_failed(&s.run(&pipeline));
     assert!(stderr.contains("damaged"), "{stderr}");
-    assert!(stderr.contains(&files[0].display().to_string()), "the error names the file:\n{stderr}");
-    assert_eq!(s.inspect(&["--ids"]).unwrap()["ids"], json!(["a1", "a2", "a3"]));
+    assert!(
+        stderr.contains(&files[0].display().to_string()),
+        "the error names the file:\n{stderr}"
+    );
+    assert_eq!(
+        s.inspect(&["--ids"]).unwrap()["ids"],
+        json!(["a1", "a2", "a3"])
+    );
 }

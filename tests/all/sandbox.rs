@@ -10,7 +10,11 @@ fn pipeline_with(s: &Scratch, guest_name: &str, policy: Option<&str>) -> serde_j
     write_lines(
         &s.path("in"),
         "a.jsonl",
-        &[article("s1", "2026-03-01T10:00:00Z"), article("s2", "2026-03-01T10:01:00Z"), article("s3", "2026-03-01T10:02:00Z")],
+        &[
+            article("s1", "2026-03-01T10:00:00Z"),
+            article("s2", "2026-03-01T10:01:00Z"),
+            article("s3", "2026-03-01T10:02:00Z"),
+        ],
     );
     let transforms = json!([{
         "name": format!("bad-{guest_name}"),
@@ -27,17 +31,42 @@ fn pipeline_with(s: &Scratch, guest_name: &str, policy: Option<&str>) -> serde_j
 fn misbehaving(guest_name: &str, named: &str) {
     let s = Scratch::new(&format!("sandbox-{guest_name}"));
     let stderr = assert_failed(&s.run(&pipeline_with(&s, guest_name, None)));
-    assert!(stderr.contains(&format!("bad-{guest_name}")), "the transform is named:\n{stderr}");
-    assert!(stderr.to_lowercase().contains(named), "the failure is named ({named}):\n{stderr}");
+    assert!(
+        stderr.contains(&format!("bad-{guest_name}")),
+        "the transform is named:\n{stderr}"
+    );
+    assert!(
+        stderr.to_lowercase().contains(named),
+        "the failure is named ({named}):\n{stderr}"
+    );
     assert_eq!(s.inspect(&[]).unwrap()["rows"], 0);
 
     let s = Scratch::new(&format!("sandbox-{guest_name}-dlq"));
     assert_ok(&s.run(&pipeline_with(&s, guest_name, Some("dead-letter"))));
     let letters = s.dead_letters("dlq");
-    let ids: Vec<_> = letters.iter().map(|l| l["record"]["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(ids, ["s1", "s2", "s3"], "every record is in the dead-letter output");
-    assert!(letters.iter().all(|l| l["stage"] == format!("transform:bad-{guest_name}")));
-    assert!(letters[0]["reason"].as_str().unwrap().to_lowercase().contains(named), "{}", letters[0]);
+    let ids: Vec<_> = letters
+        .iter()
+        .map(|l| l["record"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        ["s1", "s2", "s3"],
+        "every record is in the dead-letter output"
+    );
+    assert!(
+        letters
+            .iter()
+            .all(|l| l["stage"] == format!("transform:bad-{guest_name}"))
+    );
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains(named),
+        "{}",
+        letters[0]
+    );
 }
 
 #[test]
@@ -66,7 +95,10 @@ fn files_and_sockets_are_denied() {
     for r in records {
         // The guest reports what it managed to do; all of it must be denied.
         let report = r["escape"].as_str().unwrap_or_default();
-        assert!(!report.is_empty(), "the escape guest reports its attempts: {r}");
+        assert!(
+            !report.is_empty(),
+            "the escape guest reports its attempts: {r}"
+        );
         assert!(!report.contains("succeeded"), "sandbox escape: {report}");
     }
 }

@@ -75,7 +75,11 @@ pub struct SourceBatch {
 
 impl SourceBatch {
     pub fn empty(schema: SchemaRef, offsets: Offsets) -> Self {
-        Self { records: RecordBatch::new_empty(schema), bad: Vec::new(), offsets }
+        Self {
+            records: RecordBatch::new_empty(schema),
+            bad: Vec::new(),
+            offsets,
+        }
     }
     pub fn len(&self) -> usize {
         self.records.num_rows() + self.bad.len()
@@ -189,7 +193,11 @@ impl ConnectorContext {
     /// Resolves `path` against the pipeline file's folder when it is relative.
     pub fn resolve(&self, path: &str) -> std::path::PathBuf {
         let p = std::path::Path::new(path);
-        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 }
 
@@ -236,7 +244,12 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), retryable: kind == ErrorKind::External, source: None }
+        Self {
+            kind,
+            message: message.into(),
+            retryable: kind == ErrorKind::External,
+            source: None,
+        }
     }
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config, message)
@@ -264,7 +277,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Parses a connector config into its typed struct, turning serde's message into
 /// one that names the connector.
-pub fn parse_config<T: serde::de::DeserializeOwned>(connector: &str, value: &serde_json::Value) -> Result<T> {
+pub fn parse_config<T: serde::de::DeserializeOwned>(
+    connector: &str,
+    value: &serde_json::Value,
+) -> Result<T> {
     serde_json::from_value(value.clone())
         .map_err(|e| Error::config(format!("{connector} config: {e}")))
 }

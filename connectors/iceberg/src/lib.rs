@@ -1,0 +1,641 @@
+//! Apache Iceberg sink: Parquet (zstd) data files committed once per epoch.
+//!
+//! Batches are staged as Parquet data files in the table's location as they
+//! arrive; nothing is visible until [`Sink::commit`] appends them in one
+//! snapshot whose summary carries the pipeline id, the epoch, the source offsets
+//! and the watermark. That summary is what a restart resumes from
+//! ([`Sink::last_commit`]), and what makes a commit idempotent: an epoch already
+//! in the table for this pipeline is never appended again.
+//!
+//! The catalog is Iceberg's SQL catalog (the JDBC catalog's table layout) on a
+//! SQLite file (`sqlite:<path>`, the embedded default) or on PostgreSQL
+//! (`postgres://…`), so PyIceberg, DuckDB, Spark and Trino read what is written.
+//! The table is created from the first batch's schema when missing, and a batch
+//! with new fields adds them as optional columns.
+//!
+//! ```json
+//! {"type": "iceberg", "catalog_uri": "sqlite:warehouse/catalog.db",
+//!  "warehouse": "warehouse", "table": "demo.news.articles_raw"}
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, new_null_array};
+use arrow_schema::{DataType, Schema as ArrowSchema, SchemaRef};
+use iceberg::arrow::{
+    arrow_schema_to_schema_auto_assign_ids, arrow_type_to_type, schema_to_arrow_schema,
+};
+use iceberg::io::LocalFsStorageFactory;
+use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::table::Table;
+use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
+use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
+use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::Deserialize;
+use tributary_connector::{
+    CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, Error, Offsets, Result, Sink,
+    parse_config,
+};
+
+/// Snapshot summary keys Tributary writes with every commit.
+pub const PIPELINE_ID: &str = "tributary.pipeline-id";
+pub const EPOCH: &str = "tributary.epoch";
+pub const OFFSETS: &str = "tributary.offsets";
+pub const WATERMARK: &str = "tributary.watermark";
+
+/// Config of the `iceberg` sink.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IcebergSinkConfig {
+    /// The SQL catalog's database: `sqlite:<path>` (created when missing;
+    /// relative to the pipeline file) or `postgres://user@host:port/db`.
+    pub catalog_uri: String,
+    /// The catalog's name, as readers must give it (PyIceberg's `SqlCatalog(name, …)`).
+    #[serde(default = "default_catalog_name")]
+    pub catalog_name: String,
+    /// Where data and metadata files go: a local folder (relative to the
+    /// pipeline file) or a `file://` URI.
+    pub warehouse: String,
+    /// `namespace.table`, with as many namespace levels as you like
+    /// (`demo.news.articles_raw`).
+    pub table: String,
+    /// Roll to a new data file past this size, in MiB.
+    #[serde(default = "default_target_file_size_mb")]
+    pub target_file_size_mb: u64,
+}
+
+fn default_catalog_name() -> String {
+    "tributary".into()
+}
+
+fn default_target_file_size_mb() -> u64 {
+    128
+}
+
+type Writer =
+    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+
+/// The sink. Connects lazily, so building it (as `tributary validate` does)
+/// touches nothing.
+pub struct IcebergSink {
+    config: IcebergSinkConfig,
+    catalog_uri: String,
+    warehouse: String,
+    ident: TableIdent,
+    rt: tokio::runtime::Runtime,
+    catalog: Option<Arc<SqlCatalog>>,
+    table: Option<Table>,
+    /// The table schema as Arrow, with Iceberg field ids, that batches are
+    /// reshaped to before writing.
+    arrow_schema: Option<SchemaRef>,
+    writer: Option<Writer>,
+    staged: Vec<DataFile>,
+}
+
+impl std::fmt::Debug for IcebergSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IcebergSink")
+            .field("table", &self.config.table)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Registry entry point.
+pub fn factory(config: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box<dyn Sink>> {
+    let config: IcebergSinkConfig = parse_config("iceberg sink", config)?;
+    Ok(Box::new(IcebergSink::new(config, ctx)?))
+}
+
+fn ice(what: &str, e: iceberg::Error) -> Error {
+    let retryable = e.retryable();
+    let kind = e.kind();
+    let err = match kind {
+        iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported => {
+            Error::data(format!("{what}: {e}"))
+        }
+        _ => Error::external(format!("{what}: {e}")),
+    };
+    err.retryable(retryable || kind == iceberg::ErrorKind::CatalogCommitConflicts)
+}
+
+impl IcebergSink {
+    pub fn new(config: IcebergSinkConfig, ctx: &ConnectorContext) -> Result<Self> {
+        let parts: Vec<&str> = config.table.split('.').collect();
+        if parts.len() < 2 || parts.iter().any(|p| p.trim().is_empty()) {
+            return Err(Error::config(format!(
+                "iceberg sink: table `{}` must be `namespace.table` (for example `demo.news.articles_raw`)",
+                config.table
+            )));
+        }
+        let (name, namespace) = parts.split_last().expect("two parts at least");
+        let namespace = NamespaceIdent::from_strs(namespace.iter().copied())
+            .map_err(|e| Error::config(format!("iceberg sink: table `{}`: {e}", config.table)))?;
+        let ident = TableIdent::new(namespace, name.to_string());
+
+        let catalog_uri = if let Some(path) = config.catalog_uri.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if path.is_empty() {
+                return Err(Error::config(
+                    "iceberg sink: catalog_uri `sqlite:` needs a file path, e.g. `sqlite:warehouse/catalog.db`",
+                ));
+            }
+            format!("sqlite:{}", ctx.resolve(path).display())
+        } else if config.catalog_uri.starts_with("postgres://")
+            || config.catalog_uri.starts_with("postgresql://")
+        {
+            config.catalog_uri.clone()
+        } else {
+            return Err(Error::config(format!(
+                "iceberg sink: catalog_uri `{}` is not supported: use `sqlite:<path>` or `postgres://user@host:port/db` \
+                 (REST catalogs are not supported yet)",
+                config.catalog_uri
+            )));
+        };
+        let warehouse = match config.warehouse.strip_prefix("file://") {
+            Some(path) => format!("file://{path}"),
+            None if config.warehouse.contains("://") => {
+                return Err(Error::config(format!(
+                    "iceberg sink: warehouse `{}`: only local folders and file:// URIs are supported yet",
+                    config.warehouse
+                )));
+            }
+            None => {
+                let abs = ctx.resolve(&config.warehouse);
+                let abs = if abs.is_absolute() {
+                    abs
+                } else {
+                    std::env::current_dir().map(|d| d.join(&abs)).unwrap_or(abs)
+                };
+                format!("file://{}", abs.display())
+            }
+        };
+        if config.target_file_size_mb == 0 {
+            return Err(Error::config(
+                "iceberg sink: target_file_size_mb must be at least 1",
+            ));
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tributary-iceberg")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("iceberg sink: cannot start its runtime: {e}")))?;
+        Ok(Self {
+            config,
+            catalog_uri,
+            warehouse,
+            ident,
+            rt,
+            catalog: None,
+            table: None,
+            arrow_schema: None,
+            writer: None,
+            staged: Vec::new(),
+        })
+    }
+
+    fn catalog(&mut self) -> Result<Arc<SqlCatalog>> {
+        if let Some(c) = &self.catalog {
+            return Ok(c.clone());
+        }
+        let uri = self.catalog_uri.clone();
+        let warehouse = self.warehouse.clone();
+        let name = self.config.catalog_name.clone();
+        let catalog = self.rt.block_on(async move {
+            if let Some(path) = uri.strip_prefix("sqlite:") {
+                if let Some(dir) = Path::new(path).parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::config(format!(
+                            "iceberg sink: cannot create the catalog folder {}: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                }
+                if let Some(dir) = warehouse.strip_prefix("file://") {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::config(format!(
+                            "iceberg sink: cannot create the warehouse folder {dir}: {e}"
+                        ))
+                    })?;
+                }
+                use sqlx::migrate::MigrateDatabase;
+                if !sqlx::Sqlite::database_exists(&uri).await.unwrap_or(false) {
+                    sqlx::Sqlite::create_database(&uri).await.map_err(|e| {
+                        Error::external(format!(
+                            "iceberg sink: cannot create the SQLite catalog {path}: {e}"
+                        ))
+                    })?;
+                }
+            }
+            let props = HashMap::from([
+                ("uri".to_string(), uri.clone()),
+                ("warehouse".to_string(), warehouse),
+                (
+                    "sql_bind_style".to_string(),
+                    SqlBindStyle::DollarNumeric.to_string(),
+                ),
+            ]);
+            SqlCatalogBuilder::default()
+                .with_storage_factory(Arc::new(LocalFsStorageFactory))
+                .load(name, props)
+                .await
+                .map_err(|e| {
+                    ice(
+                        &format!("iceberg sink: cannot open the catalog {}", redact(&uri)),
+                        e,
+                    )
+                })
+        })?;
+        let catalog = Arc::new(catalog);
+        self.catalog = Some(catalog.clone());
+        Ok(catalog)
+    }
+
+    /// Loads the table when it exists.
+    fn load(&mut self) -> Result<Option<Table>> {
+        let catalog = self.catalog()?;
+        let ident = self.ident.clone();
+        self.rt.block_on(async move {
+            let exists = catalog
+                .table_exists(&ident)
+                .await
+                .map_err(|e| ice("iceberg sink: table lookup", e))?;
+            if !exists {
+                return Ok(None);
+            }
+            catalog
+                .load_table(&ident)
+                .await
+                .map(Some)
+                .map_err(|e| ice(&format!("iceberg sink: load {ident}"), e))
+        })
+    }
+
+    /// Creates the table (and its namespaces) from an Arrow schema.
+    fn create(&mut self, schema: &ArrowSchema) -> Result<Table> {
+        let iceberg_schema = arrow_schema_to_schema_auto_assign_ids(schema).map_err(|e| {
+            ice(
+                "iceberg sink: cannot map the record schema to an Iceberg schema",
+                e,
+            )
+        })?;
+        let catalog = self.catalog()?;
+        let ident = self.ident.clone();
+        self.rt.block_on(async move {
+            let levels = ident.namespace().as_ref().clone();
+            for depth in 1..=levels.len() {
+                let ns = NamespaceIdent::from_vec(levels[..depth].to_vec())
+                    .map_err(|e| ice("iceberg sink: namespace", e))?;
+                if !catalog
+                    .namespace_exists(&ns)
+                    .await
+                    .map_err(|e| ice("iceberg sink: namespace lookup", e))?
+                {
+                    catalog
+                        .create_namespace(&ns, HashMap::new())
+                        .await
+                        .map_err(|e| ice(&format!("iceberg sink: create namespace {ns:?}"), e))?;
+                }
+            }
+            let creation = TableCreation::builder()
+                .name(ident.name().to_string())
+                .schema(iceberg_schema)
+                .properties([(
+                    "write.parquet.compression-codec".to_string(),
+                    "zstd".to_string(),
+                )])
+                .build();
+            tracing::info!("creating Iceberg table {ident}");
+            catalog
+                .create_table(ident.namespace(), creation)
+                .await
+                .map_err(|e| ice(&format!("iceberg sink: create {ident}"), e))
+        })
+    }
+
+    fn set_table(&mut self, table: Table) -> Result<()> {
+        let schema = schema_to_arrow_schema(table.metadata().current_schema())
+            .map_err(|e| ice("iceberg sink: table schema", e))?;
+        self.arrow_schema = Some(Arc::new(schema));
+        self.table = Some(table);
+        Ok(())
+    }
+
+    /// Adds the batch's fields the table lacks as optional columns.
+    fn evolve(&mut self, batch_schema: &ArrowSchema) -> Result<()> {
+        let table = self.table.clone().expect("table loaded before evolve");
+        let current = table.metadata().current_schema();
+        let mut missing = Vec::new();
+        for field in batch_schema.fields() {
+            if current.field_by_name(field.name()).is_none() {
+                let ty = arrow_type_to_type(field.data_type()).map_err(|e| {
+                    ice(
+                        &format!(
+                            "iceberg sink: field `{}` has a type Iceberg cannot store",
+                            field.name()
+                        ),
+                        e,
+                    )
+                })?;
+                missing.push((field.name().clone(), ty));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        // Data written so far used the old schema: close it into its own files.
+        self.close_writer()?;
+        let catalog = self.catalog()?;
+        let names: Vec<String> = missing.iter().map(|(n, _)| n.clone()).collect();
+        let table = self.rt.block_on(async move {
+            let tx = Transaction::new(&table);
+            let mut action = tx.update_schema();
+            for (name, ty) in missing {
+                action = action.add_column(AddColumn::optional(name, ty));
+            }
+            let tx = action
+                .apply(tx)
+                .map_err(|e| ice("iceberg sink: add columns", e))?;
+            tx.commit(catalog.as_ref())
+                .await
+                .map_err(|e| ice("iceberg sink: add columns", e))
+        })?;
+        tracing::info!("added column(s) {} to {}", names.join(", "), self.ident);
+        self.set_table(table)
+    }
+
+    fn writer(&mut self) -> Result<&mut Writer> {
+        if self.writer.is_none() {
+            let table = self.table.as_ref().expect("table loaded before writing");
+            let location = DefaultLocationGenerator::new(table.metadata())
+                .map_err(|e| ice("iceberg sink: data location", e))?;
+            // A fresh prefix per writer: file names never repeat across runs,
+            // so a restarted run cannot overwrite a committed file.
+            let names = DefaultFileNameGenerator::new(
+                format!("tributary-{}", uuid::Uuid::new_v4()),
+                None,
+                DataFileFormat::Parquet,
+            );
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .build();
+            let parquet =
+                ParquetWriterBuilder::new(props, table.metadata().current_schema().clone());
+            let rolling = RollingFileWriterBuilder::new(
+                parquet,
+                (self.config.target_file_size_mb * 1024 * 1024) as usize,
+                table.file_io().clone(),
+                location,
+                names,
+            );
+            let writer = self
+                .rt
+                .block_on(DataFileWriterBuilder::new(rolling).build(None))
+                .map_err(|e| ice("iceberg sink: open a data file", e))?;
+            self.writer = Some(writer);
+        }
+        Ok(self.writer.as_mut().expect("just set"))
+    }
+
+    fn close_writer(&mut self) -> Result<()> {
+        if let Some(mut writer) = self.writer.take() {
+            let files = self
+                .rt
+                .block_on(writer.close())
+                .map_err(|e| ice("iceberg sink: close data files", e))?;
+            self.staged.extend(files);
+        }
+        Ok(())
+    }
+
+    /// Reshapes a batch to the table's Arrow schema (field ids, column order,
+    /// nulls for columns the batch lacks, casts between compatible types).
+    fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let target = self.arrow_schema.as_ref().expect("schema known");
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+        for field in target.fields() {
+            let column = match batch.column_by_name(field.name()) {
+                None => new_null_array(field.data_type(), batch.num_rows()),
+                Some(col) if col.data_type() == field.data_type() => col.clone(),
+                Some(col) if compatible(col.data_type(), field.data_type()) => {
+                    arrow_cast::cast(col, field.data_type()).map_err(|e| {
+                        Error::data(format!(
+                            "iceberg sink: field `{}`: cannot convert: {e}",
+                            field.name()
+                        ))
+                    })?
+                }
+                Some(col) => {
+                    return Err(Error::data(format!(
+                        "iceberg sink: field `{}` is {} in the records but {} in table {}; \
+                         write it under another name or change the table",
+                        field.name(),
+                        col.data_type(),
+                        field.data_type(),
+                        self.ident
+                    )));
+                }
+            };
+            if !field.is_nullable() && column.null_count() > 0 {
+                return Err(Error::data(format!(
+                    "iceberg sink: field `{}` is required in table {} but {} record(s) have no value",
+                    field.name(),
+                    self.ident,
+                    column.null_count()
+                )));
+            }
+            columns.push(column);
+        }
+        RecordBatch::try_new(target.clone(), columns).map_err(|e| {
+            Error::internal(format!(
+                "iceberg sink: cannot build the batch to write: {e}"
+            ))
+        })
+    }
+
+    fn latest_commit(table: &Table, pipeline_id: &str) -> Result<Option<CommittedEpoch>> {
+        let metadata = table.metadata();
+        let mut next = metadata.current_snapshot();
+        while let Some(snapshot) = next {
+            let props = &snapshot.summary().additional_properties;
+            if props.get(PIPELINE_ID).map(String::as_str) == Some(pipeline_id) {
+                let bad = |what: &str| {
+                    Error::data(format!(
+                        "iceberg sink: snapshot {} of {} has a malformed `{what}` in its summary; \
+                         it was not written by this version of Tributary, or was edited",
+                        snapshot.snapshot_id(),
+                        table.identifier()
+                    ))
+                };
+                let epoch = props
+                    .get(EPOCH)
+                    .and_then(|e| e.parse().ok())
+                    .ok_or_else(|| bad(EPOCH))?;
+                let offsets = props
+                    .get(OFFSETS)
+                    .and_then(|o| serde_json::from_str(o).ok())
+                    .ok_or_else(|| bad(OFFSETS))?;
+                let watermark_micros = match props.get(WATERMARK) {
+                    Some(w) => Some(w.parse().map_err(|_| bad(WATERMARK))?),
+                    None => None,
+                };
+                return Ok(Some(EpochCommit {
+                    pipeline_id: pipeline_id.to_string(),
+                    epoch,
+                    offsets: Offsets::new(offsets),
+                    watermark_micros,
+                }));
+            }
+            next = snapshot
+                .parent_snapshot_id()
+                .and_then(|id| metadata.snapshot_by_id(id));
+        }
+        Ok(None)
+    }
+}
+
+/// Types a batch may carry for a column of another (but convertible) type.
+fn compatible(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        (from, to),
+        (Timestamp(a, _), Timestamp(b, _)) if a == b
+    ) || matches!(
+        (from, to),
+        (Int8 | Int16 | Int32, Int32 | Int64)
+            | (Int64, Int64)
+            | (Float32, Float64)
+            | (LargeUtf8 | Utf8View, Utf8)
+            | (Utf8, LargeUtf8)
+    )
+}
+
+fn redact(uri: &str) -> String {
+    // postgres://user:secret@host → postgres://user:***@host
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &uri[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &uri[..s + 3], &uri[at..]),
+                None => uri.to_string(),
+            }
+        }
+        _ => uri.to_string(),
+    }
+}
+
+impl Sink for IcebergSink {
+    fn last_commit(&mut self, pipeline_id: &str) -> Result<Option<CommittedEpoch>> {
+        match self.load()? {
+            None => Ok(None),
+            Some(table) => {
+                let last = Self::latest_commit(&table, pipeline_id)?;
+                self.set_table(table)?;
+                Ok(last)
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.table.is_none() {
+            let table = match self.load()? {
+                Some(t) => t,
+                None => self.create(&batch.schema())?,
+            };
+            self.set_table(table)?;
+        }
+        self.evolve(&batch.schema())?;
+        let batch = self.conform(batch)?;
+        let rt = self.rt.handle().clone();
+        let writer = self.writer()?;
+        rt.block_on(writer.write(batch))
+            .map_err(|e| ice("iceberg sink: write a data file", e))
+    }
+
+    fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
+        self.close_writer()?;
+        // Re-read the table: never commit on a stale table object.
+        let Some(table) = self.load()? else {
+            if self.staged.is_empty() {
+                // Nothing ever written and no table: create one from nothing is
+                // impossible (no schema yet). Record nothing; the source will
+                // resume from its start, which had nothing either.
+                return Ok(CommitOutcome::Committed);
+            }
+            return Err(Error::external(format!(
+                "iceberg sink: table {} disappeared before the commit",
+                self.ident
+            )));
+        };
+        if let Some(last) = Self::latest_commit(&table, &commit.pipeline_id)?
+            && last.epoch >= commit.epoch
+        {
+            self.staged.clear();
+            self.set_table(table)?;
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        let mut props = HashMap::from([
+            (PIPELINE_ID.to_string(), commit.pipeline_id.clone()),
+            (EPOCH.to_string(), commit.epoch.to_string()),
+            (OFFSETS.to_string(), commit.offsets.as_json().to_string()),
+        ]);
+        if let Some(w) = commit.watermark_micros {
+            props.insert(WATERMARK.to_string(), w.to_string());
+        }
+        let files = std::mem::take(&mut self.staged);
+        let catalog = self.catalog()?;
+        let committed = self.rt.block_on(async {
+            let tx = Transaction::new(&table);
+            let action = tx
+                .fast_append()
+                .add_data_files(files.clone())
+                .set_snapshot_properties(props);
+            let tx = action
+                .apply(tx)
+                .map_err(|e| ice("iceberg sink: commit", e))?;
+            tx.commit(catalog.as_ref())
+                .await
+                .map_err(|e| ice("iceberg sink: commit", e))
+        });
+        match committed {
+            Ok(table) => {
+                self.set_table(table)?;
+                Ok(CommitOutcome::Committed)
+            }
+            Err(e) => {
+                // Keep the files staged: a retry commits them.
+                self.staged = files;
+                Err(e)
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("iceberg table {}", self.config.table)
+    }
+
+    fn row_count(&mut self) -> Option<u64> {
+        let table = self.table.as_ref()?;
+        let snapshot = table.metadata().current_snapshot()?;
+        snapshot
+            .summary()
+            .additional_properties
+            .get("total-records")?
+            .parse()
+            .ok()
+    }
+}

@@ -1,0 +1,188 @@
+//! One behaviour, every backend: the same checks run against the local
+//! directory store and the PostgreSQL store.
+
+use super::*;
+
+fn checkpoint(pipeline: &str, epoch: u64, state_bytes: usize) -> Checkpoint {
+    Checkpoint {
+        pipeline_id: pipeline.into(),
+        epoch,
+        offsets: serde_json::json!({"position": epoch * 100}),
+        watermark_micros: Some(epoch as i64 * 1_000_000),
+        transforms: vec![
+            TransformSnapshot {
+                name: "watermark".into(),
+                state: Vec::new(),
+            },
+            TransformSnapshot {
+                name: "dedup".into(),
+                state: (0..state_bytes).map(|i| (i % 251) as u8).collect(),
+            },
+        ],
+        created_at_ms: 1_700_000_000_000 + epoch as i64,
+    }
+}
+
+fn round_trips(store: &mut dyn CheckpointStore, p: &str) {
+    assert_eq!(store.latest(p).unwrap(), None);
+    assert_eq!(store.get(p, 1).unwrap(), None);
+    let big = checkpoint(p, 1, 3 * 1024 * 1024 + 7);
+    store.put(&big).unwrap();
+    assert_eq!(store.get(p, 1).unwrap().as_ref(), Some(&big));
+    let second = checkpoint(p, 2, 10);
+    store.put(&second).unwrap();
+    assert_eq!(store.epochs(p).unwrap(), vec![1, 2]);
+    assert_eq!(store.latest(p).unwrap().as_ref(), Some(&second));
+    // Re-processing after a crash rewrites an epoch.
+    let mut again = checkpoint(p, 2, 20);
+    again.offsets = serde_json::json!({"position": 999});
+    store.put(&again).unwrap();
+    assert_eq!(store.get(p, 2).unwrap().as_ref(), Some(&again));
+    store.prune(p, 2).unwrap();
+    assert_eq!(store.epochs(p).unwrap(), vec![2]);
+    assert_eq!(store.get(p, 1).unwrap(), None);
+    assert!(store.describe().len() > 5);
+}
+
+#[test]
+fn format_detects_every_kind_of_damage() {
+    let c = checkpoint("p", 5, 1000);
+    let bytes = encode(&c);
+    assert_eq!(decode(&bytes, "x").unwrap(), c);
+    for flip in [0, 9, 20, bytes.len() / 2, bytes.len() - 1] {
+        let mut bad = bytes.clone();
+        bad[flip] ^= 0x01;
+        let err = decode(&bad, "the-file").unwrap_err().to_string();
+        assert!(err.contains("the-file is damaged"), "byte {flip}: {err}");
+        assert!(err.contains("on_damaged"), "the fix is named: {err}");
+    }
+    assert!(
+        decode(&bytes[..bytes.len() - 10], "f")
+            .unwrap_err()
+            .to_string()
+            .contains("damaged")
+    );
+    assert!(
+        decode(b"garbage", "f")
+            .unwrap_err()
+            .to_string()
+            .contains("truncated")
+    );
+}
+
+#[test]
+fn local_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LocalDirStore::open(dir.path().join("chk")).unwrap();
+    round_trips(&mut store, "pipe");
+}
+
+#[test]
+fn local_store_refuses_another_pipeline_and_reports_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
+    store.put(&checkpoint("a", 1, 10)).unwrap();
+    let err = store.put(&checkpoint("b", 1, 10)).unwrap_err().to_string();
+    assert!(
+        err.contains("holds checkpoints of pipeline `a`, not `b`"),
+        "{err}"
+    );
+    // Truncate the file as a crash of a non-atomic writer would.
+    let file = dir.path().join("epoch-00000000000000000001.ckpt");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let err = store.get("a", 1).unwrap_err().to_string();
+    assert!(
+        err.contains(&file.display().to_string()) && err.contains("damaged"),
+        "{err}"
+    );
+}
+
+#[test]
+fn local_store_ignores_a_write_interrupted_by_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
+    store.put(&checkpoint("a", 1, 10)).unwrap();
+    // A crash between create and rename leaves a partial temp file behind.
+    std::fs::write(
+        dir.path().join("epoch-00000000000000000002.tmp"),
+        b"TRBCKPT1 partial",
+    )
+    .unwrap();
+    let mut reopened = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
+    assert_eq!(reopened.epochs("a").unwrap(), vec![1]);
+    assert_eq!(reopened.latest("a").unwrap().unwrap().epoch, 1);
+    assert!(
+        !dir.path().join("epoch-00000000000000000002.tmp").exists(),
+        "leftovers are cleaned"
+    );
+}
+
+/// PostgreSQL on 127.0.0.1:5432 (trust auth). CI machines run it; elsewhere
+/// set TRIBUTARY_SKIP_POSTGRES=1 to skip loudly.
+fn postgres_uri(table: &str) -> Option<String> {
+    if std::env::var_os("TRIBUTARY_SKIP_POSTGRES").is_some() {
+        eprintln!("SKIPPED: PostgreSQL checkpoint store (TRIBUTARY_SKIP_POSTGRES is set)");
+        return None;
+    }
+    let base = std::env::var("TRIBUTARY_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    Some(format!("{base}?table={table}"))
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+#[test]
+fn postgres_store_conforms() {
+    let Some(uri) = postgres_uri(&unique("trib_ckpt")) else {
+        return;
+    };
+    let mut store = PostgresStore::connect(&uri)
+        .expect("PostgreSQL at 127.0.0.1:5432 (set TRIBUTARY_SKIP_POSTGRES=1 to skip)");
+    round_trips(&mut store, "pipe");
+    // Pipelines share the table without seeing each other.
+    store.put(&checkpoint("other", 7, 1)).unwrap();
+    assert_eq!(store.epochs("pipe").unwrap(), vec![2]);
+    assert_eq!(store.epochs("other").unwrap(), vec![7]);
+    // Damage a row behind the store's back.
+    let table = store.table().to_string();
+    store
+        .rt
+        .block_on(
+            sqlx::query(&format!(
+                "UPDATE {table} SET payload = set_byte(payload, 20, 0) WHERE pipeline_id = 'other'"
+            ))
+            .execute(&store.pool),
+        )
+        .unwrap();
+    let err = store.get("other", 7).unwrap_err().to_string();
+    assert!(err.contains("damaged") && err.contains("epoch 7"), "{err}");
+    store
+        .rt
+        .block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&store.pool))
+        .unwrap();
+}
+
+#[test]
+fn unreachable_postgres_is_a_clear_retryable_error() {
+    let err = PostgresStore::connect("postgres://nobody:hunter2@127.0.0.1:1/none").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("cannot connect"), "{msg}");
+    assert!(
+        !msg.contains("hunter2"),
+        "the password must not be shown: {msg}"
+    );
+    assert!(matches!(
+        err,
+        CheckpointError::Io {
+            retryable: true,
+            ..
+        }
+    ));
+}

@@ -1,0 +1,149 @@
+//! The embedded default store: one directory per pipeline, one file per epoch
+//! (`epoch-<20 digits>.ckpt`), plus an `owner` file naming the pipeline.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{Checkpoint, CheckpointError, CheckpointStore, Result, decode, encode};
+
+#[derive(Debug)]
+pub struct LocalDirStore {
+    dir: PathBuf,
+}
+
+impl LocalDirStore {
+    /// Opens (creating it when missing) a checkpoint directory.
+    pub fn open(dir: PathBuf) -> Result<Self> {
+        fs::create_dir_all(&dir).map_err(|e| io(&dir, "cannot create the directory", e))?;
+        let store = Self { dir };
+        store.clean_temp_files();
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, epoch: u64) -> PathBuf {
+        self.dir.join(format!("epoch-{epoch:020}.ckpt"))
+    }
+
+    /// Leftovers of a write a crash interrupted: never read, safe to remove.
+    fn clean_temp_files(&self) {
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// The first pipeline to write here owns the directory.
+    fn check_owner(&self, pipeline: &str, claim: bool) -> Result<()> {
+        let owner = self.dir.join("owner");
+        match fs::read_to_string(&owner) {
+            Ok(found) if found.trim() == pipeline => Ok(()),
+            Ok(found) => Err(CheckpointError::WrongPipeline {
+                location: self.dir.display().to_string(),
+                found: found.trim().to_string(),
+                expected: pipeline.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if claim {
+                    write_atomically(&self.dir, &owner, pipeline.as_bytes())?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(io(&owner, "cannot read", e)),
+        }
+    }
+}
+
+fn io(path: &Path, what: &str, e: std::io::Error) -> CheckpointError {
+    CheckpointError::Io {
+        location: path.display().to_string(),
+        message: format!("{what}: {e}"),
+        retryable: false,
+    }
+}
+
+/// temp file → fsync → rename → fsync the directory: a reader sees the old file
+/// or the whole new one, even across a power cut.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(|e| io(&tmp, "cannot create", e))?;
+    f.write_all(bytes)
+        .map_err(|e| io(&tmp, "cannot write", e))?;
+    f.sync_all().map_err(|e| io(&tmp, "cannot fsync", e))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| io(path, "cannot rename into place", e))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, "cannot fsync the directory", e))
+}
+
+impl CheckpointStore for LocalDirStore {
+    fn put(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        self.check_owner(&checkpoint.pipeline_id, true)?;
+        write_atomically(&self.dir, &self.file(checkpoint.epoch), &encode(checkpoint))
+    }
+
+    fn get(&mut self, pipeline: &str, epoch: u64) -> Result<Option<Checkpoint>> {
+        self.check_owner(pipeline, false)?;
+        let path = self.file(epoch);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path, "cannot read", e)),
+        };
+        let c = decode(&bytes, &path.display().to_string())?;
+        if c.pipeline_id != pipeline {
+            return Err(CheckpointError::WrongPipeline {
+                location: path.display().to_string(),
+                found: c.pipeline_id,
+                expected: pipeline.to_string(),
+            });
+        }
+        if c.epoch != epoch {
+            return Err(CheckpointError::Damaged {
+                location: path.display().to_string(),
+                what: format!("it holds epoch {} under the name of epoch {epoch}", c.epoch),
+                fix: "Move the file aside and run again".into(),
+            });
+        }
+        Ok(Some(c))
+    }
+
+    fn epochs(&mut self, pipeline: &str) -> Result<Vec<u64>> {
+        self.check_owner(pipeline, false)?;
+        let entries = fs::read_dir(&self.dir).map_err(|e| io(&self.dir, "cannot list", e))?;
+        let mut epochs: Vec<u64> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("epoch-")?
+                    .strip_suffix(".ckpt")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        epochs.sort_unstable();
+        Ok(epochs)
+    }
+
+    fn prune(&mut self, pipeline: &str, keep_from: u64) -> Result<()> {
+        for epoch in self.epochs(pipeline)? {
+            if epoch < keep_from {
+                let path = self.file(epoch);
+                fs::remove_file(&path).map_err(|e| io(&path, "cannot remove", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("checkpoint directory {}", self.dir.display())
+    }
+}

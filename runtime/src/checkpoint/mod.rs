@@ -1,0 +1,224 @@
+//! Where a pipeline's progress is kept between commits: source offsets, the
+//! watermark and every transform's state, one [`Checkpoint`] per epoch.
+//!
+//! The sink's last commit says *which* epoch is current; the store holds that
+//! epoch's state. The pipeline writes epoch `e` here before committing `e` to
+//! the sink, and prunes older epochs after. Two backends pass one conformance
+//! suite:
+//!
+//! - [`LocalDirStore`] — the embedded default: a directory, like Spark's
+//!   `checkpointLocation`; atomic writes (temp file, fsync, rename, fsync dir)
+//!   with a checksum, so a torn or damaged file is detected, never misread.
+//! - [`PostgresStore`] — the shared store: many pipelines, many machines.
+//!
+//! The format of one checkpoint, in a file or a `bytea` column:
+//!
+//! ```text
+//! "TRBCKPT1" | u32 LE header length | header (JSON) | state bytes… | u32 LE crc32 of everything before it
+//! ```
+//!
+//! The header carries pipeline id, epoch, offsets, watermark and the length of
+//! each transform's state; state bytes stay binary (they can be megabytes).
+
+mod local;
+mod postgres;
+
+use std::path::{Path, PathBuf};
+
+pub use local::LocalDirStore;
+pub use postgres::PostgresStore;
+use serde::{Deserialize, Serialize};
+
+/// One epoch's progress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub pipeline_id: String,
+    pub epoch: u64,
+    pub offsets: serde_json::Value,
+    pub watermark_micros: Option<i64>,
+    pub transforms: Vec<TransformSnapshot>,
+    pub created_at_ms: i64,
+}
+
+/// One transform's state, as its host snapshotted it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransformSnapshot {
+    pub name: String,
+    pub state: Vec<u8>,
+}
+
+/// A checkpoint store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Stored bytes are not a valid checkpoint.
+    #[error("checkpoint {location} is damaged ({what}). {fix}")]
+    Damaged {
+        location: String,
+        what: String,
+        fix: String,
+    },
+    /// The location belongs to another pipeline.
+    #[error(
+        "checkpoint location {location} holds checkpoints of pipeline `{found}`, not `{expected}`: give each pipeline its own checkpoint location"
+    )]
+    WrongPipeline {
+        location: String,
+        found: String,
+        expected: String,
+    },
+    /// The store could not be reached or written.
+    #[error("checkpoint store {location}: {message}")]
+    Io {
+        location: String,
+        message: String,
+        retryable: bool,
+    },
+    /// The location is not usable as given.
+    #[error("checkpoint.location `{0}`")]
+    Config(String),
+}
+
+pub type Result<T, E = CheckpointError> = std::result::Result<T, E>;
+
+const DAMAGED_FIX: &str = "Restore it from a backup, or set \"checkpoint\": {\"on_damaged\": \"table\"} to resume from the \
+    offsets and watermark committed in the sink with empty transform state (dedup forgets the keys it has seen)";
+
+/// Where checkpoints live. Synchronous: the pipeline thread calls it between
+/// epochs, and a blocking call there is exactly the ordering we want.
+pub trait CheckpointStore: Send {
+    /// Stores a checkpoint durably (replacing one of the same epoch).
+    fn put(&mut self, checkpoint: &Checkpoint) -> Result<()>;
+    /// The checkpoint of `epoch`, if stored.
+    fn get(&mut self, pipeline: &str, epoch: u64) -> Result<Option<Checkpoint>>;
+    /// Stored epochs, ascending.
+    fn epochs(&mut self, pipeline: &str) -> Result<Vec<u64>>;
+    /// Removes the epochs before `keep_from`.
+    fn prune(&mut self, pipeline: &str, keep_from: u64) -> Result<()>;
+    /// For messages: where this store is.
+    fn describe(&self) -> String;
+
+    /// The newest stored checkpoint.
+    fn latest(&mut self, pipeline: &str) -> Result<Option<Checkpoint>> {
+        match self.epochs(pipeline)?.last() {
+            Some(&e) => self.get(pipeline, e),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Opens the store a `checkpoint.location` names: a `postgres://` URI or a
+/// directory (relative to `base_dir`).
+pub fn open_store(location: &str, base_dir: &Path) -> Result<Box<dyn CheckpointStore>> {
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        return Ok(Box::new(PostgresStore::connect(location)?));
+    }
+    if location.contains("://") {
+        return Err(CheckpointError::Config(format!(
+            "{location}: use a directory or a postgres:// URI"
+        )));
+    }
+    let path = Path::new(location);
+    let dir: PathBuf = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    };
+    Ok(Box::new(LocalDirStore::open(dir)?))
+}
+
+const MAGIC: &[u8; 8] = b"TRBCKPT1";
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    pipeline_id: String,
+    epoch: u64,
+    offsets: serde_json::Value,
+    watermark_micros: Option<i64>,
+    created_at_ms: i64,
+    /// (name, byte length) of each transform's state, in order.
+    transforms: Vec<(String, u64)>,
+}
+
+/// Serialises a checkpoint to the documented format.
+pub fn encode(c: &Checkpoint) -> Vec<u8> {
+    let header = Header {
+        pipeline_id: c.pipeline_id.clone(),
+        epoch: c.epoch,
+        offsets: c.offsets.clone(),
+        watermark_micros: c.watermark_micros,
+        created_at_ms: c.created_at_ms,
+        transforms: c
+            .transforms
+            .iter()
+            .map(|t| (t.name.clone(), t.state.len() as u64))
+            .collect(),
+    };
+    let header = serde_json::to_vec(&header).expect("a header always serialises");
+    let state_len: usize = c.transforms.iter().map(|t| t.state.len()).sum();
+    let mut out = Vec::with_capacity(8 + 4 + header.len() + state_len + 4);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    for t in &c.transforms {
+        out.extend_from_slice(&t.state);
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Parses the documented format; `location` names the file or row in errors.
+pub fn decode(bytes: &[u8], location: &str) -> Result<Checkpoint> {
+    let damaged = |what: &str| CheckpointError::Damaged {
+        location: location.to_string(),
+        what: what.to_string(),
+        fix: DAMAGED_FIX.to_string(),
+    };
+    if bytes.len() < 16 {
+        return Err(damaged(&format!("only {} bytes: truncated", bytes.len())));
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(damaged("not a Tributary checkpoint (bad magic bytes)"));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+    if crc32fast::hash(body) != crc {
+        return Err(damaged(
+            "checksum mismatch: the bytes changed after they were written, or the write was torn",
+        ));
+    }
+    let header_len = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes")) as usize;
+    let header_end = 12usize
+        .checked_add(header_len)
+        .filter(|e| *e <= body.len())
+        .ok_or_else(|| damaged("header length out of range"))?;
+    let header: Header = serde_json::from_slice(&body[12..header_end])
+        .map_err(|e| damaged(&format!("unreadable header: {e}")))?;
+    let mut at = header_end;
+    let mut transforms = Vec::with_capacity(header.transforms.len());
+    for (name, len) in header.transforms {
+        let end = at
+            .checked_add(len as usize)
+            .filter(|e| *e <= body.len())
+            .ok_or_else(|| damaged("state length out of range"))?;
+        transforms.push(TransformSnapshot {
+            name,
+            state: body[at..end].to_vec(),
+        });
+        at = end;
+    }
+    if at != body.len() {
+        return Err(damaged("trailing bytes after the transform state"));
+    }
+    Ok(Checkpoint {
+        pipeline_id: header.pipeline_id,
+        epoch: header.epoch,
+        offsets: header.offsets,
+        watermark_micros: header.watermark_micros,
+        transforms,
+        created_at_ms: header.created_at_ms,
+    })
+}
+
+#[cfg(test)]
+mod conformance;

@@ -1,0 +1,209 @@
+//! The shared store: checkpoints of many pipelines in one PostgreSQL table,
+//! `tributary_checkpoints(pipeline_id, epoch, payload)`, payload in the same
+//! checksummed format as the files of the local store.
+
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::{Checkpoint, CheckpointError, CheckpointStore, Result, decode, encode};
+
+pub struct PostgresStore {
+    pool: PgPool,
+    rt: tokio::runtime::Runtime,
+    /// The URI without its password, for messages.
+    shown: String,
+    table: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("uri", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match uri[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &uri[..s + 3], &uri[at..]),
+            None => uri.to_string(),
+        },
+        _ => uri.to_string(),
+    }
+}
+
+impl PostgresStore {
+    /// Connects and creates the table when missing. The optional URI query
+    /// parameter `table` picks another table name (letters, digits, `_`).
+    pub fn connect(uri: &str) -> Result<Self> {
+        let shown = redact(uri);
+        let (base, table) = match uri.split_once('?') {
+            Some((base, query)) => {
+                let mut table = None;
+                let mut rest = Vec::new();
+                for pair in query.split('&') {
+                    match pair.strip_prefix("table=") {
+                        Some(t) => table = Some(t.to_string()),
+                        None => rest.push(pair),
+                    }
+                }
+                let base = if rest.is_empty() {
+                    base.to_string()
+                } else {
+                    format!("{base}?{}", rest.join("&"))
+                };
+                (
+                    base,
+                    table.unwrap_or_else(|| "tributary_checkpoints".into()),
+                )
+            }
+            None => (uri.to_string(), "tributary_checkpoints".into()),
+        };
+        if table.is_empty() || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(CheckpointError::Config(format!(
+                "{shown}: table name `{table}` must be letters, digits and `_`"
+            )));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CheckpointError::Io {
+                location: shown.clone(),
+                message: e.to_string(),
+                retryable: false,
+            })?;
+        let pool = rt
+            .block_on(
+                PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(std::time::Duration::from_secs(10))
+                    .connect(&base),
+            )
+            .map_err(|e| CheckpointError::Io {
+                location: shown.clone(),
+                message: format!("cannot connect: {e}"),
+                retryable: true,
+            })?;
+        let store = Self {
+            pool,
+            rt,
+            shown,
+            table,
+        };
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {} (pipeline_id TEXT NOT NULL, epoch BIGINT NOT NULL, payload BYTEA NOT NULL, \
+             created_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (pipeline_id, epoch))",
+            store.table
+        );
+        store.exec(|pool| async move { sqlx::query(&ddl).execute(&pool).await.map(|_| ()) })?;
+        Ok(store)
+    }
+
+    fn exec<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(PgPool) -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.rt
+            .block_on(f(self.pool.clone()))
+            .map_err(|e| CheckpointError::Io {
+                location: self.shown.clone(),
+                message: e.to_string(),
+                retryable: matches!(
+                    e,
+                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+                ),
+            })
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+impl CheckpointStore for PostgresStore {
+    fn put(&mut self, c: &Checkpoint) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (pipeline_id, epoch, payload) VALUES ($1, $2, $3) \
+             ON CONFLICT (pipeline_id, epoch) DO UPDATE SET payload = EXCLUDED.payload, created_at = now()",
+            self.table
+        );
+        let payload = encode(c);
+        let (id, epoch) = (c.pipeline_id.clone(), c.epoch as i64);
+        self.exec(|pool| async move {
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(epoch)
+                .bind(payload)
+                .execute(&pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn get(&mut self, pipeline: &str, epoch: u64) -> Result<Option<Checkpoint>> {
+        let sql = format!(
+            "SELECT payload FROM {} WHERE pipeline_id = $1 AND epoch = $2",
+            self.table
+        );
+        let id = pipeline.to_string();
+        let row = self.exec(|pool| async move {
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(epoch as i64)
+                .fetch_optional(&pool)
+                .await
+        })?;
+        let Some(row) = row else { return Ok(None) };
+        let payload: Vec<u8> = row.get(0);
+        let location = format!(
+            "{} table {} (pipeline `{pipeline}`, epoch {epoch})",
+            self.shown, self.table
+        );
+        let c = decode(&payload, &location)?;
+        if c.pipeline_id != pipeline || c.epoch != epoch {
+            return Err(CheckpointError::Damaged {
+                location,
+                what: format!(
+                    "the row holds pipeline `{}` epoch {}",
+                    c.pipeline_id, c.epoch
+                ),
+                fix: "Delete the row and run again".into(),
+            });
+        }
+        Ok(Some(c))
+    }
+
+    fn epochs(&mut self, pipeline: &str) -> Result<Vec<u64>> {
+        let sql = format!(
+            "SELECT epoch FROM {} WHERE pipeline_id = $1 ORDER BY epoch",
+            self.table
+        );
+        let id = pipeline.to_string();
+        let rows =
+            self.exec(|pool| async move { sqlx::query(&sql).bind(id).fetch_all(&pool).await })?;
+        Ok(rows.iter().map(|r| r.get::<i64, _>(0) as u64).collect())
+    }
+
+    fn prune(&mut self, pipeline: &str, keep_from: u64) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM {} WHERE pipeline_id = $1 AND epoch < $2",
+            self.table
+        );
+        let id = pipeline.to_string();
+        self.exec(|pool| async move {
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(keep_from as i64)
+                .execute(&pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("checkpoint table {} in {}", self.table, self.shown)
+    }
+}
