@@ -104,7 +104,7 @@ fn damaged_checkpoint_is_detected_and_named() {
     let files: Vec<_> = std::fs::read_dir(s.path("chk"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
         .collect();
     assert_eq!(files.len(), 1, "one checkpoint after one epoch: {files:?}");
     let mut bytes = std::fs::read(&files[0]).unwrap();

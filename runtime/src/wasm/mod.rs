@@ -198,6 +198,8 @@ impl TransformEngine {
 /// What a guest's `Store` holds.
 pub struct Host {
     wasi: WasiCtx,
+    /// What the guest printed to stderr (a panic message, say), to explain a trap.
+    stderr: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
     table: ResourceTable,
     limiter: Limiter,
     state: KeyedState,
@@ -380,10 +382,12 @@ impl TransformInstance {
     }
 
     fn new_store(&self, state: KeyedState) -> Store<Host> {
+        let stderr = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(64 * 1024);
         let host = Host {
             // No preopened folders, no network, no environment, no arguments;
-            // stdout/stderr go nowhere.
-            wasi: WasiCtx::builder().build(),
+            // stdout goes nowhere, stderr is kept to explain a trap.
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            stderr,
             table: ResourceTable::new(),
             limiter: Limiter {
                 memory_bytes: self.limits.memory_bytes as usize,
@@ -428,9 +432,9 @@ impl TransformInstance {
                 })
             }
             Err(e) => {
-                let denied = store.data().limiter.denied;
+                let (denied, said) = (store.data().limiter.denied, store.data().stderr.contents());
                 self.parked = Some(store.into_data().state);
-                Err(self.classify(e, denied))
+                Err(self.classify(e, denied, &said))
             }
         }
     }
@@ -442,7 +446,7 @@ impl TransformInstance {
             + 1
     }
 
-    fn classify(&self, e: wasmtime::Error, memory_denied: bool) -> TransformError {
+    fn classify(&self, e: wasmtime::Error, memory_denied: bool, stderr: &[u8]) -> TransformError {
         let transform = self.name.clone();
         if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
             return TransformError::Timeout {
@@ -456,12 +460,20 @@ impl TransformInstance {
                 limit_mb: self.limits.memory_bytes / (1024 * 1024),
             };
         }
-        let text = format!("{e:#}");
-        let first = text.lines().next().unwrap_or("").to_string();
-        TransformError::Trap {
-            transform,
-            message: if first.is_empty() { text } else { first },
+        let mut message = match e.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{e:#}")
+                .lines()
+                .next()
+                .unwrap_or("unknown failure")
+                .to_string(),
+        };
+        let said = String::from_utf8_lossy(stderr);
+        if let Some(line) = said.lines().rev().find(|l| !l.trim().is_empty()) {
+            let line: String = line.chars().take(300).collect();
+            message.push_str(&format!(" (the guest said: {line})"));
         }
+        TransformError::Trap { transform, message }
     }
 
     /// Runs one guest call under the limits, with the state journaled: a
@@ -499,10 +511,10 @@ impl TransformInstance {
             Err(e) => {
                 let (store, _) = self.live.take().expect("live");
                 let mut host = store.into_data();
-                let denied = host.limiter.denied;
+                let (denied, said) = (host.limiter.denied, host.stderr.contents());
                 host.state.rollback();
                 self.parked = Some(host.state);
-                let err = self.classify(e, denied);
+                let err = self.classify(e, denied, &said);
                 tracing::warn!("{err}; a fresh instance will take the next batch");
                 Err(err)
             }

@@ -1,0 +1,30 @@
+//! Panics on every batch: the trap must be reported, not crash the host.
+#[cfg(target_arch = "wasm32")]
+mod guest {
+    wit_bindgen::generate!({ path: "../../../wit", world: "transform" });
+
+    use exports::tributary::transform::processor::Guest;
+    use tributary::transform::types::{Batch, Output};
+
+    struct G;
+
+    impl Guest for G {
+        fn init(_config: Vec<(String, String)>) -> Result<Option<Vec<String>>, String> {
+            Ok(Some(Vec::new()))
+        }
+
+        fn on_watermark(_watermark: i64) -> Result<Output, String> {
+            Ok(Output {
+                emit: Vec::new(),
+                dropped: Vec::new(),
+                rejected: Vec::new(),
+            })
+        }
+
+        fn process(batch: Batch) -> Result<Output, String> {
+            panic!("this guest always fails ({} rows)", batch.rows.len());
+        }
+    }
+
+    export!(G);
+}
