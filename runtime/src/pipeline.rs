@@ -103,12 +103,15 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
+/// A pipeline's connectors and transforms, built but not running.
+pub type Parts = (Box<dyn Source>, Box<dyn Sink>, TransformChain);
+
 /// Builds the source, sink and transform chain of a pipeline without running
 /// anything: what `tributary validate` checks.
 pub fn build_parts(
     loaded: &LoadedPipeline,
     engine: &TransformEngine,
-) -> Result<(Box<dyn Source>, Box<dyn Sink>, TransformChain), PipelineError> {
+) -> Result<Parts, PipelineError> {
     let config = &loaded.config;
     let ctx = ConnectorContext {
         pipeline_id: config.name.clone(),

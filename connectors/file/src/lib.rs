@@ -489,15 +489,15 @@ impl Source for FileSource {
                     }
                 }
             }
-            if problem.is_none() && self.config.unknown_fields == UnknownFields::Reject {
-                if let Some(k) = row
+            if problem.is_none()
+                && self.config.unknown_fields == UnknownFields::Reject
+                && let Some(k) = row
                     .keys()
                     .find(|k| !self.config.schema.iter().any(|f| &f.name == *k))
-                {
-                    problem = Some(format!(
-                        "field `{k}` is not in the schema (unknown_fields = \"reject\")"
-                    ));
-                }
+            {
+                problem = Some(format!(
+                    "field `{k}` is not in the schema (unknown_fields = \"reject\")"
+                ));
             }
             match problem {
                 Some(reason) => bad.push(BadRecord {

@@ -8,8 +8,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use super::{Checkpoint, CheckpointError, CheckpointStore, Result, decode, encode};
 
 pub struct PostgresStore {
-    pool: PgPool,
-    rt: tokio::runtime::Runtime,
+    pub(super) pool: PgPool,
+    pub(super) rt: tokio::runtime::Runtime,
     /// The URI without its password, for messages.
     shown: String,
     table: String,

@@ -310,6 +310,7 @@ fn build(dt: &DataType, values: &[Value]) -> ArrayRef {
 }
 
 /// A row the assembly refused, with why.
+#[derive(Debug)]
 pub struct Refused {
     pub row: RowRef,
     pub reason: String,
@@ -323,20 +324,23 @@ pub enum RowRef {
     Inserted(usize),
 }
 
+/// A field name and the value a transform gave it.
+pub type Assignments = Vec<(String, Value)>;
+
+/// What [`assemble`] made of a guest's answer.
+#[derive(Debug)]
+pub struct Assembled {
+    pub batch: RecordBatch,
+    /// Rows refused because a value did not fit its column.
+    pub refused: Vec<Refused>,
+    /// The inserted rows' assignments, by emit index (to show refused ones).
+    pub inserted: Vec<(usize, Assignments)>,
+}
+
 /// Assembles the guest's `emit` list over `input` into an Arrow batch. Rows
 /// whose assigned values do not fit their columns are refused with a reason;
 /// an `emit` naming a row that does not exist is a guest bug (`Err`).
-pub fn assemble(
-    input: &RecordBatch,
-    emit: Vec<Emit>,
-) -> Result<
-    (
-        RecordBatch,
-        Vec<Refused>,
-        Vec<(usize, Vec<(String, Value)>)>,
-    ),
-    String,
-> {
+pub fn assemble(input: &RecordBatch, emit: Vec<Emit>) -> Result<Assembled, String> {
     let n = input.num_rows() as u32;
     let schema = input.schema();
     // Fast path: only keeps.
@@ -349,7 +353,11 @@ pub fn assemble(
             return Err(format!("emitted keep({bad}) but the batch has {n} rows"));
         }
         if idx.len() == input.num_rows() && idx.iter().enumerate().all(|(a, b)| a as u32 == *b) {
-            return Ok((input.clone(), Vec::new(), Vec::new()));
+            return Ok(Assembled {
+                batch: input.clone(),
+                refused: Vec::new(),
+                inserted: Vec::new(),
+            });
         }
         let idx = UInt32Array::from(idx);
         let columns = input
@@ -358,13 +366,17 @@ pub fn assemble(
             .map(|c| arrow_select::take::take(c.as_ref(), &idx, None).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         let batch = RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?;
-        return Ok((batch, Vec::new(), Vec::new()));
+        return Ok(Assembled {
+            batch,
+            refused: Vec::new(),
+            inserted: Vec::new(),
+        });
     }
 
     // General path. Output fields: the input's, then new ones in first-seen order.
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut inserted_rows = Vec::new();
-    let mut rows: Vec<(RowRef, Option<u32>, Vec<(String, Value)>)> = Vec::with_capacity(emit.len());
+    let mut rows: Vec<(RowRef, Option<u32>, Assignments)> = Vec::with_capacity(emit.len());
     for (k, e) in emit.into_iter().enumerate() {
         let (source, assigns) = match e {
             Emit::Keep(i) => (Some(i), Vec::new()),
@@ -465,7 +477,11 @@ pub fn assemble(
         .collect();
     let batch =
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| e.to_string())?;
-    Ok((batch, refused, inserted_rows))
+    Ok(Assembled {
+        batch,
+        refused,
+        inserted: inserted_rows,
+    })
 }
 
 #[cfg(test)]
@@ -510,7 +526,9 @@ mod tests {
 
     #[test]
     fn keeps_filter_and_reorder() {
-        let (b, refused, _) = assemble(&input(), vec![Emit::Keep(2), Emit::Keep(0)]).unwrap();
+        let Assembled {
+            batch: b, refused, ..
+        } = assemble(&input(), vec![Emit::Keep(2), Emit::Keep(0)]).unwrap();
         assert!(refused.is_empty());
         let ids = b.column(0).as_string::<i32>();
         assert_eq!((ids.value(0), ids.value(1)), ("c", "a"));
@@ -538,7 +556,11 @@ mod tests {
             ]),
             Emit::Update((2, vec![("n".into(), Value::Text("oops".into()))])),
         ];
-        let (b, refused, inserted) = assemble(&input(), emit).unwrap();
+        let Assembled {
+            batch: b,
+            refused,
+            inserted,
+        } = assemble(&input(), emit).unwrap();
         assert_eq!(b.num_rows(), 3);
         assert_eq!(refused.len(), 1);
         assert!(

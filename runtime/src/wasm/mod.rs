@@ -798,7 +798,11 @@ fn apply(
         });
     }
     out.filtered += accounted.iter().filter(|a| !**a).count() as u64;
-    let (batch, refused, inserted) = convert::assemble(input, answer.emit).map_err(bad)?;
+    let convert::Assembled {
+        batch,
+        refused,
+        inserted,
+    } = convert::assemble(input, answer.emit).map_err(bad)?;
     for r in refused {
         let record = match r.row {
             convert::RowRef::Input(i) => row_json(i as usize),

@@ -27,7 +27,7 @@ pub fn parse_micros(text: &str) -> Result<i64, String> {
         }
     };
     let micros = value * unit_micros;
-    if !micros.is_finite() || micros < 0.0 || micros > 1e17 {
+    if !micros.is_finite() || !(0.0..=1e17).contains(&micros) {
         return Err(format!("`{text}` is out of range"));
     }
     Ok(micros as i64)
