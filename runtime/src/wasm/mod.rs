@@ -468,10 +468,15 @@ impl TransformInstance {
                 .unwrap_or("unknown failure")
                 .to_string(),
         };
+        // The guest's last words (a Rust panic prints "thread … panicked at
+        // file:line:" then the message, then a backtrace note we skip).
         let said = String::from_utf8_lossy(stderr);
-        if let Some(line) = said.lines().rev().find(|l| !l.trim().is_empty()) {
-            let line: String = line.chars().take(300).collect();
-            message.push_str(&format!(" (the guest said: {line})"));
+        let mut last: Vec<&str> =
+            said.lines().rev().filter(|l| !l.trim().is_empty() && !l.starts_with("note:")).take(2).collect();
+        last.reverse();
+        if !last.is_empty() {
+            let text: String = last.join(" ").chars().take(300).collect();
+            message.push_str(&format!(" (the guest said: {text})"));
         }
         TransformError::Trap { transform, message }
     }
