@@ -10,14 +10,19 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use tributary::wasm::{Limits, TransformChain, TransformEngine, TransformError, TransformSpec};
 
 fn guest(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(tributary::builtin::TEST_GUEST_DIR).join(format!("{name}.wasm"));
+    let path =
+        std::path::Path::new(tributary::builtin::TEST_GUEST_DIR).join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn batch(ids: &[&str], times: &[i64]) -> RecordBatch {
     let schema = Schema::new(vec![
         Field::new("id", DataType::Utf8, true),
-        Field::new("published_at", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), true),
+        Field::new(
+            "published_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            true,
+        ),
     ]);
     RecordBatch::try_new(
         Arc::new(schema),
@@ -34,13 +39,20 @@ fn spec(name: &str, bytes: Vec<u8>, config: serde_json::Value) -> TransformSpec 
         name: name.into(),
         bytes,
         config,
-        limits: Limits { memory_bytes: 32 << 20, call_timeout: Duration::from_millis(200) },
+        limits: Limits {
+            memory_bytes: 32 << 20,
+            call_timeout: Duration::from_millis(200),
+        },
     }
 }
 
 fn dedup() -> TransformSpec {
     let bytes = tributary::builtin::builtin("dedup").unwrap().to_vec();
-    spec("dedup", bytes, serde_json::json!({"key": "id", "event_time": "published_at", "within": "1 hour"}))
+    spec(
+        "dedup",
+        bytes,
+        serde_json::json!({"key": "id", "event_time": "published_at", "within": "1 hour"}),
+    )
 }
 
 fn engine() -> TransformEngine {
@@ -52,14 +64,22 @@ fn engine() -> TransformEngine {
 /// the failed batch is rolled back, and the chain runs again afterwards.
 fn fails_then_recovers(bad: &str, check: impl Fn(&TransformError) -> bool) {
     let engine = engine();
-    let mut chain = TransformChain::new(&engine, vec![dedup(), spec(bad, guest(bad), serde_json::json!({}))]).unwrap();
+    let mut chain = TransformChain::new(
+        &engine,
+        vec![dedup(), spec(bad, guest(bad), serde_json::json!({}))],
+    )
+    .unwrap();
     let before = chain.snapshot();
     let started = Instant::now();
     let err = chain.run(&batch(&["b", "c"], &[2, 3])).unwrap_err();
     assert!(check(&err), "{bad}: unexpected error {err}");
     assert_eq!(err.transform(), bad);
     assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{bad} took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{bad} took {:?}",
+        started.elapsed()
+    );
     // dedup kept b and c before the bad guest failed; that is dedup's own
     // successful call, so its state moved on — but the chain's watermark and
     // the failed guest's state are as before.
@@ -73,30 +93,48 @@ fn fails_then_recovers(bad: &str, check: impl Fn(&TransformError) -> bool) {
 
 #[test]
 fn runaway_loop_is_stopped_by_the_epoch_deadline() {
-    fails_then_recovers("spin", |e| matches!(e, TransformError::Timeout { limit_ms: 200, .. }));
+    fails_then_recovers("spin", |e| {
+        matches!(e, TransformError::Timeout { limit_ms: 200, .. })
+    });
 }
 
 #[test]
 fn memory_bomb_is_stopped_by_the_memory_cap() {
-    fails_then_recovers("membomb", |e| matches!(e, TransformError::OutOfMemory { limit_mb: 32, .. }));
+    fails_then_recovers("membomb", |e| {
+        matches!(e, TransformError::OutOfMemory { limit_mb: 32, .. })
+    });
 }
 
 #[test]
 fn trap_is_named_with_what_the_guest_said() {
-    fails_then_recovers("trap", |e| {
-        matches!(e, TransformError::Trap { message, .. } if message.contains("this guest always fails (2 rows)"))
-    });
+    fails_then_recovers(
+        "trap",
+        |e| matches!(e, TransformError::Trap { message, .. } if message.contains("this guest always fails (2 rows)")),
+    );
 }
 
 #[test]
 fn the_sandbox_has_no_files_no_network_no_environment() {
     let engine = engine();
-    let mut chain = TransformChain::new(&engine, vec![spec("escape", guest("escape"), serde_json::json!({}))]).unwrap();
+    let mut chain = TransformChain::new(
+        &engine,
+        vec![spec("escape", guest("escape"), serde_json::json!({}))],
+    )
+    .unwrap();
     let out = chain.run(&batch(&["x"], &[1])).unwrap();
     let rows = tributary::wasm::rows_as_json(&out.batches[0]);
     let report = rows[0]["escape"].as_str().unwrap();
-    for attempt in ["read /etc/passwd", "write /tmp/tributary-escape", "list /", "connect 127.0.0.1:5432", "env HOME"] {
-        assert!(report.contains(&format!("{attempt}: denied")), "{attempt} was not denied: {report}");
+    for attempt in [
+        "read /etc/passwd",
+        "write /tmp/tributary-escape",
+        "list /",
+        "connect 127.0.0.1:5432",
+        "env HOME",
+    ] {
+        assert!(
+            report.contains(&format!("{attempt}: denied")),
+            "{attempt} was not denied: {report}"
+        );
     }
     assert!(!std::path::Path::new("/tmp/tributary-escape").exists());
 }
@@ -104,18 +142,41 @@ fn the_sandbox_has_no_files_no_network_no_environment() {
 #[test]
 fn modules_that_are_not_transforms_are_refused_with_the_reason() {
     let engine = engine();
-    let err = TransformChain::new(&engine, vec![spec("junk", b"not wasm at all".to_vec(), serde_json::json!({}))])
-        .unwrap_err();
+    let err = TransformChain::new(
+        &engine,
+        vec![spec(
+            "junk",
+            b"not wasm at all".to_vec(),
+            serde_json::json!({}),
+        )],
+    )
+    .unwrap_err();
     assert!(matches!(err, TransformError::Load { .. }), "{err}");
-    assert!(err.to_string().contains("transform `junk`: not a valid WebAssembly component"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("transform `junk`: not a valid WebAssembly component"),
+        "{err}"
+    );
     // A core module (the empty one) is not a component.
     let core = b"\0asm\x01\0\0\0".to_vec();
-    let err = TransformChain::new(&engine, vec![spec("core", core, serde_json::json!({}))]).unwrap_err();
-    assert!(err.to_string().contains("core WebAssembly module, not a component"), "{err}");
+    let err =
+        TransformChain::new(&engine, vec![spec("core", core, serde_json::json!({}))]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
     // A refused config names the key.
     let bytes = tributary::builtin::builtin("dedup").unwrap().to_vec();
-    let err = TransformChain::new(&engine, vec![spec("d", bytes, serde_json::json!({"key": "id"}))]).unwrap_err();
-    assert!(matches!(&err, TransformError::Config { message, .. } if message.contains("`event_time`")), "{err}");
+    let err = TransformChain::new(
+        &engine,
+        vec![spec("d", bytes, serde_json::json!({"key": "id"}))],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, TransformError::Config { message, .. } if message.contains("`event_time`")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -152,6 +213,16 @@ fn compiled_modules_are_cached_on_disk() {
 
 fn walk(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum())
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
         .unwrap_or(0)
 }

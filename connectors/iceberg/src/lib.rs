@@ -535,6 +535,30 @@ fn redact(uri: &str) -> String {
     }
 }
 
+impl IcebergSink {
+    /// Every row of the table's current snapshot (for tests and tools; a
+    /// full scan).
+    pub fn scan_all(&mut self) -> Result<Vec<RecordBatch>> {
+        use futures::TryStreamExt;
+        let Some(table) = self.load()? else {
+            return Ok(Vec::new());
+        };
+        self.rt.block_on(async move {
+            let stream = table
+                .scan()
+                .build()
+                .map_err(|e| ice("iceberg sink: scan", e))?
+                .to_arrow()
+                .await
+                .map_err(|e| ice("iceberg sink: scan", e))?;
+            stream
+                .try_collect()
+                .await
+                .map_err(|e| ice("iceberg sink: scan", e))
+        })
+    }
+}
+
 impl Sink for IcebergSink {
     fn last_commit(&mut self, pipeline_id: &str) -> Result<Option<CommittedEpoch>> {
         match self.load()? {

@@ -471,8 +471,12 @@ impl TransformInstance {
         // The guest's last words (a Rust panic prints "thread … panicked at
         // file:line:" then the message, then a backtrace note we skip).
         let said = String::from_utf8_lossy(stderr);
-        let mut last: Vec<&str> =
-            said.lines().rev().filter(|l| !l.trim().is_empty() && !l.starts_with("note:")).take(2).collect();
+        let mut last: Vec<&str> = said
+            .lines()
+            .rev()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("note:"))
+            .take(2)
+            .collect();
         last.reverse();
         if !last.is_empty() {
             let text: String = last.join(" ").chars().take(300).collect();
