@@ -7,4 +7,13 @@ export TRIBUTARY_PYTHON="$(scripts/setup.sh)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tributary/target}"
 # Build once, then test (one release profile for everything).
 cargo build --release --workspace --locked
-cargo test --release --workspace --locked -- --test-threads="${TRIBUTARY_TEST_THREADS:-2}"
+export TRIBUTARY_BIN="$CARGO_TARGET_DIR/release/tributary"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --release --workspace --locked -- --test-threads="${TRIBUTARY_TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
+# One closing line with the totals of every test binary (cargo prints one
+# "test result" line per binary, the last often a doc-test run with none).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

@@ -16,23 +16,39 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The release `tributary` binary, built once per test run (a no-op when it is
-/// up to date), so these tests also work with `cargo test -p tributary-tests`.
+/// The release `tributary` binary: `$TRIBUTARY_BIN` when set (scripts/test.sh
+/// builds it first and sets it), else built here once per test run, so that
+/// `cargo test -p tributary-tests` works on its own.
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "tributary",
-                "--bin",
-                "tributary",
-            ])
-            .current_dir(repo_root())
-            .status()
-            .expect("run cargo build");
+        if let Some(bin) = std::env::var_os("TRIBUTARY_BIN") {
+            let bin = PathBuf::from(bin);
+            assert!(
+                bin.exists(),
+                "TRIBUTARY_BIN={} does not exist",
+                bin.display()
+            );
+            return bin;
+        }
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "--release",
+            "-p",
+            "tributary",
+            "--bin",
+            "tributary",
+        ])
+        .current_dir(repo_root());
+        // The variables cargo sets for this test process would make the nested
+        // build fingerprint differently and recompile half the tree.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+                cmd.env_remove(key);
+            }
+        }
+        let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building the tributary binary failed");
         // The test executable lives in <target>/release/deps/.
         let exe = std::env::current_exe().expect("current exe");

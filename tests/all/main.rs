@@ -6,6 +6,7 @@
 //! One test binary (linking once), one module per concern.
 
 mod bad_input;
+mod cli;
 mod exactly_once;
 mod harness;
 mod restarts;

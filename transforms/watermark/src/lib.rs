@@ -1,172 +1,222 @@
 //! The built-in watermark transform (`builtin:watermark`).
 //!
-//! Config: `event_time` (the field) and `delay` ("2 hours"). For each batch:
-//! a row whose event time is at or before the watermark is dropped as `late`
-//! (Spark's `<=` rule); a row without an event time is rejected with a reason;
-//! the rest are kept. After the batch it proposes `max event time − delay` as
-//! the new watermark; the host keeps the largest proposal, applies it when the
-//! batch has passed every transform (as Spark does between micro-batches), and
-//! checkpoints it. The logic is plain Rust ([`decide`]), tested natively; the
-//! WebAssembly bindings are a thin layer over it.
+//! Spark's `withWatermark(event_time, delay)` as a WebAssembly component:
+//!
+//! - a row whose event time is at or before the watermark (the value when the
+//!   batch started) is dropped as `late` — Spark's `<=` rule;
+//! - a row without an event time, or with one that is not a timestamp, is
+//!   rejected with a reason naming the field (dead-letter or stop, by the
+//!   pipeline's error policy);
+//! - every other row is kept, unchanged.
+//!
+//! After the batch it proposes `max event time of the batch − delay`. The host
+//! keeps the largest proposal, never moves the watermark back, applies it once
+//! the batch has gone through every transform (as Spark does between
+//! micro-batches) and checkpoints it with the source offsets. The transform
+//! itself keeps nothing between calls.
+//!
+//! ```json
+//! {"name": "watermark", "module": "builtin:watermark",
+//!  "config": {"event_time": "published_at", "delay": "2 hours"}}
+//! ```
+//!
+//! Event times are `timestamp` values (µs since the Unix epoch, UTC); `int`
+//! values are taken as µs too. The logic ([`process`]) is plain Rust over a
+//! [`WatermarkHost`], tested natively against a model of the host; the
+//! WebAssembly bindings (built for `wasm32` only) are a thin layer over it.
 
 pub mod duration;
 
 /// Parsed config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// The field holding each row's event time.
     pub event_time: String,
+    /// How far the watermark trails the largest event time seen.
     pub delay_micros: i64,
 }
 
+const KEYS: [&str; 2] = ["event_time", "delay"];
+
 /// Reads the config pairs the host passes to `init`.
 pub fn parse_config(pairs: &[(String, String)]) -> Result<Config, String> {
+    if let Some((k, _)) = pairs.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "watermark: unknown config key `{k}` (expected `event_time` and `delay`)"
+        ));
+    }
     let get = |k: &str| {
         pairs
             .iter()
             .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
     };
-    for (k, _) in pairs {
-        if k != "event_time" && k != "delay" {
-            return Err(format!(
-                "watermark: unknown config key `{k}` (expected `event_time` and `delay`)"
-            ));
-        }
-    }
-    let event_time = get("event_time").filter(|v| !v.is_empty()).ok_or(
-        "watermark: config needs `event_time`, the field holding each record's event time",
-    )?;
+    let event_time = get("event_time")
+        .ok_or("watermark: config needs `event_time`, the field holding each record's event time")?
+        .to_string();
     let delay = get("delay").ok_or("watermark: config needs `delay`, e.g. \"2 hours\"")?;
     let delay_micros =
-        duration::parse_micros(&delay).map_err(|e| format!("watermark: delay {e}"))?;
+        duration::parse_micros(delay).map_err(|e| format!("watermark: delay {e}"))?;
     Ok(Config {
         event_time,
         delay_micros,
     })
 }
 
-/// A row's event time as the host showed it.
+/// The host's watermark (`tributary:transform/watermark`), as the logic sees it.
+pub trait WatermarkHost {
+    /// The watermark the batch is judged against; none before any event.
+    fn current(&self) -> Option<i64>;
+    /// Proposes a new watermark; the host keeps the largest proposal.
+    fn advance(&mut self, to: i64);
+}
+
+/// A row's event-time value, as the host passed it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EventTime {
+    /// Null, or the field is not in the batch.
     Missing,
+    /// Microseconds since the Unix epoch.
     Micros(i64),
-    /// Present but not a timestamp; the name of what it is.
+    /// Present but not a timestamp: what it is instead ("text", "a float"…).
     WrongType(&'static str),
 }
 
 /// What happens to one row.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Decision {
+pub enum Verdict {
     Keep,
     Late,
     Reject(String),
 }
 
-/// Decides every row of a batch against `watermark` (the value at batch start)
-/// and returns the watermark to propose afterwards, if any row had a time.
-pub fn decide(
+/// Judges every row of one batch against the watermark at batch start, then
+/// proposes `max event time − delay` if any row had an event time.
+pub fn process(
     config: &Config,
-    watermark: Option<i64>,
-    times: &[EventTime],
-) -> (Vec<Decision>, Option<i64>) {
+    host: &mut impl WatermarkHost,
+    times: impl IntoIterator<Item = EventTime>,
+) -> Vec<Verdict> {
+    let watermark = host.current();
     let mut max: Option<i64> = None;
-    let decisions = times
-        .iter()
+    let verdicts = times
+        .into_iter()
         .map(|t| match t {
             EventTime::Missing => {
-                Decision::Reject(format!("missing event-time field `{}`", config.event_time))
+                Verdict::Reject(format!("missing event-time field `{}`", config.event_time))
             }
-            EventTime::WrongType(what) => Decision::Reject(format!(
+            EventTime::WrongType(what) => Verdict::Reject(format!(
                 "event-time field `{}` holds {what}, not a timestamp",
                 config.event_time
             )),
             EventTime::Micros(t) => {
-                max = Some(max.map_or(*t, |m| m.max(*t)));
-                match watermark {
-                    Some(w) if *t <= w => Decision::Late,
-                    _ => Decision::Keep,
+                max = Some(max.map_or(t, |m| m.max(t)));
+                if watermark.is_some_and(|w| t <= w) {
+                    Verdict::Late
+                } else {
+                    Verdict::Keep
                 }
             }
         })
         .collect();
-    (
-        decisions,
-        max.map(|m| m.saturating_sub(config.delay_micros)),
-    )
+    if let Some(m) = max {
+        host.advance(m.saturating_sub(config.delay_micros));
+    }
+    verdicts
 }
 
 /// The WebAssembly face of the transform. The generated bindings use unsafe
-/// code for the canonical ABI; nothing else here does.
+/// code for the canonical ABI; nothing else in the crate does.
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod guest {
     wit_bindgen::generate!({ path: "../../wit", world: "transform" });
 
+    use std::sync::Mutex;
+
     use exports::tributary::transform::processor::Guest;
     use tributary::transform::types::{Batch, DropReason, Dropped, Emit, Output, Rejected, Value};
     use tributary::transform::watermark;
 
-    use super::{Config, Decision, EventTime};
+    use super::{Config, EventTime, Verdict};
 
-    /// Set once by `init`; the guest is single-threaded.
-    static CONFIG_CELL: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    /// Set by `init` (again on a second `init`); the guest is single-threaded.
+    static CONFIG: Mutex<Option<Config>> = Mutex::new(None);
+
+    struct Host;
+
+    impl super::WatermarkHost for Host {
+        fn current(&self) -> Option<i64> {
+            watermark::current()
+        }
+        fn advance(&mut self, to: i64) {
+            watermark::advance(to)
+        }
+    }
+
+    fn event_time(v: Option<&Value>) -> EventTime {
+        match v {
+            None | Some(Value::Null) => EventTime::Missing,
+            Some(Value::Timestamp(t) | Value::Int(t)) => EventTime::Micros(*t),
+            Some(Value::Text(_)) => EventTime::WrongType("text"),
+            Some(Value::Float(_)) => EventTime::WrongType("a float"),
+            Some(Value::Boolean(_)) => EventTime::WrongType("a boolean"),
+            Some(Value::Bytes(_)) => EventTime::WrongType("bytes"),
+            Some(Value::Json(_)) => EventTime::WrongType("nested data"),
+        }
+    }
+
+    fn empty() -> Output {
+        Output {
+            emit: Vec::new(),
+            dropped: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
 
     struct Watermark;
 
     impl Guest for Watermark {
         fn init(config: Vec<(String, String)>) -> Result<Option<Vec<String>>, String> {
             let c = super::parse_config(&config)?;
-            let field = c.event_time.clone();
-            let _ = CONFIG_CELL.set(c);
-            Ok(Some(vec![field]))
+            let projection = vec![c.event_time.clone()];
+            *CONFIG.lock().map_err(|e| e.to_string())? = Some(c);
+            Ok(Some(projection))
         }
 
         fn process(batch: Batch) -> Result<Output, String> {
-            let c = CONFIG_CELL
-                .get()
+            let guard = CONFIG.lock().map_err(|e| e.to_string())?;
+            let config = guard
+                .as_ref()
                 .ok_or("watermark: process called before init")?;
-            let times: Vec<EventTime> = batch
+            let column = batch
+                .fields
+                .iter()
+                .position(|f| f.name == config.event_time);
+            let times = batch
                 .rows
                 .iter()
-                .map(|row| match row.first() {
-                    None | Some(Value::Null) => EventTime::Missing,
-                    Some(Value::Timestamp(t)) | Some(Value::Int(t)) => EventTime::Micros(*t),
-                    Some(Value::Text(_)) => EventTime::WrongType("text"),
-                    Some(Value::Float(_)) => EventTime::WrongType("a float"),
-                    Some(Value::Boolean(_)) => EventTime::WrongType("a boolean"),
-                    Some(Value::Bytes(_)) => EventTime::WrongType("bytes"),
-                    Some(Value::Json(_)) => EventTime::WrongType("nested data"),
-                })
-                .collect();
-            let (decisions, proposal) = super::decide(c, watermark::current(), &times);
-            let mut out = Output {
-                emit: Vec::with_capacity(decisions.len()),
-                dropped: Vec::new(),
-                rejected: Vec::new(),
-            };
-            for (i, d) in decisions.into_iter().enumerate() {
+                .map(|row| event_time(column.and_then(|c| row.get(c))));
+            let verdicts = super::process(config, &mut Host, times);
+            let mut out = empty();
+            out.emit.reserve(verdicts.len());
+            for (i, verdict) in verdicts.into_iter().enumerate() {
                 let row = i as u32;
-                match d {
-                    Decision::Keep => out.emit.push(Emit::Keep(row)),
-                    Decision::Late => out.dropped.push(Dropped {
+                match verdict {
+                    Verdict::Keep => out.emit.push(Emit::Keep(row)),
+                    Verdict::Late => out.dropped.push(Dropped {
                         row,
                         reason: DropReason::Late,
                     }),
-                    Decision::Reject(reason) => out.rejected.push(Rejected { row, reason }),
+                    Verdict::Reject(reason) => out.rejected.push(Rejected { row, reason }),
                 }
-            }
-            if let Some(p) = proposal {
-                watermark::advance(p);
             }
             Ok(out)
         }
 
         fn on_watermark(_watermark: i64) -> Result<Output, String> {
-            Ok(Output {
-                emit: Vec::new(),
-                dropped: Vec::new(),
-                rejected: Vec::new(),
-            })
+            Ok(empty())
         }
     }
 
@@ -175,80 +225,204 @@ mod guest {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
-    fn cfg() -> Config {
+    /// The host's side: the watermark, and the largest proposal of the batch
+    /// in flight, applied when the batch is done (never backwards).
+    #[derive(Clone, Debug, Default)]
+    struct HostModel {
+        watermark: Option<i64>,
+        proposal: Option<i64>,
+    }
+
+    impl WatermarkHost for HostModel {
+        fn current(&self) -> Option<i64> {
+            self.watermark
+        }
+        fn advance(&mut self, to: i64) {
+            self.proposal = Some(self.proposal.map_or(to, |p| p.max(to)));
+        }
+    }
+
+    impl HostModel {
+        fn end_batch(&mut self) {
+            if let Some(p) = self.proposal.take()
+                && self.watermark.is_none_or(|w| p > w)
+            {
+                self.watermark = Some(p);
+            }
+        }
+
+        /// What the host checkpoints for this transform: only the watermark.
+        fn snapshot(&self) -> Vec<u8> {
+            self.watermark
+                .map(i64::to_le_bytes)
+                .unwrap_or_default()
+                .to_vec()
+        }
+
+        fn restore(bytes: &[u8]) -> Self {
+            Self {
+                watermark: bytes.try_into().ok().map(i64::from_le_bytes),
+                proposal: None,
+            }
+        }
+    }
+
+    fn cfg(delay: &str) -> Config {
         parse_config(&[
             ("event_time".into(), "ts".into()),
-            ("delay".into(), "10s".into()),
+            ("delay".into(), delay.into()),
         ])
         .unwrap()
     }
 
+    fn micros(batch: &[i64]) -> Vec<EventTime> {
+        batch.iter().copied().map(EventTime::Micros).collect()
+    }
+
+    /// Runs batches through the transform and the host model; the verdicts of
+    /// every batch, and the watermark after each.
+    fn run(
+        c: &Config,
+        host: &mut HostModel,
+        batches: &[Vec<i64>],
+    ) -> Vec<(Vec<Verdict>, Option<i64>)> {
+        batches
+            .iter()
+            .map(|b| {
+                let v = process(c, host, micros(b));
+                host.end_batch();
+                (v, host.watermark)
+            })
+            .collect()
+    }
+
     #[test]
     fn late_means_at_or_before_the_watermark() {
-        let times = [
-            EventTime::Micros(99),
-            EventTime::Micros(100),
-            EventTime::Micros(101),
-            EventTime::Missing,
-        ];
-        let (d, p) = decide(&cfg(), Some(100), &times);
-        assert_eq!(d[0], Decision::Late);
-        assert_eq!(
-            d[1],
-            Decision::Late,
-            "equal to the watermark is late (Spark's <=)"
+        let c = cfg("10s");
+        let mut host = HostModel {
+            watermark: Some(100),
+            proposal: None,
+        };
+        let verdicts = process(
+            &c,
+            &mut host,
+            [
+                EventTime::Micros(99),
+                EventTime::Micros(100),
+                EventTime::Micros(101),
+            ],
         );
-        assert_eq!(d[2], Decision::Keep);
-        assert_eq!(
-            d[3],
-            Decision::Reject("missing event-time field `ts`".into())
+        assert_eq!(verdicts, [Verdict::Late, Verdict::Late, Verdict::Keep]);
+        assert_eq!(host.proposal, Some(101 - 10_000_000));
+    }
+
+    #[test]
+    fn rows_without_a_usable_time_are_rejected_and_propose_nothing() {
+        let c = cfg("1 hour");
+        let mut host = HostModel::default();
+        let verdicts = process(
+            &c,
+            &mut host,
+            [EventTime::Missing, EventTime::WrongType("text")],
         );
-        assert_eq!(p, Some(101 - 10_000_000));
-        let (d, p) = decide(&cfg(), None, &[EventTime::Micros(5)]);
-        assert_eq!((d, p), (vec![Decision::Keep], Some(5 - 10_000_000)));
-        assert_eq!(decide(&cfg(), None, &[EventTime::Missing]).1, None);
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Reject("missing event-time field `ts`".into()),
+                Verdict::Reject("event-time field `ts` holds text, not a timestamp".into()),
+            ]
+        );
+        assert_eq!(host.proposal, None, "no event time, no proposal");
+    }
+
+    #[test]
+    fn the_watermark_trails_the_largest_time_by_the_delay() {
+        let c = cfg("2 hours");
+        let hour = 3_600_000_000;
+        let mut host = HostModel::default();
+        let out = run(
+            &c,
+            &mut host,
+            &[vec![5 * hour, 3 * hour], vec![4 * hour], vec![]],
+        );
+        assert_eq!(out[0].0, [Verdict::Keep, Verdict::Keep], "no watermark yet");
+        assert_eq!(out[0].1, Some(3 * hour));
+        assert_eq!(out[1].0, [Verdict::Keep]);
+        assert_eq!(out[1].1, Some(3 * hour), "4h − 2h would move it back");
+        assert_eq!(out[2].1, Some(3 * hour), "an empty batch changes nothing");
+        // Far past times saturate instead of wrapping round.
+        let mut early = HostModel::default();
+        process(&c, &mut early, micros(&[i64::MIN + 1]));
+        assert_eq!(early.proposal, Some(i64::MIN));
     }
 
     #[test]
     fn config_errors_name_the_key() {
+        let err = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            parse_config(&pairs).unwrap_err()
+        };
+        assert!(err(&[("delay", "1h")]).contains("`event_time`"));
+        assert!(err(&[("event_time", "t")]).contains("`delay`"));
+        assert!(err(&[("event_time", "t"), ("delay", "")]).contains("`delay`"));
+        assert!(err(&[("event_time", "t"), ("delay", "soon")]).contains("watermark: delay `soon`"));
         assert!(
-            parse_config(&[("delay".into(), "1h".into())])
-                .unwrap_err()
-                .contains("`event_time`")
+            err(&[("event_time", "t"), ("delay", "1h"), ("dealy", "1h")])
+                .contains("unknown config key `dealy`")
         );
-        assert!(
-            parse_config(&[("event_time".into(), "t".into())])
-                .unwrap_err()
-                .contains("`delay`")
-        );
-        let typo = parse_config(&[
-            ("event_time".into(), "t".into()),
-            ("dealy".into(), "1h".into()),
-        ]);
-        assert!(typo.unwrap_err().contains("unknown config key `dealy`"));
+        assert_eq!(cfg(" 90 minutes ").delay_micros, 5_400_000_000);
     }
 
-    proptest::proptest! {
-        /// Fed batch after batch the way the host does (keep the largest
-        /// proposal), the watermark never moves back, and no kept row is at or
-        /// before the watermark it was judged against.
+    fn arb_batches() -> impl Strategy<Value = Vec<Vec<i64>>> {
+        prop::collection::vec(prop::collection::vec(0i64..10_000, 0..30), 1..20)
+    }
+
+    proptest! {
+        /// Batch after batch: the watermark never moves back, it is always the
+        /// largest event time seen so far minus the delay, and a row is kept
+        /// exactly when its time is after the watermark its batch started with.
         #[test]
-        fn watermark_is_monotone_and_kept_rows_are_after_it(batches in proptest::collection::vec(proptest::collection::vec(0i64..1_000_000_000, 0..50), 1..20)) {
-            let c = cfg();
-            let mut wm: Option<i64> = None;
-            for batch in batches {
-                let times: Vec<EventTime> = batch.iter().map(|t| EventTime::Micros(*t)).collect();
-                let (d, proposal) = decide(&c, wm, &times);
-                for (t, d) in batch.iter().zip(&d) {
-                    if *d == Decision::Keep { proptest::prop_assert!(wm.is_none_or(|w| *t > w)); }
-                    else { proptest::prop_assert!(wm.is_some_and(|w| *t <= w)); }
+        fn watermark_is_monotone_and_late_uses_at_or_before(batches in arb_batches(), delay in 0i64..3_000) {
+            let c = Config { event_time: "ts".into(), delay_micros: delay };
+            let mut host = HostModel::default();
+            let mut max_seen: Option<i64> = None;
+            for b in &batches {
+                let before = host.watermark;
+                let verdicts = process(&c, &mut host, micros(b));
+                host.end_batch();
+                prop_assert_eq!(verdicts.len(), b.len());
+                for (t, v) in b.iter().zip(&verdicts) {
+                    let late = before.is_some_and(|w| *t <= w);
+                    prop_assert_eq!(v, if late { &Verdict::Late } else { &Verdict::Keep });
                 }
-                let next = match (wm, proposal) { (Some(w), Some(p)) => Some(w.max(p)), (w, p) => w.or(p) };
-                proptest::prop_assert!(next >= wm);
-                wm = next;
+                prop_assert!(host.watermark >= before);
+                max_seen = b.iter().copied().chain(max_seen).max();
+                prop_assert_eq!(host.watermark, max_seen.map(|m| m - delay));
             }
+        }
+
+        /// The transform holds nothing: restoring the host's checkpoint after
+        /// `a` and running `b` gives what running `a ++ b` in one go gives.
+        #[test]
+        fn restore_snapshot_then_b_equals_a_then_b(a in arb_batches(), b in arb_batches()) {
+            let c = cfg("1ms");
+            let mut host = HostModel::default();
+            let whole: Vec<_> = [a.clone(), b.clone()].concat();
+            let expected = run(&c, &mut host, &whole);
+
+            let mut first = HostModel::default();
+            let mut got = run(&c, &mut first, &a);
+            let mut restored = HostModel::restore(&first.snapshot());
+            let fresh = parse_config(&[("event_time".into(), "ts".into()), ("delay".into(), "1ms".into())]).unwrap();
+            got.extend(run(&fresh, &mut restored, &b));
+            prop_assert_eq!(got, expected);
         }
     }
 }
