@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY="$(scripts/setup.sh)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tributary/target}"
 echo "== building tributary (release)"
-cargo build --release -p tributary --bin tributary
+cargo build --release --workspace
 BIN="$CARGO_TARGET_DIR/release/tributary"
 PIPELINE=examples/quickstart/pipeline.json
 

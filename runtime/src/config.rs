@@ -236,12 +236,7 @@ pub struct LoadedPipeline {
 
 impl LoadedPipeline {
     pub fn resolve(&self, path: &str) -> PathBuf {
-        let p = Path::new(path);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base_dir.join(p)
-        }
+        tributary_connector::resolve(&self.base_dir, path)
     }
 
     /// The dead-letter folder, when the policy or `late_to_dead_letter` needs one.

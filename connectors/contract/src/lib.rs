@@ -18,6 +18,9 @@
 //! let offsets = Offsets::new(serde_json::json!({"file": "a.jsonl", "line": 3}));
 //! assert_eq!(offsets.as_json()["line"], 3);
 //! # let _ = SourceBatch::empty;
+//! let ctx = tributary_connector::ConnectorContext { base_dir: "examples/quickstart".into(), ..Default::default() };
+//! assert_eq!(ctx.resolve("../../quickstart/chk"), std::path::PathBuf::from("quickstart/chk"));
+//! assert_eq!(ctx.resolve("/abs/x"), std::path::PathBuf::from("/abs/x"));
 //! ```
 
 use std::fmt;
@@ -192,12 +195,38 @@ pub struct ConnectorContext {
 impl ConnectorContext {
     /// Resolves `path` against the pipeline file's folder when it is relative.
     pub fn resolve(&self, path: &str) -> std::path::PathBuf {
-        let p = std::path::Path::new(path);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base_dir.join(p)
+        resolve(&self.base_dir, path)
+    }
+}
+
+/// `path` against `base` when relative, with `.` and `..` folded away
+/// lexically (the path may not exist yet), so messages show clean paths.
+pub fn resolve(base: &std::path::Path, path: &str) -> std::path::PathBuf {
+    use std::path::Component;
+    let p = std::path::Path::new(path);
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    let mut out = std::path::PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other.as_os_str()),
         }
+    }
+    if out.as_os_str().is_empty() {
+        std::path::PathBuf::from(".")
+    } else {
+        out
     }
 }
 

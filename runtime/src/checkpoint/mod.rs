@@ -23,7 +23,7 @@
 mod local;
 mod postgres;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use local::LocalDirStore;
 pub use postgres::PostgresStore;
@@ -117,13 +117,9 @@ pub fn open_store(location: &str, base_dir: &Path) -> Result<Box<dyn CheckpointS
             "{location}: use a directory or a postgres:// URI"
         )));
     }
-    let path = Path::new(location);
-    let dir: PathBuf = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base_dir.join(path)
-    };
-    Ok(Box::new(LocalDirStore::open(dir)?))
+    Ok(Box::new(LocalDirStore::open(
+        tributary_connector::resolve(base_dir, location),
+    )?))
 }
 
 const MAGIC: &[u8; 8] = b"TRBCKPT1";
