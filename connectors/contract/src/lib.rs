@@ -21,6 +21,7 @@
 //! let ctx = tributary_connector::ConnectorContext { base_dir: "examples/quickstart".into(), ..Default::default() };
 //! assert_eq!(ctx.resolve("../../quickstart/chk"), std::path::PathBuf::from("quickstart/chk"));
 //! assert_eq!(ctx.resolve("/abs/x"), std::path::PathBuf::from("/abs/x"));
+//! assert_eq!(tributary_connector::redact_uri("postgres://me:pw@h/db"), "postgres://me:***@h/db");
 //! ```
 
 use std::fmt;
@@ -312,6 +313,18 @@ pub fn parse_config<T: serde::de::DeserializeOwned>(
 ) -> Result<T> {
     serde_json::from_value(value.clone())
         .map_err(|e| Error::config(format!("{connector} config: {e}")))
+}
+
+/// A URI fit for messages and logs: `postgres://user:secret@host/db` →
+/// `postgres://user:***@host/db`.
+pub fn redact_uri(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match uri[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &uri[..s + 3], &uri[at..]),
+            None => uri.to_string(),
+        },
+        _ => uri.to_string(),
+    }
 }
 
 /// Microseconds since the Unix epoch for Arrow's timestamp types with a UTC zone,

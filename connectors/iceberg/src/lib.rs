@@ -252,7 +252,10 @@ impl IcebergSink {
                 .await
                 .map_err(|e| {
                     ice(
-                        &format!("iceberg sink: cannot open the catalog {}", redact(&uri)),
+                        &format!(
+                            "iceberg sink: cannot open the catalog {}",
+                            tributary_connector::redact_uri(&uri)
+                        ),
                         e,
                     )
                 })
@@ -519,20 +522,6 @@ fn compatible(from: &DataType, to: &DataType) -> bool {
             | (LargeUtf8 | Utf8View, Utf8)
             | (Utf8, LargeUtf8)
     )
-}
-
-fn redact(uri: &str) -> String {
-    // postgres://user:secret@host → postgres://user:***@host
-    match (uri.find("://"), uri.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &uri[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &uri[..s + 3], &uri[at..]),
-                None => uri.to_string(),
-            }
-        }
-        _ => uri.to_string(),
-    }
 }
 
 impl IcebergSink {

@@ -23,22 +23,11 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-fn redact(uri: &str) -> String {
-    match (uri.find("://"), uri.rfind('@')) {
-        (Some(s), Some(at)) if at > s => match uri[s + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &uri[..s + 3], &uri[at..]),
-            None => uri.to_string(),
-        },
-        _ => uri.to_string(),
-    }
-}
-
 impl PostgresStore {
     /// Connects and creates the table when missing. The optional URI query
     /// parameter `table` picks another table name (letters, digits, `_`).
     pub fn connect(uri: &str) -> Result<Self> {
-        let shown = redact(uri);
+        let shown = tributary_connector::redact_uri(uri);
         let (base, table) = match uri.split_once('?') {
             Some((base, query)) => {
                 let mut table = None;
