@@ -64,6 +64,8 @@ def main() -> int:
     p.add_argument("--rows", action="store_true", help="include every row")
     p.add_argument("--duckdb", action="store_true", help="also count rows with DuckDB")
     p.add_argument("--show", type=int, default=0, help="print N sample rows to stderr")
+    p.add_argument("--expected", action="append", default=[],
+                   help="a JSON list of the key values the table must hold exactly (repeatable; the lists add up)")
     p.add_argument("--human", action="store_true", help="print a readable report instead of JSON; exit 1 on duplicates")
     args = p.parse_args()
 
@@ -99,6 +101,15 @@ def main() -> int:
     }
     if snapshot:
         out["summary"]["operation"] = str(snapshot.summary.operation.value)
+    if args.expected:
+        want = set()
+        for path in args.expected:
+            with open(path) as f:
+                want.update(json.load(f))
+        have = set(str(k) for k in keys)
+        out["expected_keys"] = len(want)
+        out["missing_keys"] = len(want - have)
+        out["unexpected_keys"] = len(have - want)
     if args.ids:
         out["ids"] = sorted(str(k) for k in keys)
     if args.rows:
@@ -116,7 +127,13 @@ def main() -> int:
               f"epoch {s.get('tributary.epoch')}, offsets {s.get('tributary.offsets')}, "
               f"watermark (µs) {s.get('tributary.watermark')}")
         print(f"metadata: {out['metadata_location']}")
-        return 0 if out["duplicated_keys"] == 0 else 1
+        ok = out["duplicated_keys"] == 0
+        if args.expected:
+            print(f"expected {args.key}s: {out['expected_keys']}; missing: {out['missing_keys']}, "
+                  f"not expected: {out['unexpected_keys']}")
+            ok = ok and out["missing_keys"] == 0 and out["unexpected_keys"] == 0
+        print("OK: every expected record exactly once" if ok else "NOT OK")
+        return 0 if ok else 1
     print(json.dumps(out, default=str))
     return 0
 

@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: generated news articles (with duplicates,
-# out-of-order and late events) → WASM watermark (2 h) → WASM dedup on id →
-# a local Iceberg table (SQLite catalog) — killed with SIGKILL half-way,
-# restarted, and read back with PyIceberg and DuckDB.
+# The main job: the seed pipeline examples/articles/pipeline.json, end to end
+# on a local machine.
+#
+#   Kafka topic articles.raw.v1 (Avro, Confluent Schema Registry)
+#     → watermark on published_at, 2 hours (late events dropped and counted)
+#     → dedup on id within the watermark (state checkpointed)
+#     → Iceberg table demo.news.articles_raw (SQLite catalog)
+#
+# It starts a local Kafka broker (Tansu) and Tributary's own Schema Registry on
+# free 127.0.0.1 ports, produces articles with confluent-kafka's Avro producer
+# (duplicates, out-of-order and late events, a few malformed messages), runs
+# the pipeline, kills it with kill -9 half-way, produces more (a v2 schema with
+# a new field), restarts it, and reads the table back with PyIceberg and DuckDB.
+# Everything it writes goes to ./quickstart/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="$(scripts/setup.sh)"
@@ -10,22 +20,72 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tributary/target}"
 echo "== building tributary (release)"
 cargo build --release --workspace
 BIN="$CARGO_TARGET_DIR/release/tributary"
-PIPELINE=examples/quickstart/pipeline.json
+TANSU="${TANSU_BIN:-${TRIBUTARY_TOOLS:-$HOME/.cache/tributary/tools}/bin/tansu}"
+PIPELINE=examples/articles/pipeline.json
+WORK="$PWD/quickstart"
 
-rm -rf quickstart
+rm -rf "$WORK"
+mkdir -p "$WORK"
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+KAFKA_PORT="$(free_port)"
+REGISTRY_PORT="$(free_port)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_port() {
+  for _ in $(seq 200); do
+    if "$PY" -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on 127.0.0.1:$1 (see $WORK/*.log)" >&2; exit 1
+}
+
+echo "== Kafka broker (Tansu) on 127.0.0.1:$KAFKA_PORT, Schema Registry on 127.0.0.1:$REGISTRY_PORT"
+"$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+  --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+  --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
+pids+=($!)
+"$BIN" schema-registry --listen "127.0.0.1:$REGISTRY_PORT" --data "$WORK/schemas" >"$WORK/registry.log" 2>&1 &
+pids+=($!)
+wait_port "$KAFKA_PORT"
+wait_port "$REGISTRY_PORT"
+
+# The pipeline reads these (see the ${VAR:-default} references in it).
+export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
+export KAFKA_TOPIC=articles.raw.v1
+export SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT"
+export ICEBERG_TABLE=demo.news.articles_raw
+export ICEBERG_WAREHOUSE="$WORK/warehouse"
+export ICEBERG_CATALOG_URI="sqlite:$WORK/warehouse/catalog.db"
+export CHECKPOINT_LOCATION="$WORK/chk/articles_raw"
+produce() { "$PY" scripts/produce_articles.py --bootstrap "$KAFKA_BOOTSTRAP_SERVERS" --registry "$SCHEMA_REGISTRY_URL" --topic "$KAFKA_TOPIC" "$@"; }
+
+echo "== producing 100000 Avro articles (v1 schema) to $KAFKA_TOPIC, 3 partitions, with two malformed messages"
+produce --partitions 3 --records 100000 --bad bad-magic --bad truncated --expected "$WORK/expected-1.json"
+
 echo "== $BIN validate $PIPELINE"
 "$BIN" validate "$PIPELINE"
 
-echo "== run, and kill -9 it after 2 seconds"
+echo "== run, and kill -9 it after 3 seconds"
 "$BIN" run --progress-interval 1 "$PIPELINE" &
 pid=$!
-sleep 2
+sleep 3
 kill -9 "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 
-echo "== restart: it resumes from the last commit and runs to the end of the generated stream"
-"$BIN" run --progress-interval 1 "$PIPELINE"
+echo "== 20000 more articles with schema v2 (adds an optional field \`language\`)"
+produce --first 100000 --records 20000 --schema-version 2 --expected "$WORK/expected-2.json"
+
+echo "== restart: it resumes from the last commit and reads everything there is (--available-now)"
+"$BIN" run --available-now --progress-interval 1 "$PIPELINE"
 
 echo "== the table, read by PyIceberg and DuckDB"
-"$PY" scripts/inspect_table.py --catalog-uri sqlite:quickstart/warehouse/catalog.db \
-  --warehouse quickstart/warehouse --table demo.news.articles_raw --duckdb --show 3 --human
+"$PY" scripts/inspect_table.py --catalog-uri "$ICEBERG_CATALOG_URI" \
+  --warehouse "$ICEBERG_WAREHOUSE" --table "$ICEBERG_TABLE" --duckdb --show 3 --human \
+  --expected "$WORK/expected-1.json" --expected "$WORK/expected-2.json"
+echo "== dead-lettered records (malformed messages, with the reason):"
+cat "$CHECKPOINT_LOCATION"/dead-letter/*.jsonl 2>/dev/null | "$PY" -c '
+import json, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    print(f"  {d.get(\"position\")}: {d.get(\"reason\")}")'

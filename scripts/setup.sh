@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Tributary's main job and tests need, skipping what is there:
-# the wasm32-wasip2 Rust target and a Python venv with PyIceberg and DuckDB.
+# the wasm32-wasip2 Rust target, the Tansu Kafka broker (built from crates.io
+# into ~/.cache/tributary/tools; 10-20 minutes the first time), and a Python
+# venv with PyIceberg, DuckDB and confluent-kafka.
 # Prints the venv's python path as its last line.
 set -euo pipefail
 
@@ -9,6 +11,16 @@ log() { echo "setup: $*" >&2; }
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   log "adding the wasm32-wasip2 Rust target"
   rustup target add wasm32-wasip2 >&2
+fi
+
+TOOLS="${TRIBUTARY_TOOLS:-$HOME/.cache/tributary/tools}"
+TANSU_VERSION=0.6.0
+if ! "$TOOLS/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  log "building the Tansu Kafka broker $TANSU_VERSION into $TOOLS (once; 10-20 minutes)"
+  # Build it lean: no LTO, parallel codegen (it is a test broker).
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_PROFILE_RELEASE_DEBUG=0 \
+    cargo install --locked --quiet "tansu@$TANSU_VERSION" --features dynostore --root "$TOOLS" >&2
 fi
 
 VENV="${TRIBUTARY_VENV:-$HOME/.cache/tributary/venv}"

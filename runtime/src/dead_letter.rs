@@ -8,7 +8,9 @@
 //!
 //! Each line: `{"pipeline", "epoch", "stage", "reason", "position"?, "record"?, "raw"?}`
 //! where `stage` is `source` or `transform:<name>`, `record` the row as JSON
-//! (when it was readable) and `raw` the bytes as text (when it was not).
+//! (when it was readable), and the bytes as read when it was not: `raw` when
+//! they are UTF-8 text (a malformed JSON line), else `raw_base64` (a binary
+//! Avro message), so the record can be replayed byte for byte.
 
 use std::fs;
 use std::io::Write;
@@ -23,7 +25,7 @@ pub struct DeadLetter {
     pub reason: String,
     pub position: Option<String>,
     pub record: Option<Value>,
-    pub raw: Option<String>,
+    pub raw: Option<Vec<u8>>,
 }
 
 /// Collects an epoch's dead letters and writes them at the epoch's end.
@@ -90,8 +92,15 @@ impl DeadLetterOutput {
                 if let Some(r) = letter.record {
                     obj.insert("record".into(), r);
                 }
-                if let Some(r) = letter.raw {
-                    obj.insert("raw".into(), Value::String(r));
+                if let Some(bytes) = letter.raw {
+                    match String::from_utf8(bytes) {
+                        Ok(text) => obj.insert("raw".into(), Value::String(text)),
+                        Err(e) => {
+                            use base64::Engine;
+                            let b64 = base64::engine::general_purpose::STANDARD.encode(e.as_bytes());
+                            obj.insert("raw_base64".into(), Value::String(b64))
+                        }
+                    };
                 }
                 serde_json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;
@@ -124,7 +133,7 @@ mod tests {
             reason: reason.into(),
             position: Some("a.jsonl:3".into()),
             record: None,
-            raw: Some("{oops".into()),
+            raw: Some(b"{oops".to_vec()),
         }
     }
 
@@ -148,6 +157,17 @@ mod tests {
         assert_eq!(lines[0]["reason"], "second try");
         assert_eq!(lines[0]["position"], "a.jsonl:3");
         assert_eq!(lines[0]["raw"], "{oops");
+        // Bytes that are not text are kept exactly, as base64.
+        out.push(DeadLetter {
+            raw: Some(vec![0x00, 0xff, 0x10]),
+            ..letter("binary")
+        });
+        out.flush(8).unwrap();
+        let text =
+            fs::read_to_string(dir.path().join("dlq/epoch-00000000000000000008.jsonl")).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["raw_base64"], "AP8Q");
+        assert!(line.get("raw").is_none());
         // And a replay with nothing to report removes the stale file.
         assert_eq!(out.flush(7).unwrap(), 0);
         assert!(

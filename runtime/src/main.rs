@@ -42,6 +42,17 @@ enum Command {
         /// The pipeline file.
         pipeline: PathBuf,
     },
+    /// Run a small Confluent-compatible Schema Registry (Avro; schemas kept in
+    /// a folder), for local use and tests: the REST subset Confluent's
+    /// serializers and `schema_registry_converter` use, with compatibility checks.
+    SchemaRegistry {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// Folder the schemas are kept in (created when missing).
+        #[arg(long, default_value = "schema-registry")]
+        data: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { pipeline } => validate(&pipeline),
+        Command::SchemaRegistry { listen, data } => schema_registry(listen, data),
         Command::Run {
             available_now,
             progress_interval,
@@ -114,6 +126,45 @@ fn validate(path: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn schema_registry(listen: std::net::SocketAddr, data: PathBuf) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let server =
+            match tributary_schema_registry::RegistryServer::bind(listen, data.clone()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+        eprintln!(
+            "schema registry listening on http://{} (schemas in {})",
+            server.local_addr(),
+            data.display()
+        );
+        tokio::select! {
+            served = server.serve() => match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+        }
+    })
 }
 
 fn run(path: &std::path::Path, options: RunOptions) -> ExitCode {

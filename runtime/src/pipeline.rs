@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -234,9 +234,8 @@ impl Pipeline {
     ) -> Result<RunSummary, PipelineError> {
         let (resume, mut epoch) = self.recover()?;
         let mut source = self.source.take().expect("a pipeline runs once");
-        source
-            .open(resume.as_ref())
-            .map_err(PipelineError::Source)?;
+        // An unreachable broker at start is retried with backoff, as later.
+        retry("open the source", || source.open(resume.as_ref())).map_err(PipelineError::Source)?;
 
         let trigger = self.loaded.config.trigger.clone();
         let (data_tx, data_rx) = mpsc::sync_channel::<FromSource>(4);
@@ -300,6 +299,8 @@ impl Pipeline {
                 .saturating_sub(epoch_start.elapsed())
                 .min(Duration::from_millis(100));
             match data_rx.recv_timeout(wait) {
+                // "Nothing yet, more to come" (Kafka while a fetch is in flight).
+                Ok(FromSource::Batch(batch)) if batch.is_empty() => {}
                 Ok(FromSource::Batch(batch)) => {
                     epoch_records += batch.len() as u64;
                     let after = batch.offsets.clone();
@@ -355,7 +356,7 @@ impl Pipeline {
                 reason: bad.reason,
                 position: Some(bad.position),
                 record: None,
-                raw: Some(String::from_utf8_lossy(&bad.raw).into_owned()),
+                raw: Some(bad.raw),
             });
         }
         if batch.records.num_rows() == 0 {
@@ -556,8 +557,19 @@ fn spawn_source(
                     Ok(Poll::Batch(batch)) => {
                         idle_sent = false;
                         backoff = Duration::from_millis(100);
-                        if tx.send(FromSource::Batch(batch)).is_err() {
-                            return;
+                        match tx.try_send(FromSource::Batch(batch)) {
+                            Ok(()) => {}
+                            Err(TrySendError::Disconnected(_)) => return,
+                            Err(TrySendError::Full(batch)) => {
+                                // The pipeline is behind: stop prefetching
+                                // until it takes this batch.
+                                source.pause(true);
+                                let sent = tx.send(batch);
+                                source.pause(false);
+                                if sent.is_err() {
+                                    return;
+                                }
+                            }
                         }
                     }
                     Ok(Poll::Idle) => {

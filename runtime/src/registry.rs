@@ -8,12 +8,17 @@ use tributary_connector::{ConnectorContext, ConnectorKind, Error, Result, Sink, 
 
 /// Every built-in connector: `(type, kind + constructor)`.
 pub const CONNECTORS: &[(&str, ConnectorKind)] = &[
+    (
+        "blackhole",
+        ConnectorKind::Sink(tributary_blackhole::factory),
+    ),
     ("file", ConnectorKind::Source(tributary_file::factory)),
     (
         "generator",
         ConnectorKind::Source(tributary_generator::factory),
     ),
     ("iceberg", ConnectorKind::Sink(tributary_iceberg::factory)),
+    ("kafka", ConnectorKind::Source(tributary_kafka::factory)),
 ];
 
 fn names(want_source: bool) -> String {

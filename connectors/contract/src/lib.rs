@@ -18,7 +18,7 @@
 //! let offsets = Offsets::new(serde_json::json!({"file": "a.jsonl", "line": 3}));
 //! assert_eq!(offsets.as_json()["line"], 3);
 //! # let _ = SourceBatch::empty;
-//! let ctx = tributary_connector::ConnectorContext { base_dir: "examples/quickstart".into(), ..Default::default() };
+//! let ctx = tributary_connector::ConnectorContext { base_dir: "examples/generator".into(), ..Default::default() };
 //! assert_eq!(ctx.resolve("../../quickstart/chk"), std::path::PathBuf::from("quickstart/chk"));
 //! assert_eq!(ctx.resolve("/abs/x"), std::path::PathBuf::from("/abs/x"));
 //! assert_eq!(tributary_connector::redact_uri("postgres://me:pw@h/db"), "postgres://me:***@h/db");
@@ -124,6 +124,29 @@ pub trait Source: Send {
         let _ = offsets;
         Ok(())
     }
+
+    /// How far behind its input the source is, per partition (Kafka consumer
+    /// lag), when it knows. Called from the source's thread after polls, for
+    /// metrics only. Default: nothing to report.
+    fn backlog(&mut self) -> Vec<Backlog> {
+        Vec::new()
+    }
+
+    /// Backpressure: the pipeline is busy (`true`) and will not take another
+    /// batch soon, or has caught up again (`false`). A source that prefetches
+    /// (Kafka) stops fetching meanwhile. Default: nothing to do.
+    fn pause(&mut self, paused: bool) {
+        let _ = paused;
+    }
+}
+
+/// Records a source has not read yet in one partition of its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backlog {
+    /// The partition, e.g. `articles.raw.v1/3`.
+    pub partition: String,
+    /// Records between the source's position and the end of the partition.
+    pub records: u64,
 }
 
 /// What a pipeline commits at the end of an epoch.

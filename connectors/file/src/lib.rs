@@ -21,20 +21,16 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use arrow_array::builder::{
-    ArrayBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::SchemaRef;
 use serde::Deserialize;
 use serde_json::Value;
 use tributary_connector::{
-    BadRecord, ConnectorContext, Error, Offsets, Poll, Result, Source, SourceBatch, UTC,
-    parse_config,
+    BadRecord, ConnectorContext, Error, Offsets, Poll, Result, Source, SourceBatch, parse_config,
 };
+
+mod rows;
+pub use rows::{FieldKind, FieldSpec, JsonRows, UnknownFields};
 
 /// Config of the `file` source.
 #[derive(Clone, Debug, Deserialize)]
@@ -57,58 +53,13 @@ fn default_pattern() -> String {
     "*.jsonl".into()
 }
 
-/// One column.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FieldSpec {
-    pub name: String,
-    /// `string`, `long`, `double`, `boolean`, `timestamp` (RFC 3339 text or
-    /// integer microseconds since the Unix epoch) or `json` (any value, kept as
-    /// JSON text).
-    #[serde(rename = "type")]
-    pub kind: FieldKind,
-    /// A line without a value for it is a bad record.
-    #[serde(default)]
-    pub required: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FieldKind {
-    String,
-    Long,
-    Double,
-    Boolean,
-    Timestamp,
-    Json,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnknownFields {
-    #[default]
-    Ignore,
-    Reject,
-}
-
-impl FieldKind {
-    fn data_type(self) -> DataType {
-        match self {
-            Self::String | Self::Json => DataType::Utf8,
-            Self::Long => DataType::Int64,
-            Self::Double => DataType::Float64,
-            Self::Boolean => DataType::Boolean,
-            Self::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
-        }
-    }
-}
-
 /// The source.
 #[derive(Debug)]
 pub struct FileSource {
     config: FileSourceConfig,
     dir: PathBuf,
-    schema: SchemaRef,
+    /// The columns being built; emptied by every poll.
+    rows: JsonRows,
     /// The file being read, its reader, and lines/bytes consumed from it.
     current: Option<Current>,
     /// Files named up to and including this are done or current.
@@ -160,29 +111,11 @@ impl FileSource {
                 dir.display()
             )));
         }
-        if config.schema.is_empty() {
-            return Err(Error::config("file source: schema lists no fields"));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for f in &config.schema {
-            if !seen.insert(f.name.as_str()) {
-                return Err(Error::config(format!(
-                    "file source: schema names field `{}` twice",
-                    f.name
-                )));
-            }
-        }
-        let schema = Arc::new(Schema::new(
-            config
-                .schema
-                .iter()
-                .map(|f| Field::new(&f.name, f.kind.data_type(), !f.required))
-                .collect::<Vec<_>>(),
-        ));
+        let rows = JsonRows::new("file source", config.schema.clone(), config.unknown_fields)?;
         Ok(Self {
             config,
             dir,
-            schema,
+            rows,
             current: None,
             position: None,
         })
@@ -274,129 +207,15 @@ impl FileSource {
     }
 }
 
-enum Col {
-    Str(StringBuilder),
-    Long(Int64Builder),
-    Double(Float64Builder),
-    Bool(BooleanBuilder),
-    Ts(TimestampMicrosecondBuilder),
-}
-
-impl Col {
-    fn new(kind: FieldKind, n: usize) -> Self {
-        match kind {
-            FieldKind::String | FieldKind::Json => {
-                Self::Str(StringBuilder::with_capacity(n, n * 16))
-            }
-            FieldKind::Long => Self::Long(Int64Builder::with_capacity(n)),
-            FieldKind::Double => Self::Double(Float64Builder::with_capacity(n)),
-            FieldKind::Boolean => Self::Bool(BooleanBuilder::with_capacity(n)),
-            FieldKind::Timestamp => {
-                Self::Ts(TimestampMicrosecondBuilder::with_capacity(n).with_timezone(UTC))
-            }
-        }
-    }
-    fn finish(self) -> ArrayRef {
-        match self {
-            Self::Str(mut b) => Arc::new(b.finish()),
-            Self::Long(mut b) => Arc::new(b.finish()),
-            Self::Double(mut b) => Arc::new(b.finish()),
-            Self::Bool(mut b) => Arc::new(b.finish()),
-            Self::Ts(mut b) => Arc::new(b.finish()),
-        }
-    }
-    fn len(&self) -> usize {
-        match self {
-            Self::Str(b) => b.len(),
-            Self::Long(b) => b.len(),
-            Self::Double(b) => b.len(),
-            Self::Bool(b) => b.len(),
-            Self::Ts(b) => b.len(),
-        }
-    }
-}
-
-/// A typed cell, checked before anything is appended so a bad line leaves
-/// the builders untouched.
-enum Cell {
-    Null,
-    Str(String),
-    Long(i64),
-    Double(f64),
-    Bool(bool),
-    Ts(i64),
-}
-
-fn describe(v: &Value) -> String {
-    let text = v.to_string();
-    if text.len() > 40 {
-        format!(
-            "{}…",
-            &text[..text.char_indices().nth(40).map_or(text.len(), |(i, _)| i)]
-        )
-    } else {
-        text
-    }
-}
-
-fn cell(spec: &FieldSpec, v: Option<&Value>) -> std::result::Result<Cell, String> {
-    let v = match v {
-        None | Some(Value::Null) if spec.required => {
-            return Err(format!("required field `{}` is missing", spec.name));
-        }
-        None | Some(Value::Null) => return Ok(Cell::Null),
-        Some(v) => v,
-    };
-    let wrong = |want: &str| {
-        format!(
-            "field `{}`: expected {want}, got {}",
-            spec.name,
-            describe(v)
-        )
-    };
-    Ok(match spec.kind {
-        FieldKind::String => Cell::Str(v.as_str().ok_or_else(|| wrong("a string"))?.to_string()),
-        FieldKind::Json => Cell::Str(v.to_string()),
-        FieldKind::Long => Cell::Long(v.as_i64().ok_or_else(|| wrong("an integer"))?),
-        FieldKind::Double => Cell::Double(v.as_f64().ok_or_else(|| wrong("a number"))?),
-        FieldKind::Boolean => Cell::Bool(v.as_bool().ok_or_else(|| wrong("true or false"))?),
-        FieldKind::Timestamp => match v {
-            Value::String(s) => Cell::Ts(
-                chrono::DateTime::parse_from_rfc3339(s)
-                    .map_err(|_| wrong("an RFC 3339 timestamp"))?
-                    .timestamp_micros(),
-            ),
-            Value::Number(n) => Cell::Ts(
-                n.as_i64()
-                    .ok_or_else(|| wrong("an RFC 3339 timestamp or integer microseconds"))?,
-            ),
-            _ => return Err(wrong("an RFC 3339 timestamp")),
-        },
-    })
-}
-
-fn append(col: &mut Col, c: Cell) {
-    match (col, c) {
-        (Col::Str(b), Cell::Str(s)) => b.append_value(s),
-        (Col::Long(b), Cell::Long(x)) => b.append_value(x),
-        (Col::Double(b), Cell::Double(x)) => b.append_value(x),
-        (Col::Bool(b), Cell::Bool(x)) => b.append_value(x),
-        (Col::Ts(b), Cell::Ts(x)) => b.append_value(x),
-        (Col::Str(b), _) => b.append_null(),
-        (Col::Long(b), _) => b.append_null(),
-        (Col::Double(b), _) => b.append_null(),
-        (Col::Bool(b), _) => b.append_null(),
-        (Col::Ts(b), _) => b.append_null(),
-    }
-}
-
 impl Source for FileSource {
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        self.rows.schema()
     }
 
     fn open(&mut self, resume: Option<&Offsets>) -> Result<()> {
         self.current = None;
+        // Rows left by a poll that failed half-way belong to the old position.
+        self.rows.finish()?;
         self.position = match resume.map(Offsets::as_json) {
             None | Some(Value::Null) => None,
             Some(o) => {
@@ -417,12 +236,6 @@ impl Source for FileSource {
     }
 
     fn poll(&mut self, max_records: usize) -> Result<Poll> {
-        let mut cols: Vec<Col> = self
-            .config
-            .schema
-            .iter()
-            .map(|f| Col::new(f.kind, max_records))
-            .collect();
         let mut bad = Vec::new();
         let mut buf = String::new();
         let mut read = 0;
@@ -459,67 +272,18 @@ impl Source for FileSource {
                 continue;
             }
             read += 1;
-            let row = match serde_json::from_str::<Value>(text) {
-                Ok(Value::Object(map)) => map,
-                Ok(other) => {
-                    bad.push(BadRecord {
-                        raw: text.as_bytes().to_vec(),
-                        position,
-                        reason: format!("expected a JSON object, got {}", describe(&other)),
-                    });
-                    continue;
-                }
-                Err(e) => {
-                    bad.push(BadRecord {
-                        raw: text.as_bytes().to_vec(),
-                        position,
-                        reason: format!("not valid JSON: {e}"),
-                    });
-                    continue;
-                }
-            };
-            let mut cells = Vec::with_capacity(cols.len());
-            let mut problem = None;
-            for spec in &self.config.schema {
-                match cell(spec, row.get(&spec.name)) {
-                    Ok(c) => cells.push(c),
-                    Err(reason) => {
-                        problem = Some(reason);
-                        break;
-                    }
-                }
-            }
-            if problem.is_none()
-                && self.config.unknown_fields == UnknownFields::Reject
-                && let Some(k) = row
-                    .keys()
-                    .find(|k| !self.config.schema.iter().any(|f| &f.name == *k))
-            {
-                problem = Some(format!(
-                    "field `{k}` is not in the schema (unknown_fields = \"reject\")"
-                ));
-            }
-            match problem {
-                Some(reason) => bad.push(BadRecord {
+            if let Err(reason) = self.rows.push_text(text) {
+                bad.push(BadRecord {
                     raw: text.as_bytes().to_vec(),
                     position,
                     reason,
-                }),
-                None => {
-                    for (col, c) in cols.iter_mut().zip(cells) {
-                        append(col, c);
-                    }
-                }
+                });
             }
         }
         if read == 0 {
             return Ok(Poll::Idle);
         }
-        let rows = cols.first().map_or(0, Col::len);
-        let columns: Vec<ArrayRef> = cols.into_iter().map(Col::finish).collect();
-        let records = RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| Error::internal(format!("file source: {e}")))?;
-        debug_assert_eq!(records.num_rows(), rows);
+        let records = self.rows.finish()?;
         Ok(Poll::Batch(SourceBatch {
             records,
             bad,

@@ -430,25 +430,12 @@ impl IcebergSink {
         for field in target.fields() {
             let column = match batch.column_by_name(field.name()) {
                 None => new_null_array(field.data_type(), batch.num_rows()),
-                Some(col) if col.data_type() == field.data_type() => col.clone(),
-                Some(col) if compatible(col.data_type(), field.data_type()) => {
-                    arrow_cast::cast(col, field.data_type()).map_err(|e| {
-                        Error::data(format!(
-                            "iceberg sink: field `{}`: cannot convert: {e}",
-                            field.name()
-                        ))
-                    })?
-                }
-                Some(col) => {
-                    return Err(Error::data(format!(
-                        "iceberg sink: field `{}` is {} in the records but {} in table {}; \
-                         write it under another name or change the table",
-                        field.name(),
-                        col.data_type(),
-                        field.data_type(),
+                Some(col) => conform_array(col, field.data_type(), field.name()).map_err(|m| {
+                    Error::data(format!(
+                        "iceberg sink: {m} in table {}; write it under another name or change the table",
                         self.ident
-                    )));
-                }
+                    ))
+                })?,
             };
             if !field.is_nullable() && column.null_count() > 0 {
                 return Err(Error::data(format!(
@@ -508,6 +495,91 @@ impl IcebergSink {
     }
 }
 
+/// `col` as the table's type `target`: the same data, with the table's
+/// nested field names and field ids (a struct, list or map from the source
+/// has neither), leaves cast where [`compatible`]. Struct fields match by
+/// name (a field the batch lacks is null); map entries by position. `path`
+/// names the field in messages.
+fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<ArrayRef, String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::{Array, ListArray, MapArray, StructArray};
+    let from = col.data_type();
+    if from == target {
+        return Ok(col.clone());
+    }
+    let clash = || format!("field `{path}` is {from} in the records but {target}");
+    let out: ArrayRef = match (from, target) {
+        (DataType::Struct(have), DataType::Struct(want)) => {
+            let s = col.as_struct();
+            for f in have {
+                if want.find(f.name()).is_none() {
+                    return Err(format!(
+                        "field `{path}.{}` is not in the table: Tributary adds new top-level columns only, \
+                         not fields inside a struct",
+                        f.name()
+                    ));
+                }
+            }
+            let children = want
+                .iter()
+                .map(|f| match s.column_by_name(f.name()) {
+                    Some(c) => conform_array(c, f.data_type(), &format!("{path}.{}", f.name())),
+                    None => Ok(new_null_array(f.data_type(), s.len())),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            std::sync::Arc::new(
+                StructArray::try_new(want.clone(), children, s.nulls().cloned())
+                    .map_err(|e| format!("field `{path}`: {e}"))?,
+            )
+        }
+        (DataType::List(_), DataType::List(want)) => {
+            let l = col.as_list::<i32>();
+            let values = conform_array(l.values(), want.data_type(), &format!("{path}[]"))?;
+            std::sync::Arc::new(
+                ListArray::try_new(
+                    want.clone(),
+                    l.offsets().clone(),
+                    values,
+                    l.nulls().cloned(),
+                )
+                .map_err(|e| format!("field `{path}`: {e}"))?,
+            )
+        }
+        (DataType::Map(_, _), DataType::Map(want, sorted)) => {
+            let m = col.as_map();
+            let DataType::Struct(kv) = want.data_type() else {
+                return Err(clash());
+            };
+            let entries = m.entries();
+            if entries.num_columns() != 2 || kv.len() != 2 {
+                return Err(clash());
+            }
+            let keys = conform_array(entries.column(0), kv[0].data_type(), &format!("{path}.key"))?;
+            let values = conform_array(
+                entries.column(1),
+                kv[1].data_type(),
+                &format!("{path}.value"),
+            )?;
+            let entries = StructArray::try_new(kv.clone(), vec![keys, values], None)
+                .map_err(|e| format!("field `{path}`: {e}"))?;
+            std::sync::Arc::new(
+                MapArray::try_new(
+                    want.clone(),
+                    m.offsets().clone(),
+                    entries,
+                    m.nulls().cloned(),
+                    *sorted,
+                )
+                .map_err(|e| format!("field `{path}`: {e}"))?,
+            )
+        }
+        _ if compatible(from, target) => arrow_cast::cast(col, target)
+            .map_err(|e| format!("field `{path}`: cannot convert {from} to {target}: {e}"))?,
+        _ => return Err(clash()),
+    };
+    Ok(out)
+}
+
 /// Types a batch may carry for a column of another (but convertible) type.
 fn compatible(from: &DataType, to: &DataType) -> bool {
     use DataType::*;
@@ -521,6 +593,8 @@ fn compatible(from: &DataType, to: &DataType) -> bool {
             | (Float32, Float64)
             | (LargeUtf8 | Utf8View, Utf8)
             | (Utf8, LargeUtf8)
+            | (Binary | BinaryView, LargeBinary)
+            | (Time64(_), Time64(_))
     )
 }
 

@@ -1,0 +1,124 @@
+//! The value format a `kafka` source decodes, chosen by its `format` field,
+//! and one decoder type over both (the builders live in [`crate::format`]).
+
+use std::sync::Arc;
+
+use arrow_array::ArrayRef;
+use arrow_array::builder::BinaryBuilder;
+use arrow_schema::{DataType, Field};
+use serde::Deserialize;
+use tributary_connector::{Error, RecordBatch, Result, Schema, SchemaRef};
+
+pub use crate::format::DecodeError;
+use crate::format::{AvroBatchBuilder, JsonBatchBuilder};
+use crate::source::KafkaSourceConfig;
+
+/// How message values are encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueFormat {
+    /// Confluent wire format: magic byte 0, 4-byte schema id, Avro body.
+    #[default]
+    Avro,
+    /// One JSON object per message, read with a declared schema.
+    Json,
+    /// No decoding: one binary column `value` with the message value as it
+    /// is (to move opaque payloads, and to measure consuming alone).
+    Bytes,
+}
+
+/// Decodes values into the rows of the next batch.
+pub enum ValueDecoder {
+    Avro(AvroBatchBuilder),
+    Json(JsonBatchBuilder),
+    Bytes(BinaryBuilder),
+}
+
+impl ValueDecoder {
+    /// Checks that the format's own fields are there (and only those).
+    pub fn new(config: &KafkaSourceConfig) -> Result<Self> {
+        match config.format {
+            ValueFormat::Avro => {
+                if config.schema.is_some() {
+                    return Err(Error::config(
+                        "kafka source: `schema` is for \"format\": \"json\"; Avro values carry their schema \
+                         (from schema_registry_url): remove `schema`",
+                    ));
+                }
+                let url = config.schema_registry_url.as_deref().unwrap_or("");
+                if url.trim().is_empty() {
+                    return Err(Error::config(
+                        "kafka source: \"format\": \"avro\" needs schema_registry_url, e.g. \"http://localhost:8081\" \
+                         (or set \"format\": \"json\" with a `schema`)",
+                    ));
+                }
+                Ok(Self::Avro(AvroBatchBuilder::new(url)?))
+            }
+            ValueFormat::Json => {
+                if config.schema_registry_url.is_some() {
+                    return Err(Error::config(
+                        "kafka source: schema_registry_url is for \"format\": \"avro\"; remove it or set the format to avro",
+                    ));
+                }
+                let Some(schema) = &config.schema else {
+                    return Err(Error::config(
+                        "kafka source: \"format\": \"json\" needs `schema`, the columns to read, e.g. \
+                         [{\"name\": \"id\", \"type\": \"string\"}, {\"name\": \"published_at\", \"type\": \"timestamp\"}]",
+                    ));
+                };
+                Ok(Self::Json(JsonBatchBuilder::new(
+                    schema.clone(),
+                    tributary_file::UnknownFields::Ignore,
+                )?))
+            }
+            ValueFormat::Bytes => {
+                if config.schema_registry_url.is_some() || config.schema.is_some() {
+                    return Err(Error::config(
+                        "kafka source: \"format\": \"bytes\" takes values as they are: remove schema_registry_url and schema",
+                    ));
+                }
+                Ok(Self::Bytes(BinaryBuilder::new()))
+            }
+        }
+    }
+
+    pub fn push(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
+        match self {
+            Self::Avro(b) => b.push(payload),
+            Self::Json(b) => b.push(payload),
+            Self::Bytes(b) => {
+                b.append_value(payload);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn finish(&mut self) -> Result<RecordBatch> {
+        match self {
+            Self::Avro(b) => b.finish(),
+            Self::Json(b) => b.finish(),
+            Self::Bytes(b) => {
+                let column: ArrayRef = Arc::new(b.finish());
+                RecordBatch::try_new(bytes_schema(), vec![column])
+                    .map_err(|e| Error::internal(format!("kafka source: bytes batch: {e}")))
+            }
+        }
+    }
+
+    /// The schema of the rows so far (Avro: grows as writer schemas arrive).
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            Self::Avro(b) => b.schema(),
+            Self::Json(b) => b.schema(),
+            Self::Bytes(_) => bytes_schema(),
+        }
+    }
+}
+
+fn bytes_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Binary,
+        false,
+    )]))
+}

@@ -1,0 +1,650 @@
+//! The `kafka` source: every partition of one or more topics, read with
+//! rdkafka, values decoded (Avro via a Schema Registry, or JSON) into Arrow.
+//!
+//! **Where it resumes.** The offsets the sink committed with the last epoch
+//! (`{"<topic>": {"<partition>": <next offset>}}`) are the truth. Like Flink's
+//! Kafka source, this one assigns itself every partition of its topics (no
+//! group-managed subscription, hence no rebalance that could hand a partition
+//! over mid-epoch and replay it elsewhere): resuming is a plain `assign` at the
+//! committed offsets. The consumer group is used only to commit offsets after
+//! each epoch, so `kafka-consumer-groups --describe` and lag dashboards work.
+//! Partitions added to a topic while it runs are found (every
+//! `partition_discovery_ms`) and read from their start.
+//!
+//! **Memory.** librdkafka prefetches at most `max_prefetch_mb` per partition
+//! queue and stops fetching when it is full; a poll returns at most the
+//! pipeline's `batch_size` records; when the pipeline is busy the source is
+//! paused (fetching stops) until it catches up. A large backlog therefore
+//! costs a bounded amount of memory.
+//!
+//! **Bad input.** A value that cannot be decoded (bad magic byte, unknown
+//! schema id, truncated body, not JSON) becomes a [`BadRecord`] at
+//! `topic/partition@offset` with the reason; the pipeline's error policy sends
+//! it to the dead-letter output or stops. An unreachable broker or Schema
+//! Registry is a retryable error: the pipeline backs off and tries again, and
+//! the message being decoded is kept, not skipped.
+//!
+//! ```json
+//! {"type": "kafka", "bootstrap_servers": "localhost:9092", "topics": ["articles.raw.v1"],
+//!  "format": "avro", "schema_registry_url": "http://localhost:8081", "start": "earliest"}
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde::Deserialize;
+use tributary_connector::{
+    Backlog, BadRecord, ConnectorContext, Error, Offsets, Poll, Result, SchemaRef, Source,
+    SourceBatch, parse_config,
+};
+
+use crate::decode::{DecodeError, ValueDecoder, ValueFormat};
+
+/// Config of the `kafka` source.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// `host:port[,host:port…]` of the brokers.
+    pub bootstrap_servers: String,
+    /// The topics to read, every partition of each.
+    pub topics: Vec<String>,
+    /// The consumer group offsets are committed to, for lag monitoring only
+    /// (Tributary resumes from the offsets in the sink). Default:
+    /// `tributary-<pipeline name>`.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Where a partition with no committed offset starts: `earliest` (default)
+    /// or `latest`. Only for a pipeline's first run and for new partitions of
+    /// a running one; after that the committed offsets decide.
+    #[serde(default)]
+    pub start: StartAt,
+    /// How values are encoded: `avro` (Confluent wire format: magic byte,
+    /// schema id, Avro body; needs `schema_registry_url`) or `json` (one JSON
+    /// object per message; needs `schema`).
+    #[serde(default)]
+    pub format: ValueFormat,
+    /// The Schema Registry, for `avro`: `http://host:port`.
+    #[serde(default)]
+    pub schema_registry_url: Option<String>,
+    /// The columns, for `json` (as the `file` source's `schema`).
+    #[serde(default)]
+    pub schema: Option<Vec<tributary_file::FieldSpec>>,
+    /// Upper bound of prefetched data per partition, in MiB (librdkafka's
+    /// `queued.max.messages.kbytes`).
+    #[serde(default = "default_prefetch_mb")]
+    pub max_prefetch_mb: u64,
+    /// How often to look for partitions added to the topics, in ms.
+    #[serde(default = "default_discovery_ms")]
+    pub partition_discovery_ms: u64,
+    /// Extra librdkafka properties (`security.protocol`, `sasl.*`, …), passed
+    /// as they are. Ones Tributary sets itself (`group.id`,
+    /// `enable.auto.commit`, …) cannot be overridden.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_prefetch_mb() -> u64 {
+    16
+}
+
+fn default_discovery_ms() -> u64 {
+    30_000
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// Properties this source owns; a user may not set them in `properties`.
+const RESERVED: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "statistics.interval.ms",
+    "queued.max.messages.kbytes",
+    "enable.partition.eof",
+];
+
+/// Registry entry point.
+pub fn factory(config: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box<dyn Source>> {
+    let config: KafkaSourceConfig = parse_config("kafka source", config)?;
+    Ok(Box::new(KafkaSource::new(config, ctx)?))
+}
+
+/// High watermarks per partition from librdkafka's statistics, which arrive
+/// on the consumer's poll (twice a second): lag and "caught up" without a
+/// broker round trip.
+#[derive(Default)]
+struct StatsContext {
+    high: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl ClientContext for StatsContext {
+    fn stats(&self, stats: Statistics) {
+        let mut high = self.high.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, t) in stats.topics {
+            for (partition, p) in t.partitions {
+                // Partition -1 is librdkafka's internal "unassigned" queue.
+                if partition >= 0 && p.hi_offset >= 0 {
+                    high.insert((topic.clone(), partition), p.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for StatsContext {}
+
+type Partition = (String, i32);
+
+/// The source. Connects at [`Source::open`], so building it (as `tributary
+/// validate` does) touches no broker.
+pub struct KafkaSource {
+    config: KafkaSourceConfig,
+    group_id: String,
+    decoder: ValueDecoder,
+    consumer: Option<BaseConsumer<StatsContext>>,
+    /// Next offset to read, per assigned partition: what a batch reports as
+    /// its offsets.
+    positions: BTreeMap<Partition, i64>,
+    /// A message read but not decoded because the registry was unreachable;
+    /// decoded first on the next poll.
+    held: Option<HeldMessage>,
+    paused: bool,
+    last_discovery: Instant,
+}
+
+struct HeldMessage {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    payload: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("topics", &self.config.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl KafkaSource {
+    pub fn new(config: KafkaSourceConfig, ctx: &ConnectorContext) -> Result<Self> {
+        if config.bootstrap_servers.trim().is_empty() {
+            return Err(Error::config(
+                "kafka source: bootstrap_servers is empty; give host:port of a broker, e.g. \"localhost:9092\"",
+            ));
+        }
+        if config.topics.is_empty() || config.topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(Error::config(
+                "kafka source: topics must name at least one topic, e.g. [\"articles.raw.v1\"]",
+            ));
+        }
+        for key in config.properties.keys() {
+            if RESERVED.contains(&key.as_str()) {
+                return Err(Error::config(format!(
+                    "kafka source: properties.`{key}` is set by Tributary itself; use the source's own field \
+                     (bootstrap_servers, group_id, start, max_prefetch_mb) or remove it"
+                )));
+            }
+        }
+        if config.max_prefetch_mb == 0 {
+            return Err(Error::config(
+                "kafka source: max_prefetch_mb must be at least 1",
+            ));
+        }
+        let group_id = config
+            .group_id
+            .clone()
+            .unwrap_or_else(|| format!("tributary-{}", ctx.pipeline_id));
+        let decoder = ValueDecoder::new(&config)?;
+        Ok(Self {
+            config,
+            group_id,
+            decoder,
+            consumer: None,
+            positions: BTreeMap::new(),
+            held: None,
+            paused: false,
+            last_discovery: Instant::now(),
+        })
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut cc = ClientConfig::new();
+        for (k, v) in &self.config.properties {
+            cc.set(k, v);
+        }
+        cc.set("bootstrap.servers", &self.config.bootstrap_servers)
+            .set("group.id", &self.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // An offset that no longer exists (deleted by retention) must not
+            // be skipped silently: it surfaces as an error.
+            .set("auto.offset.reset", "error")
+            .set("statistics.interval.ms", "500")
+            .set(
+                "queued.max.messages.kbytes",
+                (self.config.max_prefetch_mb * 1024).to_string(),
+            )
+            .set("enable.partition.eof", "false");
+        cc
+    }
+
+    fn consumer(&self) -> &BaseConsumer<StatsContext> {
+        self.consumer.as_ref().expect("open() before use")
+    }
+
+    /// Every partition of every topic, from the brokers' metadata.
+    fn discover(&self) -> Result<Vec<Partition>> {
+        let mut found = Vec::new();
+        for topic in &self.config.topics {
+            let md = self
+                .consumer()
+                .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+                .map_err(|e| {
+                    self.unreachable(&format!("read the metadata of topic `{topic}`"), e)
+                })?;
+            let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+                return Err(self.missing_topic(topic));
+            };
+            if let Some(err) = t.error() {
+                let code = RDKafkaErrorCode::from(err);
+                if code == RDKafkaErrorCode::UnknownTopicOrPartition
+                    || code == RDKafkaErrorCode::UnknownTopic
+                {
+                    return Err(self.missing_topic(topic));
+                }
+                return Err(Error::external(format!(
+                    "kafka source: metadata of topic `{topic}` on {}: {code}",
+                    self.config.bootstrap_servers
+                )));
+            }
+            if t.partitions().is_empty() {
+                return Err(self.missing_topic(topic));
+            }
+            for p in t.partitions() {
+                found.push((topic.clone(), p.id()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Retryable: at start-up the topic may be created a moment after the
+    /// pipeline starts; a misspelt name fails once the retries run out.
+    fn missing_topic(&self, topic: &str) -> Error {
+        Error::external(format!(
+            "kafka source: topic `{topic}` does not exist on {}; create it (Tributary does not create topics), \
+             or fix source.topics",
+            self.config.bootstrap_servers
+        ))
+    }
+
+    fn unreachable(&self, what: &str, e: KafkaError) -> Error {
+        Error::external(format!(
+            "kafka source: cannot {what}: {e}; is a broker running at {}? (bootstrap_servers)",
+            self.config.bootstrap_servers
+        ))
+        .with_source(e)
+    }
+
+    /// Where a partition without a resume offset starts: resolved to a
+    /// concrete offset now, so the first epoch's offsets name real positions.
+    fn start_offset(&self, (topic, partition): &Partition, start: StartAt) -> Result<i64> {
+        let (low, high) = self
+            .consumer()
+            .fetch_watermarks(topic, *partition, METADATA_TIMEOUT)
+            .map_err(|e| {
+                self.unreachable(&format!("read the offsets of {topic}/{partition}"), e)
+            })?;
+        Ok(match start {
+            StartAt::Earliest => low,
+            StartAt::Latest => high,
+        })
+    }
+
+    /// Assigns every known partition at its position, when `added` is new.
+    /// (A full `assign` rather than an incremental one: it is rare, and
+    /// re-seeking the others to their positions loses nothing.)
+    fn assign(&mut self, added: &[Partition]) -> Result<()> {
+        if added.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in &self.positions {
+            tpl.add_partition_offset(&partition.0, partition.1, Offset::Offset(*offset))
+                .map_err(|e| Error::internal(format!("kafka source: assignment: {e}")))?;
+        }
+        self.consumer()
+            .assign(&tpl)
+            .map_err(|e| Error::external(format!("kafka source: assign partitions: {e}")))?;
+        Ok(())
+    }
+
+    /// Picks up partitions added to the topics since the last look.
+    fn discover_new(&mut self) -> Result<()> {
+        self.last_discovery = Instant::now();
+        let found = self.discover()?;
+        let mut added = Vec::new();
+        for p in found {
+            if !self.positions.contains_key(&p) {
+                let offset = self.start_offset(&p, StartAt::Earliest)?;
+                tracing::info!(
+                    "kafka source: new partition {}/{} (from offset {offset})",
+                    p.0,
+                    p.1
+                );
+                self.positions.insert(p.clone(), offset);
+                added.push(p);
+            }
+        }
+        self.assign(&added)
+    }
+
+    fn offsets(&self) -> Offsets {
+        let mut by_topic: BTreeMap<&str, serde_json::Map<String, serde_json::Value>> =
+            BTreeMap::new();
+        for ((topic, partition), offset) in &self.positions {
+            by_topic
+                .entry(topic)
+                .or_default()
+                .insert(partition.to_string(), (*offset).into());
+        }
+        Offsets::new(serde_json::Value::Object(
+            by_topic
+                .into_iter()
+                .map(|(t, m)| (t.to_string(), serde_json::Value::Object(m)))
+                .collect(),
+        ))
+    }
+
+    /// Decodes one message into the batch being built; `Ok(false)` when the
+    /// registry is unreachable (the message is held for the next poll).
+    fn take(&mut self, msg: HeldMessage, bad: &mut Vec<BadRecord>) -> Result<bool> {
+        let position = format!("{}/{}@{}", msg.topic, msg.partition, msg.offset);
+        let outcome = match &msg.payload {
+            None => Err(DecodeError::Bad(
+                "the message has no value (a tombstone)".into(),
+            )),
+            Some(bytes) => self.decoder.push(bytes),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(DecodeError::Bad(reason)) => bad.push(BadRecord {
+                raw: msg.payload.clone().unwrap_or_default(),
+                position,
+                reason,
+            }),
+            // Credentials refused, or the URL is not a registry: no retry helps.
+            Err(DecodeError::Unavailable(e)) if !e.retryable => return Err(e),
+            Err(DecodeError::Unavailable(e)) => {
+                tracing::warn!("kafka source: cannot decode {position}: {e}");
+                self.held = Some(msg);
+                return Ok(false);
+            }
+        }
+        self.positions
+            .insert((msg.topic, msg.partition), msg.offset + 1);
+        Ok(true)
+    }
+
+    /// True when every partition has been read up to the high watermark of
+    /// the brokers' latest fetch responses (librdkafka's statistics). Not
+    /// ListOffsets: a fetch response's watermark is what the consumer has
+    /// actually been offered, and some Kafka-API brokers (Tansu 0.6) answer
+    /// ListOffsets "latest" wrongly. A partition not fetched yet is not
+    /// caught up.
+    fn caught_up(&self) -> bool {
+        let high = self
+            .consumer()
+            .context()
+            .high
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.positions
+            .iter()
+            .all(|(p, position)| high.get(p).is_some_and(|h| *position >= *h))
+    }
+
+    fn consume_error(&self, e: KafkaError) -> Error {
+        match e.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AutoOffsetReset) | Some(RDKafkaErrorCode::OffsetOutOfRange) => {
+                Error::data(format!(
+                    "kafka source: {e}: the offset to resume from is no longer in Kafka (deleted by retention \
+                     before Tributary read it), so records were lost upstream. To go on from the earliest \
+                     offset still there, reset the pipeline's offsets (start a new pipeline name with \
+                     \"start\": \"earliest\")"
+                ))
+            }
+            Some(RDKafkaErrorCode::TopicAuthorizationFailed)
+            | Some(RDKafkaErrorCode::GroupAuthorizationFailed) => Error::config(format!(
+                "kafka source: {e}: check the credentials in properties"
+            )),
+            _ => self.unreachable("read messages", e),
+        }
+    }
+}
+
+impl Source for KafkaSource {
+    fn schema(&self) -> SchemaRef {
+        self.decoder.schema()
+    }
+
+    fn open(&mut self, resume: Option<&Offsets>) -> Result<()> {
+        if self.consumer.is_none() {
+            let consumer: BaseConsumer<StatsContext> = self
+                .client_config()
+                .create_with_context(StatsContext::default())
+                .map_err(|e| Error::config(format!("kafka source: {e}")))?;
+            self.consumer = Some(consumer);
+        }
+        let partitions = self.discover()?;
+        let resume: HashMap<Partition, i64> = match resume.map(Offsets::as_json) {
+            None | Some(serde_json::Value::Null) => HashMap::new(),
+            Some(serde_json::Value::Object(topics)) => {
+                let mut out = HashMap::new();
+                for (topic, parts) in topics {
+                    let bad = || {
+                        Error::data(format!(
+                            "kafka source: committed offsets {} are not {{\"<topic>\": {{\"<partition>\": <offset>}}}}; \
+                             they were not written by the kafka source",
+                            resume.map(|o| o.as_json().to_string()).unwrap_or_default()
+                        ))
+                    };
+                    let parts = parts.as_object().ok_or_else(bad)?;
+                    for (p, o) in parts {
+                        let p: i32 = p.parse().map_err(|_| bad())?;
+                        let o = o.as_i64().ok_or_else(bad)?;
+                        out.insert((topic.clone(), p), o);
+                    }
+                }
+                out
+            }
+            Some(_) => {
+                return Err(Error::data(
+                    "kafka source: the committed offsets are not a JSON object; they were not written by the kafka source",
+                ));
+            }
+        };
+        let first_run = resume.is_empty();
+        self.positions.clear();
+        for p in &partitions {
+            let offset = match resume.get(p) {
+                Some(o) => *o,
+                // A partition the last commit did not know is new: read all of it.
+                None if !first_run => self.start_offset(p, StartAt::Earliest)?,
+                None => self.start_offset(p, self.config.start)?,
+            };
+            self.positions.insert(p.clone(), offset);
+        }
+        for (topic, partition) in resume.keys() {
+            if !self.positions.contains_key(&(topic.clone(), *partition)) {
+                tracing::warn!(
+                    "kafka source: {topic}/{partition} has committed offsets but is no longer in source.topics or on the broker; not read"
+                );
+            }
+        }
+        let all: Vec<Partition> = self.positions.keys().cloned().collect();
+        self.assign(&all)?;
+        self.last_discovery = Instant::now();
+        tracing::info!(
+            "kafka source: reading {} partition(s) of {} from {}",
+            self.positions.len(),
+            self.config.topics.join(", "),
+            self.config.bootstrap_servers
+        );
+        Ok(())
+    }
+
+    fn poll(&mut self, max_records: usize) -> Result<Poll> {
+        if self.last_discovery.elapsed()
+            >= Duration::from_millis(self.config.partition_discovery_ms)
+        {
+            self.discover_new()?;
+        }
+        let mut bad = Vec::new();
+        let mut taken = 0usize;
+        if let Some(held) = self.held.take() {
+            if !self.take(held, &mut bad)? {
+                return Err(Error::external(
+                    "kafka source: the Schema Registry is unreachable; retrying",
+                ));
+            }
+            taken += 1;
+        }
+        // Gather up to `max_records`, waiting a little for the first one and
+        // not at all once the local queue is drained.
+        let deadline = Instant::now() + Duration::from_millis(100);
+        while taken < max_records {
+            let wait = if taken == 0 {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let msg = match self.consumer().poll(wait) {
+                None => break,
+                Some(Err(e)) => {
+                    if taken > 0 || !bad.is_empty() {
+                        // Hand over what was read; the error comes back.
+                        tracing::warn!("kafka source: {e}");
+                        break;
+                    }
+                    return Err(self.consume_error(e));
+                }
+                Some(Ok(m)) => HeldMessage {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                },
+            };
+            if !self.take(msg, &mut bad)? {
+                break;
+            }
+            taken += 1;
+            if Instant::now() >= deadline && taken > 0 {
+                break;
+            }
+        }
+        if taken == 0 {
+            if self.held.is_some() {
+                return Err(Error::external(
+                    "kafka source: the Schema Registry is unreachable; retrying",
+                ));
+            }
+            // Idle only when truly caught up: a poll can come back empty while
+            // a fetch is in flight, and `--available-now` stops at Idle. An
+            // empty batch says "nothing yet, more to come".
+            return Ok(if self.caught_up() {
+                Poll::Idle
+            } else {
+                Poll::Batch(SourceBatch::empty(self.decoder.schema(), self.offsets()))
+            });
+        }
+        let records = self.decoder.finish()?;
+        Ok(Poll::Batch(SourceBatch {
+            records,
+            bad,
+            offsets: self.offsets(),
+        }))
+    }
+
+    fn committed(&mut self, offsets: &Offsets) -> Result<()> {
+        let Some(topics) = offsets.as_json().as_object() else {
+            return Ok(());
+        };
+        let mut tpl = TopicPartitionList::new();
+        for (topic, parts) in topics {
+            for (p, o) in parts.as_object().into_iter().flatten() {
+                if let (Ok(p), Some(o)) = (p.parse::<i32>(), o.as_i64()) {
+                    let _ = tpl.add_partition_offset(topic, p, Offset::Offset(o));
+                }
+            }
+        }
+        // For lag dashboards only; a failure here loses nothing.
+        self.consumer()
+            .commit(&tpl, CommitMode::Async)
+            .map_err(|e| Error::external(format!("kafka source: commit group offsets: {e}")))
+    }
+
+    fn backlog(&mut self) -> Vec<Backlog> {
+        let Some(consumer) = self.consumer.as_ref() else {
+            return Vec::new();
+        };
+        let high = consumer
+            .context()
+            .high
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.positions
+            .iter()
+            .filter_map(|((topic, partition), position)| {
+                let h = high.get(&(topic.clone(), *partition))?;
+                Some(Backlog {
+                    partition: format!("{topic}/{partition}"),
+                    records: (*h - *position).max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    fn pause(&mut self, paused: bool) {
+        if paused == self.paused {
+            return;
+        }
+        let Some(consumer) = self.consumer.as_ref() else {
+            return;
+        };
+        let Ok(assignment) = consumer.assignment() else {
+            return;
+        };
+        let result = if paused {
+            consumer.pause(&assignment)
+        } else {
+            consumer.resume(&assignment)
+        };
+        match result {
+            Ok(()) => self.paused = paused,
+            Err(e) => tracing::debug!("kafka source: pause({paused}): {e}"),
+        }
+    }
+}

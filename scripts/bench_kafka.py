@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Benchmark of the seed pipeline against a real broker, stage by stage.
+
+Starts a Tansu broker and Tributary's Schema Registry on free 127.0.0.1
+ports, produces N Avro articles with confluent-kafka's AvroSerializer, then
+runs `tributary run --available-now` over the whole topic once per stage:
+
+  consume     Kafka → blackhole sink, values not decoded (format "bytes")
+  + avro      Avro decoded into Arrow via the registry → blackhole
+  + wasm      + the WASM watermark (2 h) and dedup transforms → blackhole
+  + parquet   + the Iceberg sink: Parquet files and commits (the full pipeline)
+
+For each: records/s (wall), records per CPU-second of the tributary process
+(user + system, from wait4), peak RSS, and commit latency p50/p99 as the run
+reports them. Each stage reads the topic from the start with a fresh pipeline.
+Prints a Markdown table (for BENCHMARKS.md) and a JSON line per stage.
+
+  scripts/bench.sh 1000000
+"""
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, what):
+    for _ in range(600):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                sys.exit(f"{what} exited with {proc.returncode}")
+            time.sleep(0.05)
+    sys.exit(f"{what} did not listen on {port}")
+
+
+def stage_pipeline(stage, work, bootstrap, registry, topic):
+    source = {"type": "kafka", "bootstrap_servers": bootstrap, "topics": [topic],
+              "group_id": f"bench-{stage}", "start": "earliest"}
+    if stage == "consume":
+        source["format"] = "bytes"
+    else:
+        source.update({"format": "avro", "schema_registry_url": registry})
+    transforms = []
+    if stage in ("wasm", "parquet"):
+        transforms = [
+            {"name": "watermark", "module": "builtin:watermark",
+             "config": {"event_time": "published_at", "delay": "2 hours"}},
+            {"name": "dedup", "module": "builtin:dedup",
+             "config": {"key": "id", "event_time": "published_at", "within": "2 hours", "keep": "first"}},
+        ]
+    if stage == "parquet":
+        sink = {"type": "iceberg", "catalog_uri": f"sqlite:{work}/warehouse/catalog.db",
+                "warehouse": f"{work}/warehouse", "table": "demo.news.articles_raw"}
+    else:
+        sink = {"type": "blackhole"}
+    return {"name": f"bench_{stage}", "source": source, "transforms": transforms, "sink": sink,
+            "checkpoint": {"location": f"{work}/chk"},
+            "trigger": {"interval_ms": 5000, "max_records_per_epoch": 100000, "batch_size": 2000},
+            "errors": {"policy": "dead-letter"}}
+
+
+def run_stage(binary, stage, bootstrap, registry, topic):
+    with tempfile.TemporaryDirectory(prefix=f"bench-{stage}-") as work:
+        path = os.path.join(work, "pipeline.json")
+        with open(path, "w") as f:
+            json.dump(stage_pipeline(stage, work, bootstrap, registry, topic), f)
+        err_path = os.path.join(work, "stderr.log")
+        with open(err_path, "w") as err:
+            began = time.monotonic()
+            proc = subprocess.Popen([binary, "run", "--available-now", "--progress-interval", "0", path],
+                                    stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.monotonic() - began
+        log = open(err_path).read()
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"stage {stage} failed:\n{log[-3000:]}")
+    done = re.search(r"done: .*?(\d+) records in, (\d+) out", log)
+    commit = re.search(r"commit latency p50 ([\d.]+) ms, p99 ([\d.]+) ms", log)
+    records = int(done.group(1)) if done else 0
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "stage": stage, "records": records, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "records_per_s": round(records / wall), "records_per_cpu_s": round(records / cpu) if cpu else 0,
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "commit_p50_ms": float(commit.group(1)) if commit else None,
+        "commit_p99_ms": float(commit.group(2)) if commit else None,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bin", required=True, help="the tributary binary")
+    p.add_argument("--tansu", required=True, help="the tansu binary")
+    p.add_argument("--records", type=int, default=1_000_000)
+    p.add_argument("--partitions", type=int, default=3)
+    p.add_argument("--stages", default="consume,avro,wasm,parquet")
+    args = p.parse_args()
+
+    procs = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-services-") as services:
+            kport, rport = free_port(), free_port()
+            url = f"tcp://127.0.0.1:{kport}"
+            tansu = subprocess.Popen([args.tansu, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                                      "--storage-engine", "memory://tansu/"],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(services, "tansu.log"), "w"))
+            procs.append(tansu)
+            registry = subprocess.Popen([args.bin, "schema-registry", "--listen", f"127.0.0.1:{rport}",
+                                         "--data", os.path.join(services, "schemas")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(registry)
+            wait_port(kport, tansu, "tansu")
+            wait_port(rport, registry, "schema registry")
+            bootstrap, reg_url, topic = f"127.0.0.1:{kport}", f"http://127.0.0.1:{rport}", "articles.bench"
+
+            began = time.monotonic()
+            out = subprocess.run([sys.executable, os.path.join(HERE, "produce_articles.py"),
+                                  "--bootstrap", bootstrap, "--registry", reg_url, "--topic", topic,
+                                  "--partitions", str(args.partitions), "--records", str(args.records)],
+                                 check=True, capture_output=True, text=True)
+            produced = json.loads(out.stdout)
+            print(f"produced {produced['produced']} Avro articles in {time.monotonic() - began:.1f} s "
+                  f"({produced['duplicate']} duplicates, {produced['late']} late)", file=sys.stderr)
+
+            results = []
+            for stage in args.stages.split(","):
+                r = run_stage(args.bin, stage, bootstrap, reg_url, topic)
+                print(json.dumps(r), file=sys.stderr)
+                results.append(r)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+    cpu = open("/proc/cpuinfo").read()
+    model = re.search(r"model name\s*:\s*(.*)", cpu)
+    print(f"\nmachine: {os.cpu_count()} cores, {model.group(1) if model else 'unknown CPU'}; "
+          f"{args.records} records, {args.partitions} partitions\n")
+    print("| stage | records | wall s | CPU s | records/s | records per CPU-s | peak RSS MiB | commit p50 / p99 ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    names = {"consume": "consume only", "avro": "+ Avro decode", "wasm": "+ WASM watermark + dedup",
+             "parquet": "+ Parquet / Iceberg (end to end)"}
+    for r in results:
+        commit = f"{r['commit_p50_ms']} / {r['commit_p99_ms']}" if r["commit_p50_ms"] is not None else "–"
+        print(f"| {names.get(r['stage'], r['stage'])} | {r['records']} | {r['wall_s']} | {r['cpu_s']} | "
+              f"{r['records_per_s']} | {r['records_per_cpu_s']} | {r['peak_rss_mib']} | {commit} |")
+
+
+if __name__ == "__main__":
+    main()
