@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -149,8 +150,7 @@ impl Scratch {
             "0",
             path.to_str().unwrap(),
         ])
-        .output()
-        .expect("run tributary")
+        .output_within(RUN_LIMIT)
     }
 
     /// `tributary run pipeline.json` in the background.
@@ -273,4 +273,66 @@ pub fn file_source(scratch: &Scratch) -> Value {
             {"name": "published_at", "type": "timestamp"},
         ],
     })
+}
+
+/// The longest any single `tributary run --available-now` may take in a test:
+/// a hang fails the test with the run's log instead of stalling CI.
+pub const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// `Command::output`, but a process still running after `limit` is killed and
+/// the test fails with what it printed so far.
+pub trait OutputWithin {
+    fn output_within(&mut self, limit: Duration) -> Output;
+}
+
+impl OutputWithin for Command {
+    fn output_within(&mut self, limit: Duration) -> Output {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+        let mut child = self
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.get_program()));
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{:?} {:?} was still running after {} s; killed. stderr:\n{}",
+                    self.get_program(),
+                    self.get_args().collect::<Vec<_>>(),
+                    limit.as_secs(),
+                    std::fs::read_to_string(&err_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap(),
+            stderr: std::fs::read(&err_path).unwrap(),
+        }
+    }
+}
+
+/// Waits for a background process, killing it and failing the test when it
+/// is still running after `limit`.
+pub fn wait_within(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} was still running after {} s; killed", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -9,5 +9,7 @@ mod bad_input;
 mod cli;
 mod exactly_once;
 mod harness;
+mod kafka;
+mod kafka_env;
 mod restarts;
 mod sandbox;
