@@ -7,13 +7,15 @@
 //! - [`wasm`]: the wasmtime host of the `tributary:transform` WIT world.
 //! - [`checkpoint`]: where offsets, watermark and transform state are kept.
 //! - [`pipeline`]: the epoch loop and its recovery protocol.
-//! - [`dead_letter`], [`metrics`]: what went wrong, and how it is going.
+//! - [`dead_letter`], [`metrics`], [`metrics_http`]: what went wrong, and how
+//!   it is going (progress line and Prometheus endpoint).
 
 pub mod builtin;
 pub mod checkpoint;
 pub mod config;
 pub mod dead_letter;
 pub mod metrics;
+pub mod metrics_http;
 pub mod pipeline;
 pub mod registry;
 pub mod transforms;

@@ -33,6 +33,10 @@ enum Command {
         /// Seconds between progress lines (0: none).
         #[arg(long, default_value_t = 5.0)]
         progress_interval: f64,
+        /// Serve Prometheus metrics at http://ADDR/metrics (and /health),
+        /// e.g. 127.0.0.1:9464.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
         /// The pipeline file.
         pipeline: PathBuf,
     },
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Run {
             available_now,
             progress_interval,
+            metrics_listen,
             pipeline,
         } => {
             let every =
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
                     available_now,
                     progress_every: every,
                 },
+                metrics_listen,
             )
         }
     }
@@ -89,6 +95,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: piped logs stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -167,7 +175,11 @@ fn schema_registry(listen: std::net::SocketAddr, data: PathBuf) -> ExitCode {
     })
 }
 
-fn run(path: &std::path::Path, options: RunOptions) -> ExitCode {
+fn run(
+    path: &std::path::Path,
+    options: RunOptions,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> ExitCode {
     let loaded = match config::load(path) {
         Ok(l) => l,
         Err(e) => {
@@ -191,10 +203,29 @@ fn run(path: &std::path::Path, options: RunOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(addr) = metrics_listen {
+        match tributary::metrics_http::spawn(addr, pipeline.name().to_string(), pipeline.metrics.clone()) {
+            Ok(bound) => eprintln!("metrics on http://{bound}/metrics"),
+            Err(e) => {
+                eprintln!("error: --metrics-listen {addr}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     match pipeline.run(options, stop) {
         Ok(summary) => {
+            let latency = summary
+                .commit_latency
+                .map(|(p50, p99)| {
+                    format!(
+                        "; commit latency p50 {:.1} ms, p99 {:.1} ms",
+                        p50.as_secs_f64() * 1e3,
+                        p99.as_secs_f64() * 1e3
+                    )
+                })
+                .unwrap_or_default();
             eprintln!(
-                "done: {} epoch(s) committed this run, last epoch {}; {} records in, {} out",
+                "done: {} epoch(s) committed this run, last epoch {}; {} records in, {} out{latency}",
                 summary.epochs_committed,
                 summary.last_epoch,
                 summary.records_in,

@@ -1,5 +1,6 @@
-//! Counters a running pipeline updates and the one-line progress report built
-//! from them.
+//! Counters a running pipeline updates, the one-line progress report built
+//! from them, and their Prometheus text rendering (served by `--metrics-listen`,
+//! see `crate::metrics_http`).
 //!
 //! The pipeline thread only bumps atomics; a reporter thread reads them every
 //! few seconds and prints a line such as
@@ -8,8 +9,12 @@
 //! articles_raw: in 120000 (24010/s) out 98000 late 1200 dup 10800 dead-letter 0 | epoch 12 committed 1.2s ago in 35 ms, table 98000 rows | watermark 2026-01-02T09:10:00Z
 //! ```
 
+use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tributary_connector::Backlog;
 
 const NO_WATERMARK: i64 = i64::MIN;
 
@@ -28,6 +33,77 @@ pub struct Metrics {
     pub last_commit_latency_us: AtomicU64,
     pub table_rows: AtomicI64,
     watermark: AtomicI64,
+    /// Time from a batch's arrival to its rows handed to the sink.
+    pub batch_seconds: Histogram,
+    /// Time to end an epoch: checkpoint, dead letters, sink commit.
+    pub commit_seconds: Histogram,
+    /// Every commit latency of this run (µs, the latest [`LATENCY_SAMPLES`]),
+    /// for exact percentiles in the run summary and the benchmark.
+    commit_latencies: Mutex<Vec<u64>>,
+    /// Records not yet read, per source partition (Kafka consumer lag).
+    backlog: Mutex<Vec<Backlog>>,
+    /// Input records per second over the last few seconds, kept by
+    /// [`Metrics::sample_rate`] (f64 bits).
+    input_rate: AtomicU64,
+    rate_window: Mutex<std::collections::VecDeque<(Instant, u64)>>,
+}
+
+/// How many commit latencies a run keeps for its percentiles.
+pub const LATENCY_SAMPLES: usize = 100_000;
+
+/// A Prometheus-style histogram with fixed upper bounds, in seconds.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+/// Bucket bounds for latencies from a millisecond to a minute.
+const LATENCY_BOUNDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            cumulative += count.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
 }
 
 impl Default for Metrics {
@@ -45,6 +121,12 @@ impl Default for Metrics {
             last_commit_latency_us: AtomicU64::new(0),
             table_rows: AtomicI64::new(-1),
             watermark: AtomicI64::new(NO_WATERMARK),
+            batch_seconds: Histogram::new(LATENCY_BOUNDS),
+            commit_seconds: Histogram::new(LATENCY_BOUNDS),
+            commit_latencies: Mutex::new(Vec::new()),
+            backlog: Mutex::new(Vec::new()),
+            input_rate: AtomicU64::new(0f64.to_bits()),
+            rate_window: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 }
@@ -68,6 +150,182 @@ impl Metrics {
         if let Some(rows) = table_rows {
             self.table_rows.store(rows as i64, Relaxed);
         }
+        self.commit_seconds.observe(latency);
+        let mut all = self
+            .commit_latencies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if all.len() >= LATENCY_SAMPLES {
+            all.remove(0);
+        }
+        all.push(latency.as_micros() as u64);
+    }
+
+    /// The median and 99th percentile of this run's commit latencies.
+    pub fn commit_percentiles(&self) -> Option<(Duration, Duration)> {
+        let mut all = self
+            .commit_latencies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if all.is_empty() {
+            return None;
+        }
+        all.sort_unstable();
+        let at = |q: f64| {
+            let i = ((all.len() as f64 * q).ceil() as usize).clamp(1, all.len()) - 1;
+            Duration::from_micros(all[i])
+        };
+        Some((at(0.5), at(0.99)))
+    }
+
+    pub fn set_backlog(&self, backlog: Vec<Backlog>) {
+        *self.backlog.lock().unwrap_or_else(|e| e.into_inner()) = backlog;
+    }
+
+    pub fn backlog(&self) -> Vec<Backlog> {
+        self.backlog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records the input count now and updates the input rate over the last
+    /// ten seconds; called about once a second by the metrics endpoint.
+    pub fn sample_rate(&self) {
+        let now = Instant::now();
+        let count = self.records_in.load(Relaxed);
+        let mut window = self.rate_window.lock().unwrap_or_else(|e| e.into_inner());
+        window.push_back((now, count));
+        while window.len() > 2
+            && window
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(10))
+        {
+            window.pop_front();
+        }
+        if let (Some((t0, c0)), Some((t1, c1))) = (window.front(), window.back()) {
+            let secs = t1.duration_since(*t0).as_secs_f64();
+            if secs > 0.0 {
+                let rate = c1.saturating_sub(*c0) as f64 / secs;
+                self.input_rate.store(rate.to_bits(), Relaxed);
+            }
+        }
+    }
+
+    /// Every metric in the Prometheus text exposition format (version
+    /// 0.0.4). Written here rather than with a client library because the
+    /// values already live in these atomics (the progress line reads the
+    /// same ones) and the format is a few lines of text per metric.
+    pub fn render_prometheus(&self, pipeline: &str) -> String {
+        let labels = format!("pipeline=\"{}\"", escape_label(pipeline));
+        let snap = self.snapshot();
+        let mut out = String::new();
+        let mut one = |name: &str, kind: &str, help: &str, value: f64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {value}"
+            );
+        };
+        one(
+            "tributary_records_in_total",
+            "counter",
+            "Records read from the source (including bad ones).",
+            snap.records_in as f64,
+        );
+        one(
+            "tributary_input_records_per_second",
+            "gauge",
+            "Records read from the source per second, over the last 10 s.",
+            f64::from_bits(self.input_rate.load(Relaxed)),
+        );
+        one(
+            "tributary_records_out_total",
+            "counter",
+            "Records written to the sink.",
+            snap.records_out as f64,
+        );
+        one(
+            "tributary_records_dropped_late_total",
+            "counter",
+            "Records dropped because their event time was at or before the watermark.",
+            snap.dropped_late as f64,
+        );
+        one(
+            "tributary_records_dropped_duplicate_total",
+            "counter",
+            "Records dropped as duplicates by dedup.",
+            snap.dropped_duplicate as f64,
+        );
+        one(
+            "tributary_records_filtered_total",
+            "counter",
+            "Records a transform chose to drop.",
+            snap.filtered as f64,
+        );
+        one(
+            "tributary_records_dead_lettered_total",
+            "counter",
+            "Records sent to the dead-letter output.",
+            snap.dead_lettered as f64,
+        );
+        one(
+            "tributary_epochs_committed_total",
+            "counter",
+            "Epochs committed to the sink by this run.",
+            snap.epochs_committed as f64,
+        );
+        one(
+            "tributary_last_committed_epoch",
+            "gauge",
+            "The last epoch committed to the sink by this run.",
+            snap.last_epoch as f64,
+        );
+        if let Some(rows) = snap.table_rows {
+            one(
+                "tributary_table_rows",
+                "gauge",
+                "Rows in the sink's table after the last commit.",
+                rows as f64,
+            );
+        }
+        if let Some(w) = snap.watermark {
+            one(
+                "tributary_watermark_seconds",
+                "gauge",
+                "The event-time watermark, as Unix seconds.",
+                w as f64 / 1e6,
+            );
+        }
+        self.batch_seconds.render(
+            &mut out,
+            "tributary_batch_processing_seconds",
+            "Time from a batch's arrival to its rows handed to the sink.",
+            &labels,
+        );
+        self.commit_seconds.render(
+            &mut out,
+            "tributary_commit_latency_seconds",
+            "Time to end an epoch: checkpoint, dead letters and sink commit.",
+            &labels,
+        );
+        let backlog = self.backlog();
+        if !backlog.is_empty() {
+            let name = "tributary_source_lag_records";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Records in the source not read yet (Kafka consumer lag), per partition.\n# TYPE {name} gauge"
+            );
+            for b in backlog {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{labels},partition=\"{}\"}} {}",
+                    escape_label(&b.partition),
+                    b.records
+                );
+            }
+        }
+        out
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -149,6 +407,13 @@ impl Snapshot {
     }
 }
 
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -188,5 +453,31 @@ mod tests {
                 .progress_line("p", None)
                 .contains("no commit yet")
         );
+    }
+
+    #[test]
+    fn prometheus_text_has_every_metric_with_labels() {
+        let m = Metrics::default();
+        m.records_in.fetch_add(7, Relaxed);
+        m.committed(1, Duration::from_millis(3), Some(5));
+        m.committed(2, Duration::from_millis(40), Some(9));
+        m.batch_seconds.observe(Duration::from_millis(2));
+        m.set_backlog(vec![Backlog {
+            partition: "articles/0".into(),
+            records: 12,
+        }]);
+        let text = m.render_prometheus("a\"b");
+        assert!(text.contains("tributary_records_in_total{pipeline=\"a\\\"b\"} 7"), "{text}");
+        assert!(text.contains("tributary_table_rows{pipeline=\"a\\\"b\"} 9"), "{text}");
+        assert!(
+            text.contains("tributary_source_lag_records{pipeline=\"a\\\"b\",partition=\"articles/0\"} 12"),
+            "{text}"
+        );
+        // Cumulative buckets: 3 ms is in le=0.005 and above; 40 ms from le=0.05.
+        assert!(text.contains("tributary_commit_latency_seconds_bucket{pipeline=\"a\\\"b\",le=\"0.005\"} 1"), "{text}");
+        assert!(text.contains("tributary_commit_latency_seconds_bucket{pipeline=\"a\\\"b\",le=\"0.05\"} 2"), "{text}");
+        assert!(text.contains("tributary_commit_latency_seconds_count{pipeline=\"a\\\"b\"} 2"), "{text}");
+        let (p50, p99) = m.commit_percentiles().unwrap();
+        assert_eq!((p50, p99), (Duration::from_millis(3), Duration::from_millis(40)));
     }
 }

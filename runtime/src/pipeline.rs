@@ -69,6 +69,8 @@ pub struct RunSummary {
     pub last_epoch: u64,
     pub records_in: u64,
     pub records_out: u64,
+    /// Median and 99th percentile of this run's commit latencies.
+    pub commit_latency: Option<(Duration, Duration)>,
 }
 
 enum FromSource {
@@ -152,7 +154,7 @@ impl Pipeline {
         })
     }
 
-    fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         &self.loaded.config.name
     }
 
@@ -247,6 +249,7 @@ impl Pipeline {
             data_tx,
             ctl_rx,
             source_stop.clone(),
+            self.metrics.clone(),
         );
         let reporter = options.progress_every.map(|every| {
             spawn_reporter(
@@ -274,6 +277,7 @@ impl Pipeline {
             last_epoch: snap.last_epoch,
             records_in: snap.records_in,
             records_out: snap.records_out,
+            commit_latency: self.metrics.commit_percentiles(),
         })
     }
 
@@ -304,7 +308,9 @@ impl Pipeline {
                 Ok(FromSource::Batch(batch)) => {
                     epoch_records += batch.len() as u64;
                     let after = batch.offsets.clone();
+                    let started = Instant::now();
                     self.process(batch)?;
+                    self.metrics.batch_seconds.observe(started.elapsed());
                     offsets = Some(after);
                     if epoch_records >= max_records {
                         self.commit_if_dirty(epoch, &mut offsets, ctl_tx)?;
@@ -541,13 +547,19 @@ fn spawn_source(
     tx: SyncSender<FromSource>,
     ctl: Receiver<ToSource>,
     stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name("tributary-source".into())
         .spawn(move || {
             let mut idle_sent = false;
             let mut backoff = Duration::from_millis(100);
+            let mut backlog_at = Instant::now();
             while !stop.load(Relaxed) {
+                if backlog_at.elapsed() >= Duration::from_secs(1) {
+                    metrics.set_backlog(source.backlog());
+                    backlog_at = Instant::now();
+                }
                 while let Ok(ToSource::Committed(offsets)) = ctl.try_recv() {
                     if let Err(e) = source.committed(&offsets) {
                         tracing::warn!("source could not acknowledge committed offsets: {e}");
@@ -561,12 +573,7 @@ fn spawn_source(
                             Ok(()) => {}
                             Err(TrySendError::Disconnected(_)) => return,
                             Err(TrySendError::Full(batch)) => {
-                                // The pipeline is behind: stop prefetching
-                                // until it takes this batch.
-                                source.pause(true);
-                                let sent = tx.send(batch);
-                                source.pause(false);
-                                if sent.is_err() {
+                                if !send_when_taken(&mut *source, &tx, batch, &stop) {
                                     return;
                                 }
                             }
@@ -603,6 +610,45 @@ fn spawn_source(
         })
         .expect("spawn the source thread")
 }
+
+/// Hands a batch to a pipeline that is behind. Waiting briefly is normal
+/// under a backlog (the source's own prefetch is bounded); a stall longer
+/// than [`PAUSE_AFTER`] (a sink retrying an outage, say) pauses the source,
+/// which stops fetching until the batch is taken. False when the pipeline
+/// has gone.
+fn send_when_taken(
+    source: &mut dyn Source,
+    tx: &SyncSender<FromSource>,
+    batch: FromSource,
+    stop: &AtomicBool,
+) -> bool {
+    let started = Instant::now();
+    let mut pending = batch;
+    let mut paused = false;
+    let sent = loop {
+        match tx.try_send(pending) {
+            Ok(()) => break true,
+            Err(TrySendError::Disconnected(_)) => break false,
+            Err(TrySendError::Full(back)) => pending = back,
+        }
+        if stop.load(Relaxed) {
+            break false;
+        }
+        if !paused && started.elapsed() >= PAUSE_AFTER {
+            source.pause(true);
+            paused = true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if paused {
+        source.pause(false);
+    }
+    sent
+}
+
+/// How long the pipeline may leave a batch waiting before the source is
+/// paused.
+const PAUSE_AFTER: Duration = Duration::from_secs(2);
 
 fn spawn_reporter(
     name: String,

@@ -11,5 +11,6 @@ mod exactly_once;
 mod harness;
 mod kafka;
 mod kafka_env;
+mod metrics;
 mod restarts;
 mod sandbox;
