@@ -9,6 +9,9 @@ runs `tributary run --available-now` over the whole topic once per stage:
   + avro      Avro decoded into Arrow via the registry → blackhole
   + wasm      + the WASM watermark (2 h) and dedup transforms → blackhole
   + parquet   + the Iceberg sink: Parquet files and commits (the full pipeline)
+  peer        the same topic read and Avro-decoded into a pyarrow table by
+              confluent-kafka's Consumer and AvroDeserializer (Python), the
+              usual way without Tributary: compare with "+ avro"
 
 For each: records/s (wall), records per CPU-second of the tributary process
 (user + system, from wait4), peak RSS, and commit latency p50/p99 as the run
@@ -105,13 +108,31 @@ def run_stage(binary, stage, bootstrap, registry, topic):
     }
 
 
+def run_peer(bootstrap, registry, topic, records):
+    """confluent-kafka Consumer + AvroDeserializer → pyarrow, in Python."""
+    began = time.monotonic()
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "peer_consume.py"), "--bootstrap", bootstrap,
+                             "--registry", registry, "--topic", topic, "--records", str(records)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - began
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"the peer failed:\n{err.decode()[-3000:]}")
+    got = json.loads(out)["records"]
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"stage": "peer", "records": got, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "records_per_s": round(got / wall), "records_per_cpu_s": round(got / cpu) if cpu else 0,
+            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "commit_p50_ms": None, "commit_p99_ms": None}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", required=True, help="the tributary binary")
     p.add_argument("--tansu", required=True, help="the tansu binary")
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--partitions", type=int, default=3)
-    p.add_argument("--stages", default="consume,avro,wasm,parquet")
+    p.add_argument("--stages", default="consume,avro,peer,wasm,parquet")
     args = p.parse_args()
 
     procs = []
@@ -142,7 +163,10 @@ def main():
 
             results = []
             for stage in args.stages.split(","):
-                r = run_stage(args.bin, stage, bootstrap, reg_url, topic)
+                if stage == "peer":
+                    r = run_peer(bootstrap, reg_url, topic, produced["produced"])
+                else:
+                    r = run_stage(args.bin, stage, bootstrap, reg_url, topic)
                 print(json.dumps(r), file=sys.stderr)
                 results.append(r)
     finally:
@@ -157,7 +181,8 @@ def main():
     print("| stage | records | wall s | CPU s | records/s | records per CPU-s | peak RSS MiB | commit p50 / p99 ms |")
     print("|---|---|---|---|---|---|---|---|")
     names = {"consume": "consume only", "avro": "+ Avro decode", "wasm": "+ WASM watermark + dedup",
-             "parquet": "+ Parquet / Iceberg (end to end)"}
+             "parquet": "+ Parquet / Iceberg (end to end)",
+             "peer": "peer: confluent-kafka Consumer + AvroDeserializer → pyarrow (Python)"}
     for r in results:
         commit = f"{r['commit_p50_ms']} / {r['commit_p99_ms']}" if r["commit_p50_ms"] is not None else "–"
         print(f"| {names.get(r['stage'], r['stage'])} | {r['records']} | {r['wall_s']} | {r['cpu_s']} | "

@@ -452,7 +452,7 @@ fn unreachable_broker_is_retried_and_nothing_is_lost() {
             "0",
             path.to_str().unwrap(),
         ])
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(s.path("run.log")).unwrap())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(4));
@@ -471,8 +471,9 @@ fn unreachable_broker_is_retried_and_nothing_is_lost() {
         expected_file.to_str().unwrap(),
     ])
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = assert_ok(&out);
+    let status = wait_within(&mut child, RUN_LIMIT, "tributary run");
+    let stderr = std::fs::read_to_string(s.path("run.log")).unwrap();
+    assert!(status.success(), "tributary failed ({status}):\n{stderr}");
     assert!(
         stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains("retrying"),
         "the retries name the broker:\n{stderr}"

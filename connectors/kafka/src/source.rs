@@ -11,11 +11,22 @@
 //! Partitions added to a topic while it runs are found (every
 //! `partition_discovery_ms`) and read from their start.
 //!
+//! **Seeking lands on a batch boundary, or before it.** Every (re)assignment
+//! (start-up, resume after a pause) fetches from up to [`REWIND`] records
+//! before the position and skips what is below it. A Kafka broker answers a
+//! fetch from the middle of a record batch with the whole batch, but some
+//! Kafka-API brokers answer only with batches that *start* at or after the
+//! offset (Tansu 0.6 does), which would silently skip the rest of that batch,
+//! or return nothing at all when it is the last one. If the first record read
+//! after a seek is still past the position, the source rewinds further (down
+//! to the log start) before it accepts a gap (a compacted log, or transaction
+//! markers).
+//!
 //! **Memory.** librdkafka prefetches at most `max_prefetch_mb` per partition
 //! queue and stops fetching when it is full; a poll returns at most the
-//! pipeline's `batch_size` records; when the pipeline is busy the source is
-//! paused (fetching stops) until it catches up. A large backlog therefore
-//! costs a bounded amount of memory.
+//! pipeline's `batch_size` records; when the pipeline stalls (a sink outage)
+//! the source is paused (fetching stops) until it goes on. A large backlog
+//! therefore costs a bounded amount of memory.
 //!
 //! **Bad input.** A value that cannot be decoded (bad magic byte, unknown
 //! schema id, truncated body, not JSON) becomes a [`BadRecord`] at
@@ -164,8 +175,13 @@ pub struct KafkaSource {
     /// A message read but not decoded because the registry was unreachable;
     /// decoded first on the next poll.
     held: Option<HeldMessage>,
+    /// Partitions seeked to before their position whose first record at or
+    /// past it has not been read yet.
+    seeked: HashMap<Partition, Seeked>,
     paused: bool,
     last_discovery: Instant,
+    /// When a transient consume error was last reported.
+    last_warning: Option<Instant>,
 }
 
 struct HeldMessage {
@@ -184,6 +200,22 @@ impl std::fmt::Debug for KafkaSource {
 }
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How far before its position a partition is fetched from after a seek: at
+/// least one producer batch (librdkafka's `batch.num.messages` is at most
+/// 10,000; the Java producer's 16 KiB `batch.size` holds fewer), so the batch
+/// holding the position is fetched even from a broker that returns only the
+/// batches starting at or after the fetch offset. The records below the
+/// position are skipped undecoded.
+pub const REWIND: i64 = 10_000;
+
+/// A partition just (re)assigned: where it was fetched from, to check that
+/// the first record read is the one at the position.
+#[derive(Clone, Copy, Debug)]
+struct Seeked {
+    from: i64,
+    low: i64,
+}
 
 impl KafkaSource {
     pub fn new(config: KafkaSourceConfig, ctx: &ConnectorContext) -> Result<Self> {
@@ -222,8 +254,10 @@ impl KafkaSource {
             consumer: None,
             positions: BTreeMap::new(),
             held: None,
+            seeked: HashMap::new(),
             paused: false,
             last_discovery: Instant::now(),
+            last_warning: None,
         })
     }
 
@@ -320,29 +354,90 @@ impl KafkaSource {
         })
     }
 
-    /// Assigns every known partition at its position, when `added` is new.
-    /// (A full `assign` rather than an incremental one: it is rare, and
-    /// re-seeking the others to their positions loses nothing.)
-    fn assign(&mut self, added: &[Partition]) -> Result<()> {
-        if added.is_empty() {
-            return Ok(());
-        }
+    /// The log start of a partition (retention may have moved it).
+    fn low_watermark(&self, (topic, partition): &Partition) -> Result<i64> {
+        self.consumer()
+            .fetch_watermarks(topic, *partition, METADATA_TIMEOUT)
+            .map(|(low, _)| low)
+            .map_err(|e| self.unreachable(&format!("read the offsets of {topic}/{partition}"), e))
+    }
+
+    /// Where to fetch a partition from to read the record at `position`:
+    /// [`REWIND`] records before it (or `rewind` when further), not before
+    /// the log start.
+    fn fetch_from(position: i64, low: i64, rewind: i64) -> i64 {
+        position.saturating_sub(rewind).max(low).min(position)
+    }
+
+    /// Assigns every known partition, fetching each from a little before its
+    /// position (see [`REWIND`]). A full `assign` rather than an incremental
+    /// one: it happens at start-up, on new partitions and after a pause.
+    fn assign_all(&mut self) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
-        for (partition, offset) in &self.positions {
-            tpl.add_partition_offset(&partition.0, partition.1, Offset::Offset(*offset))
+        let mut seeked = HashMap::new();
+        let positions: Vec<(Partition, i64)> =
+            self.positions.iter().map(|(p, o)| (p.clone(), *o)).collect();
+        for (partition, position) in positions {
+            let low = if position > 0 {
+                self.low_watermark(&partition)?
+            } else {
+                0
+            };
+            let from = Self::fetch_from(position, low, REWIND);
+            tpl.add_partition_offset(&partition.0, partition.1, Offset::Offset(from))
                 .map_err(|e| Error::internal(format!("kafka source: assignment: {e}")))?;
+            if from < position {
+                seeked.insert(partition, Seeked { from, low });
+            }
         }
         self.consumer()
             .assign(&tpl)
             .map_err(|e| Error::external(format!("kafka source: assign partitions: {e}")))?;
+        self.seeked = seeked;
+        self.paused = false;
         Ok(())
+    }
+
+    /// The first record read for a partition after a seek is past its
+    /// position: either the broker skipped the batch holding it (fetch from
+    /// further back) or the records are not in the log (accept the gap).
+    /// Returns true when the message must be dropped (a further rewind is on
+    /// its way).
+    fn past_position(&mut self, partition: &Partition, offset: i64, position: i64) -> Result<bool> {
+        let Some(seek) = self.seeked.remove(partition) else {
+            return Ok(false);
+        };
+        if seek.from > seek.low {
+            let rewind = (position - seek.from).saturating_mul(4);
+            let from = Self::fetch_from(position, seek.low, rewind);
+            tracing::info!(
+                "kafka source: {}/{}: read offset {offset} after fetching from {} for position {position}; \
+                 fetching from {from} (the broker may return only batches starting at or after a fetch offset)",
+                partition.0,
+                partition.1,
+                seek.from
+            );
+            self.consumer()
+                .seek(&partition.0, partition.1, Offset::Offset(from), METADATA_TIMEOUT)
+                .map_err(|e| Error::external(format!("kafka source: seek {}/{}: {e}", partition.0, partition.1)))?;
+            self.seeked.insert(partition.clone(), Seeked { from, low: seek.low });
+            return Ok(true);
+        }
+        tracing::warn!(
+            "kafka source: {}/{}: offsets {position}..{} are not in the log (compacted, transaction markers, or \
+             deleted by retention); going on from {offset}",
+            partition.0,
+            partition.1,
+            offset - 1
+        );
+        Ok(false)
     }
 
     /// Picks up partitions added to the topics since the last look.
     fn discover_new(&mut self) -> Result<()> {
         self.last_discovery = Instant::now();
         let found = self.discover()?;
-        let mut added = Vec::new();
+        let mut added = false;
         for p in found {
             if !self.positions.contains_key(&p) {
                 let offset = self.start_offset(&p, StartAt::Earliest)?;
@@ -351,11 +446,11 @@ impl KafkaSource {
                     p.0,
                     p.1
                 );
-                self.positions.insert(p.clone(), offset);
-                added.push(p);
+                self.positions.insert(p, offset);
+                added = true;
             }
         }
-        self.assign(&added)
+        if added { self.assign_all() } else { Ok(()) }
     }
 
     fn offsets(&self) -> Offsets {
@@ -422,6 +517,24 @@ impl KafkaSource {
         self.positions
             .iter()
             .all(|(p, position)| high.get(p).is_some_and(|h| *position >= *h))
+    }
+
+    /// An error event librdkafka recovers from by itself (a broker down or
+    /// unreachable, a request timed out): polling goes on.
+    fn is_transient(e: &KafkaError) -> bool {
+        !matches!(
+            e.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::AutoOffsetReset
+                    | RDKafkaErrorCode::OffsetOutOfRange
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::GroupAuthorizationFailed
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SSL
+                    | RDKafkaErrorCode::Fatal
+            )
+        )
     }
 
     fn consume_error(&self, e: KafkaError) -> Error {
@@ -502,8 +615,7 @@ impl Source for KafkaSource {
                 );
             }
         }
-        let all: Vec<Partition> = self.positions.keys().cloned().collect();
-        self.assign(&all)?;
+        self.assign_all()?;
         self.last_discovery = Instant::now();
         tracing::info!(
             "kafka source: reading {} partition(s) of {} from {}",
@@ -519,6 +631,10 @@ impl Source for KafkaSource {
             >= Duration::from_millis(self.config.partition_discovery_ms)
         {
             self.discover_new()?;
+        }
+        if self.paused {
+            // A resume that failed (see `pause`): try it again.
+            self.assign_all()?;
         }
         let mut bad = Vec::new();
         let mut taken = 0usize;
@@ -541,6 +657,19 @@ impl Source for KafkaSource {
             };
             let msg = match self.consumer().poll(wait) {
                 None => break,
+                Some(Err(e)) if Self::is_transient(&e) => {
+                    // librdkafka reconnects and retries by itself (with
+                    // `reconnect.backoff.ms`); its error events say what is
+                    // wrong meanwhile. Reported, at most every 10 s.
+                    if self
+                        .last_warning
+                        .is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
+                    {
+                        tracing::warn!("{} (retrying)", self.unreachable("read messages", e));
+                        self.last_warning = Some(Instant::now());
+                    }
+                    break;
+                }
                 Some(Err(e)) => {
                     if taken > 0 || !bad.is_empty() {
                         // Hand over what was read; the error comes back.
@@ -549,13 +678,27 @@ impl Source for KafkaSource {
                     }
                     return Err(self.consume_error(e));
                 }
-                Some(Ok(m)) => HeldMessage {
-                    topic: m.topic().to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    payload: m.payload().map(<[u8]>::to_vec),
-                },
+                Some(Ok(m)) => {
+                    let partition = (m.topic().to_string(), m.partition());
+                    let position = self.positions.get(&partition).copied().unwrap_or(0);
+                    if m.offset() < position {
+                        // Read again after a seek back: already delivered.
+                        continue;
+                    }
+                    HeldMessage {
+                        topic: partition.0,
+                        partition: partition.1,
+                        offset: m.offset(),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                    }
+                }
             };
+            let partition = (msg.topic.clone(), msg.partition);
+            let position = self.positions.get(&partition).copied().unwrap_or(0);
+            if msg.offset > position && self.past_position(&partition, msg.offset, position)? {
+                continue;
+            }
+            self.seeked.remove(&partition);
             if !self.take(msg, &mut bad)? {
                 break;
             }
@@ -628,23 +771,57 @@ impl Source for KafkaSource {
     }
 
     fn pause(&mut self, paused: bool) {
-        if paused == self.paused {
+        if paused == self.paused || self.consumer.is_none() {
             return;
         }
-        let Some(consumer) = self.consumer.as_ref() else {
-            return;
-        };
-        let Ok(assignment) = consumer.assignment() else {
-            return;
-        };
-        let result = if paused {
-            consumer.pause(&assignment)
+        if paused {
+            let consumer = self.consumer();
+            match consumer.assignment().and_then(|a| consumer.pause(&a)) {
+                Ok(()) => self.paused = true,
+                Err(e) => tracing::warn!("kafka source: pause fetching: {e}"),
+            }
         } else {
-            consumer.resume(&assignment)
-        };
-        match result {
-            Ok(()) => self.paused = paused,
-            Err(e) => tracing::debug!("kafka source: pause({paused}): {e}"),
+            // librdkafka drops what it had prefetched when paused and fetches
+            // again from the position, which may be inside a record batch:
+            // re-assign with the same care as at start-up. A failure leaves
+            // the partitions paused and is tried again by the next poll.
+            if let Err(e) = self.assign_all() {
+                tracing::warn!("kafka source: resume fetching: {e}");
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetches_from_before_the_position_but_not_before_the_log_start() {
+        assert_eq!(KafkaSource::fetch_from(0, 0, REWIND), 0);
+        assert_eq!(KafkaSource::fetch_from(537, 0, REWIND), 0);
+        assert_eq!(KafkaSource::fetch_from(50_000, 0, REWIND), 40_000);
+        assert_eq!(KafkaSource::fetch_from(50_000, 45_000, REWIND), 45_000);
+        // A further rewind after a gap: four times as far.
+        assert_eq!(KafkaSource::fetch_from(50_000, 0, 40_000), 10_000);
+        // Never after the position, even with a log start past it.
+        assert_eq!(KafkaSource::fetch_from(50_000, 60_000, REWIND), 50_000);
+    }
+
+    #[test]
+    fn reserved_properties_are_refused_with_the_field_to_use() {
+        let config: KafkaSourceConfig = serde_json::from_value(serde_json::json!({
+            "bootstrap_servers": "localhost:9092",
+            "topics": ["t"],
+            "format": "bytes",
+            "properties": {"group.id": "x"}
+        }))
+        .unwrap();
+        let ctx = ConnectorContext {
+            pipeline_id: "p".into(),
+            base_dir: ".".into(),
+        };
+        let err = KafkaSource::new(config, &ctx).unwrap_err().to_string();
+        assert!(err.contains("properties.`group.id`") && err.contains("group_id"), "{err}");
     }
 }
