@@ -97,7 +97,8 @@ impl DeadLetterOutput {
                         Ok(text) => obj.insert("raw".into(), Value::String(text)),
                         Err(e) => {
                             use base64::Engine;
-                            let b64 = base64::engine::general_purpose::STANDARD.encode(e.as_bytes());
+                            let b64 =
+                                base64::engine::general_purpose::STANDARD.encode(e.as_bytes());
                             obj.insert("raw_base64".into(), Value::String(b64))
                         }
                     };

@@ -204,7 +204,11 @@ fn run(
         }
     };
     if let Some(addr) = metrics_listen {
-        match tributary::metrics_http::spawn(addr, pipeline.name().to_string(), pipeline.metrics.clone()) {
+        match tributary::metrics_http::spawn(
+            addr,
+            pipeline.name().to_string(),
+            pipeline.metrics.clone(),
+        ) {
             Ok(bound) => eprintln!("metrics on http://{bound}/metrics"),
             Err(e) => {
                 eprintln!("error: --metrics-listen {addr}: {e}");

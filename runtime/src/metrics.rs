@@ -93,10 +93,7 @@ impl Histogram {
         let mut cumulative = 0;
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
             cumulative += count.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-            );
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
         }
         let count = self.count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
@@ -467,17 +464,41 @@ mod tests {
             records: 12,
         }]);
         let text = m.render_prometheus("a\"b");
-        assert!(text.contains("tributary_records_in_total{pipeline=\"a\\\"b\"} 7"), "{text}");
-        assert!(text.contains("tributary_table_rows{pipeline=\"a\\\"b\"} 9"), "{text}");
         assert!(
-            text.contains("tributary_source_lag_records{pipeline=\"a\\\"b\",partition=\"articles/0\"} 12"),
+            text.contains("tributary_records_in_total{pipeline=\"a\\\"b\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tributary_table_rows{pipeline=\"a\\\"b\"} 9"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tributary_source_lag_records{pipeline=\"a\\\"b\",partition=\"articles/0\"} 12"
+            ),
             "{text}"
         );
         // Cumulative buckets: 3 ms is in le=0.005 and above; 40 ms from le=0.05.
-        assert!(text.contains("tributary_commit_latency_seconds_bucket{pipeline=\"a\\\"b\",le=\"0.005\"} 1"), "{text}");
-        assert!(text.contains("tributary_commit_latency_seconds_bucket{pipeline=\"a\\\"b\",le=\"0.05\"} 2"), "{text}");
-        assert!(text.contains("tributary_commit_latency_seconds_count{pipeline=\"a\\\"b\"} 2"), "{text}");
+        assert!(
+            text.contains(
+                "tributary_commit_latency_seconds_bucket{pipeline=\"a\\\"b\",le=\"0.005\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tributary_commit_latency_seconds_bucket{pipeline=\"a\\\"b\",le=\"0.05\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tributary_commit_latency_seconds_count{pipeline=\"a\\\"b\"} 2"),
+            "{text}"
+        );
         let (p50, p99) = m.commit_percentiles().unwrap();
-        assert_eq!((p50, p99), (Duration::from_millis(3), Duration::from_millis(40)));
+        assert_eq!(
+            (p50, p99),
+            (Duration::from_millis(3), Duration::from_millis(40))
+        );
     }
 }

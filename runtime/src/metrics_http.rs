@@ -21,7 +21,11 @@ use crate::metrics::Metrics;
 /// Binds `addr` now (so a port in use is an error at start-up, not later) and
 /// serves the endpoint in the background until the process exits. Returns the
 /// bound address (useful with port 0).
-pub fn spawn(addr: SocketAddr, pipeline: String, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+pub fn spawn(
+    addr: SocketAddr,
+    pipeline: String,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
@@ -66,7 +70,10 @@ async fn serve(listener: std::net::TcpListener, pipeline: String, metrics: Arc<M
             "/metrics",
             get(move || async move {
                 (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
                     m1.render_prometheus(&p1),
                 )
                     .into_response()

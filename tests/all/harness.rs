@@ -331,7 +331,10 @@ pub fn wait_within(child: &mut Child, limit: Duration, what: &str) -> std::proce
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{what} was still running after {} s; killed", limit.as_secs());
+            panic!(
+                "{what} was still running after {} s; killed",
+                limit.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }

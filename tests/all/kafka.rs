@@ -443,15 +443,12 @@ fn unreachable_broker_is_retried_and_nothing_is_lost() {
     pipeline["source"]["schema_registry_url"] = json!(registry.url());
     pipeline["sink"] = s.iceberg_sink();
     pipeline["checkpoint"] = json!({"location": s.path("chk")});
+    pipeline["trigger"]["interval_ms"] = json!(500);
     let path = s.write_pipeline(&pipeline);
+    // A continuous run: `--available-now` would stop at whatever the topic
+    // held the moment it appeared.
     let mut child = s
-        .command(&[
-            "run",
-            "--available-now",
-            "--progress-interval",
-            "0",
-            path.to_str().unwrap(),
-        ])
+        .command(&["run", "--progress-interval", "0", path.to_str().unwrap()])
         .stderr(std::fs::File::create(s.path("run.log")).unwrap())
         .spawn()
         .unwrap();
@@ -471,7 +468,26 @@ fn unreachable_broker_is_retried_and_nothing_is_lost() {
         expected_file.to_str().unwrap(),
     ])
     .unwrap();
-    let status = wait_within(&mut child, RUN_LIMIT, "tributary run");
+    let expected = read_ids(&expected_file);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "tributary exited ({status}):\n{}",
+                std::fs::read_to_string(s.path("run.log")).unwrap_or_default()
+            );
+        }
+        if s.inspect(&[])
+            .is_ok_and(|t| t["rows"].as_u64() >= Some(expected.len() as u64))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = wait_within(&mut child, Duration::from_secs(60), "tributary run");
     let stderr = std::fs::read_to_string(s.path("run.log")).unwrap();
     assert!(status.success(), "tributary failed ({status}):\n{stderr}");
     assert!(
@@ -479,5 +495,5 @@ fn unreachable_broker_is_retried_and_nothing_is_lost() {
         "the retries name the broker:\n{stderr}"
     );
     let table = s.inspect(&["--ids"]).unwrap();
-    assert_exactly(&table, &read_ids(&expected_file));
+    assert_exactly(&table, &expected);
 }

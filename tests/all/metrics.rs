@@ -131,7 +131,10 @@ fn metrics_endpoint_serves_what_prometheus_parses() {
         Some(0.0)
     );
     let commits = sample(&scraped, "tributary_commit_latency_seconds_count", &pipe).unwrap();
-    assert!(commits >= 3.0, "1010 records at most 300 per epoch: {commits} commits");
+    assert!(
+        commits >= 3.0,
+        "1010 records at most 300 per epoch: {commits} commits"
+    );
     assert_eq!(
         sample(
             &scraped,
@@ -176,7 +179,11 @@ fn metrics_endpoint_serves_what_prometheus_parses() {
 #[test]
 fn metrics_port_in_use_is_a_clear_error() {
     let s = Scratch::new("metrics_busy");
-    write_lines(&s.path("in"), "a.jsonl", &[article("x", "2026-03-01T10:00:00Z")]);
+    write_lines(
+        &s.path("in"),
+        "a.jsonl",
+        &[article("x", "2026-03-01T10:00:00Z")],
+    );
     let pipeline = s.pipeline(file_source(&s), watermark_and_dedup("2 hours"));
     let path = s.write_pipeline(&pipeline);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -41,14 +41,15 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::Deserialize;
@@ -168,7 +169,7 @@ pub struct KafkaSource {
     config: KafkaSourceConfig,
     group_id: String,
     decoder: ValueDecoder,
-    consumer: Option<BaseConsumer<StatsContext>>,
+    consumer: Option<Arc<BaseConsumer<StatsContext>>>,
     /// Next offset to read, per assigned partition: what a batch reports as
     /// its offsets.
     positions: BTreeMap<Partition, i64>,
@@ -182,6 +183,12 @@ pub struct KafkaSource {
     last_discovery: Instant,
     /// When a transient consume error was last reported.
     last_warning: Option<Instant>,
+    /// A consume error met after records were gathered: returned by the
+    /// next poll.
+    pending_error: Option<Error>,
+    /// One queue per assigned partition (split off the main queue), so a
+    /// poll can take from each its share.
+    queues: Vec<(Partition, PartitionQueue<StatsContext>)>,
 }
 
 struct HeldMessage {
@@ -189,6 +196,23 @@ struct HeldMessage {
     partition: i32,
     offset: i64,
     payload: Option<Vec<u8>>,
+}
+
+impl From<&BorrowedMessage<'_>> for HeldMessage {
+    fn from(m: &BorrowedMessage<'_>) -> Self {
+        Self {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            payload: m.payload().map(<[u8]>::to_vec),
+        }
+    }
+}
+
+/// What a queue gave.
+enum Next {
+    Record(HeldMessage),
+    Failed(KafkaError),
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -208,6 +232,31 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// batches starting at or after the fetch offset. The records below the
 /// position are skipped undecoded.
 pub const REWIND: i64 = 10_000;
+
+/// How long a poll that has records waits for a lagging partition's share
+/// before it hands over what it has (alignment over latency, within reason).
+const ALIGN_WAIT: Duration = Duration::from_secs(1);
+
+/// Splits `budget` over partitions in proportion to their lags (`None`:
+/// not known yet, counted as the largest); equal shares when none lags.
+fn share_out(budget: usize, lags: &[Option<i64>]) -> Vec<usize> {
+    let n = lags.len().max(1);
+    let known_max = lags.iter().flatten().copied().max().unwrap_or(0);
+    let lags: Vec<i64> = lags.iter().map(|l| l.unwrap_or(known_max.max(1))).collect();
+    let total: i64 = lags.iter().sum();
+    if total == 0 {
+        return vec![budget.div_ceil(n); lags.len()];
+    }
+    lags.iter()
+        .map(|lag| {
+            if *lag == 0 {
+                0
+            } else {
+                ((budget as u128 * *lag as u128).div_ceil(total as u128) as usize).max(1)
+            }
+        })
+        .collect()
+}
 
 /// A partition just (re)assigned: where it was fetched from, to check that
 /// the first record read is the one at the position.
@@ -258,6 +307,8 @@ impl KafkaSource {
             paused: false,
             last_discovery: Instant::now(),
             last_warning: None,
+            pending_error: None,
+            queues: Vec::new(),
         })
     }
 
@@ -375,8 +426,11 @@ impl KafkaSource {
     fn assign_all(&mut self) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
         let mut seeked = HashMap::new();
-        let positions: Vec<(Partition, i64)> =
-            self.positions.iter().map(|(p, o)| (p.clone(), *o)).collect();
+        let positions: Vec<(Partition, i64)> = self
+            .positions
+            .iter()
+            .map(|(p, o)| (p.clone(), *o))
+            .collect();
         for (partition, position) in positions {
             let low = if position > 0 {
                 self.low_watermark(&partition)?
@@ -390,9 +444,23 @@ impl KafkaSource {
                 seeked.insert(partition, Seeked { from, low });
             }
         }
-        self.consumer()
+        self.queues.clear();
+        let consumer = self.consumer.as_ref().expect("open() before use");
+        consumer
             .assign(&tpl)
             .map_err(|e| Error::external(format!("kafka source: assign partitions: {e}")))?;
+        // `assign` deactivates earlier partition queues: split them again.
+        // Records fetched before the split arrive on the main queue, which
+        // `poll` reads too.
+        self.queues = self
+            .positions
+            .keys()
+            .filter_map(|p| {
+                consumer
+                    .split_partition_queue(&p.0, p.1)
+                    .map(|q| (p.clone(), q))
+            })
+            .collect();
         self.seeked = seeked;
         self.paused = false;
         Ok(())
@@ -418,9 +486,25 @@ impl KafkaSource {
                 seek.from
             );
             self.consumer()
-                .seek(&partition.0, partition.1, Offset::Offset(from), METADATA_TIMEOUT)
-                .map_err(|e| Error::external(format!("kafka source: seek {}/{}: {e}", partition.0, partition.1)))?;
-            self.seeked.insert(partition.clone(), Seeked { from, low: seek.low });
+                .seek(
+                    &partition.0,
+                    partition.1,
+                    Offset::Offset(from),
+                    METADATA_TIMEOUT,
+                )
+                .map_err(|e| {
+                    Error::external(format!(
+                        "kafka source: seek {}/{}: {e}",
+                        partition.0, partition.1
+                    ))
+                })?;
+            self.seeked.insert(
+                partition.clone(),
+                Seeked {
+                    from,
+                    low: seek.low,
+                },
+            );
             return Ok(true);
         }
         tracing::warn!(
@@ -537,6 +621,93 @@ impl KafkaSource {
         )
     }
 
+    /// The next event of the main queue (statistics are served inside).
+    fn next_main(&mut self, wait: Duration) -> Option<Next> {
+        Some(match self.consumer().poll(wait)? {
+            Ok(m) => Next::Record(HeldMessage::from(&m)),
+            Err(e) => Next::Failed(e),
+        })
+    }
+
+    /// Whether to read `msg`: records below the position (read again after a
+    /// seek back) are skipped, and the first one past it after a seek is
+    /// checked (see [`REWIND`]).
+    fn admit(&mut self, msg: &HeldMessage) -> Result<bool> {
+        let partition = (msg.topic.clone(), msg.partition);
+        let position = self.positions.get(&partition).copied().unwrap_or(0);
+        if msg.offset < position {
+            return Ok(false);
+        }
+        if msg.offset > position && self.past_position(&partition, msg.offset, position)? {
+            return Ok(false);
+        }
+        self.seeked.remove(&partition);
+        Ok(true)
+    }
+
+    /// A consume error. Transient ones (a broker down: librdkafka reconnects
+    /// by itself, with `reconnect.backoff.ms`) are reported at most every
+    /// 10 s and polling goes on. Others fail the poll; when records were
+    /// already gathered they are handed over first and the error comes back
+    /// on the next poll. True when gathering must stop.
+    fn failed(&mut self, e: KafkaError, gathered: bool) -> Result<bool> {
+        if Self::is_transient(&e) {
+            if self
+                .last_warning
+                .is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
+            {
+                tracing::warn!("{} (retrying)", self.unreachable("read messages", e));
+                self.last_warning = Some(Instant::now());
+            }
+            return Ok(false);
+        }
+        let err = self.consume_error(e);
+        if gathered {
+            self.pending_error = Some(err);
+            return Ok(true);
+        }
+        Err(err)
+    }
+
+    /// Lag per partition queue: records on the broker not read yet, from the
+    /// latest fetch statistics; `None` before the first statistics name it.
+    fn lags(&self) -> Vec<Option<i64>> {
+        let high = self
+            .consumer()
+            .context()
+            .high
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.queues
+            .iter()
+            .map(|(p, _)| {
+                let position = self.positions.get(p).copied().unwrap_or(0);
+                high.get(p).map(|h| (h - position).max(0))
+            })
+            .collect()
+    }
+
+    /// How many records to take from each partition queue this poll: shares
+    /// of `budget` in proportion to each partition's lag, as Spark splits
+    /// `maxOffsetsPerTrigger` across partitions, so that partitions with a
+    /// backlog go through it together and a watermark does not outrun the
+    /// partition librdkafka happened to fetch last. A partition whose lag is
+    /// not known yet counts as the most lagging one; with no lag anywhere
+    /// (caught up), an equal share each.
+    fn shares(&self, budget: usize) -> Vec<usize> {
+        share_out(budget, &self.lags())
+    }
+
+    /// True when a partition that is short of its share has records on the
+    /// broker (or may have: lag not known yet), so its fetch is in flight.
+    fn lagging(&self, want: &[usize]) -> bool {
+        self.lags()
+            .iter()
+            .zip(want)
+            .any(|(lag, want)| *want > 0 && lag.is_none_or(|l| l > 0))
+    }
+
     fn consume_error(&self, e: KafkaError) -> Error {
         match e.rdkafka_error_code() {
             Some(RDKafkaErrorCode::AutoOffsetReset) | Some(RDKafkaErrorCode::OffsetOutOfRange) => {
@@ -567,7 +738,7 @@ impl Source for KafkaSource {
                 .client_config()
                 .create_with_context(StatsContext::default())
                 .map_err(|e| Error::config(format!("kafka source: {e}")))?;
-            self.consumer = Some(consumer);
+            self.consumer = Some(Arc::new(consumer));
         }
         let partitions = self.discover()?;
         let resume: HashMap<Partition, i64> = match resume.map(Offsets::as_json) {
@@ -632,6 +803,9 @@ impl Source for KafkaSource {
         {
             self.discover_new()?;
         }
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
         if self.paused {
             // A resume that failed (see `pause`): try it again.
             self.assign_all()?;
@@ -646,66 +820,81 @@ impl Source for KafkaSource {
             }
             taken += 1;
         }
-        // Gather up to `max_records`, waiting a little for the first one and
-        // not at all once the local queue is drained.
-        let deadline = Instant::now() + Duration::from_millis(100);
-        while taken < max_records {
-            let wait = if taken == 0 {
-                deadline.saturating_duration_since(Instant::now())
+        // Gather up to `max_records`: each partition's share in proportion
+        // to its lag (see `shares`), waiting a little for the first record
+        // and, after that, only for partitions known to have more.
+        let started = Instant::now();
+        let mut want = self.shares(max_records.saturating_sub(taken));
+        'gather: loop {
+            // The main queue: statistics and error events, and any records
+            // fetched before the partition queues were split off.
+            while let Some(next) = self.next_main(Duration::ZERO) {
+                match next {
+                    Next::Record(msg) => {
+                        if self.admit(&msg)? {
+                            if !self.take(msg, &mut bad)? {
+                                break 'gather;
+                            }
+                            taken += 1;
+                        }
+                    }
+                    Next::Failed(e) => {
+                        if self.failed(e, taken > 0 || !bad.is_empty())? {
+                            break 'gather;
+                        }
+                    }
+                }
+            }
+            for i in 0..self.queues.len() {
+                while want[i] > 0 && taken < max_records {
+                    let next = match self.queues[i].1.poll(Duration::ZERO) {
+                        None => break,
+                        Some(Ok(m)) => Next::Record(HeldMessage::from(&m)),
+                        Some(Err(e)) => Next::Failed(e),
+                    };
+                    match next {
+                        Next::Record(msg) => {
+                            if !self.admit(&msg)? {
+                                continue;
+                            }
+                            if !self.take(msg, &mut bad)? {
+                                break 'gather;
+                            }
+                            taken += 1;
+                            want[i] -= 1;
+                        }
+                        Next::Failed(e) => {
+                            if self.failed(e, taken > 0 || !bad.is_empty())? {
+                                break 'gather;
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            if taken >= max_records || want.iter().all(|w| *w == 0) {
+                break;
+            }
+            // Wait (briefly) only for partitions that have records on the
+            // broker not read yet: their fetch is in flight. Others are
+            // caught up; waiting for them would only add latency.
+            let waiting = if taken == 0 {
+                started.elapsed() < Duration::from_millis(100)
             } else {
-                Duration::ZERO
+                started.elapsed() < ALIGN_WAIT && self.lagging(&want)
             };
-            let msg = match self.consumer().poll(wait) {
-                None => break,
-                Some(Err(e)) if Self::is_transient(&e) => {
-                    // librdkafka reconnects and retries by itself (with
-                    // `reconnect.backoff.ms`); its error events say what is
-                    // wrong meanwhile. Reported, at most every 10 s.
-                    if self
-                        .last_warning
-                        .is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
-                    {
-                        tracing::warn!("{} (retrying)", self.unreachable("read messages", e));
-                        self.last_warning = Some(Instant::now());
-                    }
-                    break;
-                }
-                Some(Err(e)) => {
-                    if taken > 0 || !bad.is_empty() {
-                        // Hand over what was read; the error comes back.
-                        tracing::warn!("kafka source: {e}");
-                        break;
-                    }
-                    return Err(self.consume_error(e));
-                }
-                Some(Ok(m)) => {
-                    let partition = (m.topic().to_string(), m.partition());
-                    let position = self.positions.get(&partition).copied().unwrap_or(0);
-                    if m.offset() < position {
-                        // Read again after a seek back: already delivered.
-                        continue;
-                    }
-                    HeldMessage {
-                        topic: partition.0,
-                        partition: partition.1,
-                        offset: m.offset(),
-                        payload: m.payload().map(<[u8]>::to_vec),
-                    }
-                }
-            };
-            let partition = (msg.topic.clone(), msg.partition);
-            let position = self.positions.get(&partition).copied().unwrap_or(0);
-            if msg.offset > position && self.past_position(&partition, msg.offset, position)? {
-                continue;
-            }
-            self.seeked.remove(&partition);
-            if !self.take(msg, &mut bad)? {
+            if !waiting {
                 break;
             }
-            taken += 1;
-            if Instant::now() >= deadline && taken > 0 {
-                break;
-            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(
+                "kafka source: poll took {taken} (unfilled shares {:?}, lags {:?}, positions {:?})",
+                want,
+                self.lags(),
+                self.positions.values().collect::<Vec<_>>()
+            );
         }
         if taken == 0 {
             if self.held.is_some() {
@@ -809,6 +998,24 @@ mod tests {
     }
 
     #[test]
+    fn shares_follow_the_lag() {
+        // Proportional to lag, at least one for any partition that lags.
+        assert_eq!(
+            share_out(2000, &[Some(300), Some(100), Some(0)]),
+            vec![1500, 500, 0]
+        );
+        assert_eq!(share_out(10, &[Some(1_000_000), Some(1)]), vec![10, 1]);
+        // Nothing known: equal shares; an unknown lag counts as the largest.
+        assert_eq!(share_out(2000, &[None, None]), vec![1000, 1000]);
+        assert_eq!(
+            share_out(3000, &[Some(100), None, Some(50)]),
+            vec![1200, 1200, 600]
+        );
+        // All caught up: equal shares of whatever arrives.
+        assert_eq!(share_out(2000, &[Some(0), Some(0)]), vec![1000, 1000]);
+    }
+
+    #[test]
     fn reserved_properties_are_refused_with_the_field_to_use() {
         let config: KafkaSourceConfig = serde_json::from_value(serde_json::json!({
             "bootstrap_servers": "localhost:9092",
@@ -822,6 +1029,9 @@ mod tests {
             base_dir: ".".into(),
         };
         let err = KafkaSource::new(config, &ctx).unwrap_err().to_string();
-        assert!(err.contains("properties.`group.id`") && err.contains("group_id"), "{err}");
+        assert!(
+            err.contains("properties.`group.id`") && err.contains("group_id"),
+            "{err}"
+        );
     }
 }
