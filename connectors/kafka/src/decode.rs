@@ -29,7 +29,7 @@ pub enum ValueFormat {
 
 /// Decodes values into the rows of the next batch.
 pub enum ValueDecoder {
-    Avro(AvroBatchBuilder),
+    Avro(Box<AvroBatchBuilder>),
     Json(JsonBatchBuilder),
     Bytes(BinaryBuilder),
 }
@@ -52,7 +52,7 @@ impl ValueDecoder {
                          (or set \"format\": \"json\" with a `schema`)",
                     ));
                 }
-                Ok(Self::Avro(AvroBatchBuilder::new(url)?))
+                Ok(Self::Avro(Box::new(AvroBatchBuilder::new(url)?)))
             }
             ValueFormat::Json => {
                 if config.schema_registry_url.is_some() {

@@ -161,6 +161,13 @@ impl ClientContext for StatsContext {
 
 impl ConsumerContext for StatsContext {}
 
+impl StatsContext {
+    /// The latest high watermark of every partition fetched so far.
+    fn high(&self) -> HashMap<Partition, i64> {
+        self.high.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 type Partition = (String, i32);
 
 /// The source. Connects at [`Source::open`], so building it (as `tributary
@@ -591,13 +598,7 @@ impl KafkaSource {
     /// ListOffsets "latest" wrongly. A partition not fetched yet is not
     /// caught up.
     fn caught_up(&self) -> bool {
-        let high = self
-            .consumer()
-            .context()
-            .high
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let high = self.consumer().context().high();
         self.positions
             .iter()
             .all(|(p, position)| high.get(p).is_some_and(|h| *position >= *h))
@@ -672,13 +673,7 @@ impl KafkaSource {
     /// Lag per partition queue: records on the broker not read yet, from the
     /// latest fetch statistics; `None` before the first statistics name it.
     fn lags(&self) -> Vec<Option<i64>> {
-        let high = self
-            .consumer()
-            .context()
-            .high
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let high = self.consumer().context().high();
         self.queues
             .iter()
             .map(|(p, _)| {
@@ -845,6 +840,8 @@ impl Source for KafkaSource {
                     }
                 }
             }
+            // By index: the loop body needs `&mut self` while it reads a queue.
+            #[allow(clippy::needless_range_loop)]
             for i in 0..self.queues.len() {
                 while want[i] > 0 && taken < max_records {
                     let next = match self.queues[i].1.poll(Duration::ZERO) {
@@ -941,12 +938,7 @@ impl Source for KafkaSource {
         let Some(consumer) = self.consumer.as_ref() else {
             return Vec::new();
         };
-        let high = consumer
-            .context()
-            .high
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let high = consumer.context().high();
         self.positions
             .iter()
             .filter_map(|((topic, partition), position)| {
