@@ -118,7 +118,7 @@ def main() -> int:
         out["duckdb_rows"] = duckdb_count(table.metadata_location)
     if args.show:
         for row in data.slice(0, args.show).to_pylist():
-            print("  ", {k: str(v) for k, v in row.items()}, file=sys.stderr)
+            print("  ", {k: v if v is None else str(v) for k, v in row.items()}, file=sys.stderr)
     if args.human:
         s = out["summary"]
         print(f"rows: {out['rows']}" + (f" (DuckDB counts {out['duckdb_rows']})" if args.duckdb else ""))

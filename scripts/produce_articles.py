@@ -164,11 +164,10 @@ def main():
             rec = dict(rec, language="en" if n % 2 else None)
         value = serializer(rec, ctx)
         last_good = value
-        producer.produce(args.topic, key=rec["id"].encode(), value=value, on_delivery=delivered)
+        send(producer, args.topic, rec["id"].encode(), value, delivered)
         for bad_kind, at in bad_at.items():
             if n == at:
-                producer.produce(args.topic, key=b"bad", value=malformed(bad_kind, last_good),
-                                 on_delivery=report_bad(bad_kind))
+                send(producer, args.topic, b"bad", malformed(bad_kind, last_good), report_bad(bad_kind))
         if n % 5000 == 0:
             producer.poll(0)
     remaining = producer.flush(60)
@@ -183,6 +182,16 @@ def main():
             json.dump(expected, f)
     print(json.dumps({"topic": args.topic, "created": created, "schema_id": schema_id,
                       "produced": sum(counts.values()), **counts, "bad": bad_positions}))
+
+
+def send(producer, topic, key, value, on_delivery):
+    """produce(), waiting for deliveries while the local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.1)
 
 
 def malformed(kind, good):

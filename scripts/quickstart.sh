@@ -88,4 +88,4 @@ cat "$CHECKPOINT_LOCATION"/dead-letter/*.jsonl 2>/dev/null | "$PY" -c '
 import json, sys
 for line in sys.stdin:
     d = json.loads(line)
-    print(f"  {d.get(\"position\")}: {d.get(\"reason\")}")'
+    print("  %s: %s" % (d.get("position"), d.get("reason")))'
