@@ -9,9 +9,13 @@ runs `tributary run --available-now` over the whole topic once per stage:
   + avro      Avro decoded into Arrow via the registry → blackhole
   + wasm      + the WASM watermark (2 h) and dedup transforms → blackhole
   + parquet   + the Iceberg sink: Parquet files and commits (the full pipeline)
-  peer        the same topic read and Avro-decoded into a pyarrow table by
-              confluent-kafka's Consumer and AvroDeserializer (Python), the
-              usual way without Tributary: compare with "+ avro"
+  peer-raw    the same topic read by confluent-kafka's Consumer (Python,
+              librdkafka), values not decoded: compare with "consume"
+  peer        the same, Avro-decoded by its AvroDeserializer into a pyarrow
+              table, the usual way without Tributary: compare with "+ avro"
+
+Each row also gives the CPU time the broker (Tansu) spent serving the stage:
+when it is close to the wall time, the broker is what limits records/s.
 
 For each: records/s (wall), records per CPU-second of the tributary process
 (user + system, from wait4), peak RSS, and commit latency p50/p99 as the run
@@ -108,11 +112,18 @@ def run_stage(binary, stage, bootstrap, registry, topic):
     }
 
 
-def run_peer(bootstrap, registry, topic, records):
-    """confluent-kafka Consumer + AvroDeserializer → pyarrow, in Python."""
+def cpu_seconds(pid):
+    """User + system CPU time of a running process, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_peer(bootstrap, registry, topic, records, raw):
+    """confluent-kafka Consumer (+ AvroDeserializer → pyarrow), in Python."""
     began = time.monotonic()
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "peer_consume.py"), "--bootstrap", bootstrap,
-                             "--registry", registry, "--topic", topic, "--records", str(records)],
+                             "--registry", registry, "--topic", topic, "--records", str(records)]
+                            + (["--raw"] if raw else []),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.stdout.read(), proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -121,9 +132,20 @@ def run_peer(bootstrap, registry, topic, records):
         sys.exit(f"the peer failed:\n{err.decode()[-3000:]}")
     got = json.loads(out)["records"]
     cpu = usage.ru_utime + usage.ru_stime
-    return {"stage": "peer", "records": got, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+    return {"stage": "peer-raw" if raw else "peer", "records": got, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "records_per_s": round(got / wall), "records_per_cpu_s": round(got / cpu) if cpu else 0,
             "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "commit_p50_ms": None, "commit_p99_ms": None}
+
+
+def median_run(rs):
+    """The median of each figure over repeated runs of one stage."""
+    out = dict(rs[0])
+    for key, value in rs[0].items():
+        if isinstance(value, (int, float)):
+            values = sorted(r[key] for r in rs if r[key] is not None)
+            out[key] = values[len(values) // 2] if values else None
+    out["runs"] = len(rs)
+    return out
 
 
 def main():
@@ -132,7 +154,8 @@ def main():
     p.add_argument("--tansu", required=True, help="the tansu binary")
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--partitions", type=int, default=3)
-    p.add_argument("--stages", default="consume,avro,peer,wasm,parquet")
+    p.add_argument("--repeat", type=int, default=3, help="runs of each stage; the table gives medians")
+    p.add_argument("--stages", default="consume,peer-raw,avro,peer,wasm,parquet")
     args = p.parse_args()
 
     procs = []
@@ -161,14 +184,20 @@ def main():
             print(f"produced {produced['produced']} Avro articles in {time.monotonic() - began:.1f} s "
                   f"({produced['duplicate']} duplicates, {produced['late']} late)", file=sys.stderr)
 
-            results = []
-            for stage in args.stages.split(","):
-                if stage == "peer":
-                    r = run_peer(bootstrap, reg_url, topic, produced["produced"])
-                else:
-                    r = run_stage(args.bin, stage, bootstrap, reg_url, topic)
-                print(json.dumps(r), file=sys.stderr)
-                results.append(r)
+            runs = {stage: [] for stage in args.stages.split(",")}
+            # Rounds of every stage in turn, so that a noisy moment of the
+            # machine spreads over the stages instead of hitting one.
+            for _ in range(args.repeat):
+                for stage in runs:
+                    broker_cpu = cpu_seconds(tansu.pid)
+                    if stage in ("peer", "peer-raw"):
+                        r = run_peer(bootstrap, reg_url, topic, produced["produced"], stage == "peer-raw")
+                    else:
+                        r = run_stage(args.bin, stage, bootstrap, reg_url, topic)
+                    r["broker_cpu_s"] = round(cpu_seconds(tansu.pid) - broker_cpu, 2)
+                    print(json.dumps(r), file=sys.stderr)
+                    runs[stage].append(r)
+            results = [median_run(rs) for rs in runs.values()]
     finally:
         for proc in procs:
             proc.kill()
@@ -177,16 +206,17 @@ def main():
     cpu = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", cpu)
     print(f"\nmachine: {os.cpu_count()} cores, {model.group(1) if model else 'unknown CPU'}; "
-          f"{args.records} records, {args.partitions} partitions\n")
-    print("| stage | records | wall s | CPU s | records/s | records per CPU-s | peak RSS MiB | commit p50 / p99 ms |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"{args.records} records, {args.partitions} partitions; medians of {args.repeat} runs\n")
+    print("| stage | records | wall s | CPU s | records/s | records per CPU-s | peak RSS MiB | commit p50 / p99 ms | broker CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     names = {"consume": "consume only", "avro": "+ Avro decode", "wasm": "+ WASM watermark + dedup",
              "parquet": "+ Parquet / Iceberg (end to end)",
-             "peer": "peer: confluent-kafka Consumer + AvroDeserializer → pyarrow (Python)"}
+             "peer": "peer: confluent-kafka Consumer + AvroDeserializer → pyarrow (Python)",
+             "peer-raw": "peer: confluent-kafka Consumer, values not decoded (Python)"}
     for r in results:
         commit = f"{r['commit_p50_ms']} / {r['commit_p99_ms']}" if r["commit_p50_ms"] is not None else "–"
         print(f"| {names.get(r['stage'], r['stage'])} | {r['records']} | {r['wall_s']} | {r['cpu_s']} | "
-              f"{r['records_per_s']} | {r['records_per_cpu_s']} | {r['peak_rss_mib']} | {commit} |")
+              f"{r['records_per_s']} | {r['records_per_cpu_s']} | {r['peak_rss_mib']} | {commit} | {r['broker_cpu_s']} |")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ def main():
     ap.add_argument("--registry", required=True)
     ap.add_argument("--topic", required=True)
     ap.add_argument("--records", type=int, required=True)
+    ap.add_argument("--raw", action="store_true", help="count the messages, decode nothing")
     args = ap.parse_args()
 
     deserialize = AvroDeserializer(SchemaRegistryClient({"url": args.registry}))
@@ -38,13 +39,12 @@ def main():
         for msg in consumer.consume(2000, timeout=1.0):
             if msg.error():
                 sys.exit(f"consume: {msg.error()}")
-            batch.append(deserialize(msg.value(), ctx))
             rows += 1
-        if len(batch) >= 2000:
+            if not args.raw:
+                batch.append(deserialize(msg.value(), ctx))
+        if len(batch) >= 2000 or (batch and rows >= args.records):
             tables.append(pa.Table.from_pylist(batch))
             batch = []
-    if batch:
-        tables.append(pa.Table.from_pylist(batch))
     consumer.close()
     print(json.dumps({"records": rows, "rows": sum(t.num_rows for t in tables)}))
 

@@ -342,6 +342,12 @@ impl Metrics {
                 .filter(|r| *r >= 0)
                 .map(|r| r as u64),
             watermark: self.watermark(),
+            batches: self.batch_seconds.count(),
+            batch_time_us: self.batch_seconds.sum_us.load(Relaxed),
+            lag: {
+                let backlog = self.backlog();
+                (!backlog.is_empty()).then(|| backlog.iter().map(|b| b.records).sum())
+            },
         }
     }
 }
@@ -362,6 +368,11 @@ pub struct Snapshot {
     pub last_commit_latency_us: u64,
     pub table_rows: Option<u64>,
     pub watermark: Option<i64>,
+    /// Batches processed, and their processing time in all (µs).
+    pub batches: u64,
+    pub batch_time_us: u64,
+    /// Records in the source not read yet (all partitions), when it says.
+    pub lag: Option<u64>,
 }
 
 impl Snapshot {
@@ -374,6 +385,16 @@ impl Snapshot {
                 let rate = (self.records_in - prev.records_in) as f64 / secs;
                 line.push_str(&format!(" ({rate:.0}/s)"));
             }
+        }
+        if let Some(prev) = previous {
+            let batches = self.batches - prev.batches;
+            if batches > 0 {
+                let ms = (self.batch_time_us - prev.batch_time_us) as f64 / batches as f64 / 1e3;
+                line.push_str(&format!(" batch {ms:.1} ms"));
+            }
+        }
+        if let Some(lag) = self.lag {
+            line.push_str(&format!(" lag {lag}"));
         }
         line.push_str(&format!(
             " out {} late {} dup {}",
@@ -434,12 +455,25 @@ mod tests {
         let m = Metrics::default();
         let before = m.snapshot();
         m.records_in.fetch_add(500, Relaxed);
+        m.batch_seconds.observe(Duration::from_millis(4));
+        m.batch_seconds.observe(Duration::from_millis(6));
+        m.set_backlog(vec![
+            Backlog {
+                partition: "t/0".into(),
+                records: 70,
+            },
+            Backlog {
+                partition: "t/1".into(),
+                records: 30,
+            },
+        ]);
         m.dropped_late.fetch_add(3, Relaxed);
         m.set_watermark(Some(1_767_225_600_000_000)); // 2026-01-01T00:00:00Z
         m.committed(4, Duration::from_millis(12), Some(480));
         std::thread::sleep(Duration::from_millis(5));
         let line = m.snapshot().progress_line("p", Some(&before));
         assert!(line.starts_with("p: in 500 ("), "{line}");
+        assert!(line.contains("/s) batch 5.0 ms lag 100 out 0"), "{line}");
         assert!(line.contains("late 3"), "{line}");
         assert!(line.contains("epoch 4 committed"), "{line}");
         assert!(line.contains("in 12 ms, table 480 rows"), "{line}");
