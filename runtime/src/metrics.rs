@@ -6,7 +6,7 @@
 //! few seconds and prints a line such as
 //!
 //! ```text
-//! articles_raw: in 120000 (24010/s) out 98000 late 1200 dup 10800 dead-letter 0 | epoch 12 committed 1.2s ago in 35 ms, table 98000 rows | watermark 2026-01-02T09:10:00Z
+//! articles_raw: in 120000 (24010/s) batch 6.1 ms lag 5200 out 98000 late 1200 dup 10800 dead-letter 0 | epoch 12 committed 1.2s ago in 35 ms, table 98000 rows | watermark 2026-01-02T09:10:00Z
 //! ```
 
 use std::fmt::Write as _;

@@ -554,18 +554,17 @@ fn spawn_source(
         .spawn(move || {
             let mut idle_sent = false;
             let mut backoff = Duration::from_millis(100);
-            let mut backlog_at = Instant::now();
             while !stop.load(Relaxed) {
-                if backlog_at.elapsed() >= Duration::from_secs(1) {
-                    metrics.set_backlog(source.backlog());
-                    backlog_at = Instant::now();
-                }
                 while let Ok(ToSource::Committed(offsets)) = ctl.try_recv() {
                     if let Err(e) = source.committed(&offsets) {
                         tracing::warn!("source could not acknowledge committed offsets: {e}");
                     }
                 }
-                match source.poll(batch_size) {
+                let polled = source.poll(batch_size);
+                // After every poll: the source may block on the channel for a
+                // while next, and the lag must not be stale meanwhile.
+                metrics.set_backlog(source.backlog());
+                match polled {
                     Ok(Poll::Batch(batch)) => {
                         idle_sent = false;
                         backoff = Duration::from_millis(100);
