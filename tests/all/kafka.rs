@@ -426,6 +426,65 @@ fn bad_kafka_records_are_dead_lettered_and_nothing_after_them_is_lost() {
     assert_exactly(&table, &read_ids(&expected_file));
 }
 
+/// `format: json`: JSON values, no registry, columns declared in the
+/// pipeline; a message that is not JSON is dead-lettered, the rest arrive.
+#[test]
+fn json_values_without_a_registry() {
+    let broker = Broker::start().unwrap();
+    let s = Scratch::new("kafka_json");
+    let topic = "articles.json";
+    let expected_file = s.path("expected.json");
+    let mut produce = std::process::Command::new(python());
+    produce
+        .arg(repo_root().join("scripts/produce_articles.py"))
+        .args(["--bootstrap", &broker.bootstrap(), "--format", "json"])
+        .args(["--topic", topic, "--partitions", "2", "--records", "5000"])
+        .args(["--bad", "truncated", "--expected"])
+        .arg(&expected_file);
+    let out = produce.output_within(Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bad = &report["bad"][0];
+
+    let source = json!({
+        "type": "kafka",
+        "bootstrap_servers": broker.bootstrap(),
+        "topics": [topic],
+        "format": "json",
+        "schema": [
+            {"name": "id", "type": "string", "required": true},
+            {"name": "source", "type": "string"},
+            {"name": "title", "type": "string"},
+            {"name": "url", "type": "string"},
+            {"name": "author", "type": "string"},
+            {"name": "body", "type": "string"},
+            {"name": "published_at", "type": "timestamp", "required": true},
+        ],
+    });
+    let mut pipeline = s.pipeline(source, watermark_and_dedup("2 hours"));
+    pipeline["errors"] = json!({"policy": "dead-letter", "dead_letter_path": s.path("dlq")});
+    let out = s.run(&pipeline);
+    assert_ok(&out);
+    let table = s.inspect(&["--ids"]).unwrap();
+    assert_exactly(&table, &read_ids(&expected_file));
+    let letters = s.dead_letters("dlq");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let position = format!("{topic}/{}@{}", bad["partition"], bad["offset"]);
+    assert_eq!(letters[0]["position"], position.as_str(), "{letters:?}");
+    assert!(
+        letters[0]["reason"].as_str().unwrap().contains("JSON"),
+        "{letters:?}"
+    );
+    assert!(
+        letters[0]["raw"].as_str().is_some(),
+        "the text is kept: {letters:?}"
+    );
+}
+
 /// A broker that is not there yet: the pipeline says so, retries with
 /// backoff, and reads everything once the broker comes up.
 #[test]
