@@ -260,8 +260,33 @@ pub fn load(path: &Path) -> Result<LoadedPipeline, ConfigError> {
         .map_err(|e| ConfigError::new(path, format!("cannot read the pipeline file: {e}")))?;
     let text = interpolate(&text, |name| std::env::var(name).ok())
         .map_err(|m| ConfigError::new(path, m))?;
+    parse_checked(&text, path)
+}
+
+/// A pipeline given as JSON (by the REST API), interpolated, parsed and
+/// checked; relative paths in it resolve against `base_dir`. `label` names
+/// it in errors.
+pub fn load_value(
+    config: &serde_json::Value,
+    base_dir: &Path,
+    label: &str,
+) -> Result<LoadedPipeline, ConfigError> {
+    let origin = base_dir.join(label);
+    let err = |m: String| ConfigError {
+        file: label.to_string(),
+        message: m,
+    };
+    let text = serde_json::to_string(config).map_err(|e| err(e.to_string()))?;
+    let text = interpolate(&text, |name| std::env::var(name).ok()).map_err(err)?;
+    parse_checked(&text, &origin).map_err(|e| ConfigError {
+        file: label.to_string(),
+        message: e.message,
+    })
+}
+
+fn parse_checked(text: &str, path: &Path) -> Result<LoadedPipeline, ConfigError> {
     let config: PipelineConfig =
-        serde_json::from_str(&text).map_err(|e| ConfigError::new(path, shape_error(&e)))?;
+        serde_json::from_str(text).map_err(|e| ConfigError::new(path, shape_error(&e)))?;
     config.check().map_err(|m| ConfigError::new(path, m))?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base_dir = if base_dir.as_os_str().is_empty() {
@@ -381,6 +406,11 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
             ));
         };
         let expr = &body[..end];
+        if let Some(secret) = secret_reference(expr, &lookup)? {
+            out.push_str(&json_escape_inner(&secret));
+            rest = &body[end + 1..];
+            continue;
+        }
         let (name, default) = match expr.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
             None => (expr, None),
@@ -406,6 +436,40 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
     Ok(out)
 }
 
+/// `${env:NAME}` and `${file:/path/to/file.properties:key}` (Kafka Connect's
+/// config providers): secrets kept out of the pipeline JSON, so a REST
+/// worker stores and shows the reference, never the value. `None` when
+/// `expr` is not such a reference.
+fn secret_reference(
+    expr: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    if let Some(name) = expr.strip_prefix("env:") {
+        return lookup(name)
+            .map(Some)
+            .ok_or_else(|| format!("`${{env:{name}}}`: environment variable {name} is not set"));
+    }
+    let Some(spec) = expr.strip_prefix("file:") else {
+        return Ok(None);
+    };
+    let Some((path, key)) = spec.rsplit_once(':') else {
+        return Err(format!(
+            "`${{file:{spec}}}` names no key: write ${{file:/path/to/file.properties:key}}"
+        ));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("`${{file:{path}:{key}}}`: cannot read {path}: {e}"))?;
+    // Java-properties style, as Kafka Connect's FileConfigProvider reads:
+    // `key=value` lines, `#` comments.
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| Some(v.trim().to_string()))
+        .ok_or_else(|| format!("`${{file:{path}:{key}}}`: {path} has no key `{key}`"))
+}
+
 /// Values from the environment land inside JSON strings: escape what would
 /// break them (quotes, backslashes, control characters).
 fn json_escape_inner(value: &str) -> String {
@@ -422,6 +486,7 @@ mod tests {
             "TOPIC" => Some("articles.raw.v1".into()),
             "EMPTY" => Some(String::new()),
             "QUOTE" => Some("a\"b".into()),
+            "HOME" => Some("/home/me".into()),
             _ => None,
         }
     }
@@ -501,5 +566,22 @@ mod tests {
         );
         let zero = MINIMAL.replace("}}", "}, \"trigger\": {\"batch_size\": 0}}");
         assert!(parse(&zero).unwrap_err().contains("trigger.batch_size"));
+    }
+
+    #[test]
+    fn secret_references_read_the_environment_and_properties_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let props = dir.path().join("secrets.properties");
+        std::fs::write(&props, "# creds\nuser = app\npassword=s3cr\"et\n").unwrap();
+        let p = props.display();
+        let text = format!("{{\"a\": \"${{file:{p}:password}}\", \"b\": \"${{env:HOME}}\"}}");
+        let out = interpolate(&text, env).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["a"], "s3cr\"et");
+        assert_eq!(v["b"], "/home/me");
+        let err = interpolate(&format!("${{file:{p}:missing}}"), env).unwrap_err();
+        assert!(err.contains("has no key `missing`"), "{err}");
+        let err = interpolate("${env:NOPE}", env).unwrap_err();
+        assert!(err.contains("NOPE is not set"), "{err}");
     }
 }

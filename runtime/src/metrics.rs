@@ -88,8 +88,9 @@ impl Histogram {
         self.count.load(Relaxed)
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    /// The samples of one pipeline (the family's HELP and TYPE lines are
+    /// written once, by the caller).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
             cumulative += count.load(Relaxed);
@@ -210,121 +211,6 @@ impl Metrics {
         }
     }
 
-    /// Every metric in the Prometheus text exposition format (version
-    /// 0.0.4). Written here rather than with a client library because the
-    /// values already live in these atomics (the progress line reads the
-    /// same ones) and the format is a few lines of text per metric.
-    pub fn render_prometheus(&self, pipeline: &str) -> String {
-        let labels = format!("pipeline=\"{}\"", escape_label(pipeline));
-        let snap = self.snapshot();
-        let mut out = String::new();
-        let mut one = |name: &str, kind: &str, help: &str, value: f64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {value}"
-            );
-        };
-        one(
-            "tributary_records_in_total",
-            "counter",
-            "Records read from the source (including bad ones).",
-            snap.records_in as f64,
-        );
-        one(
-            "tributary_input_records_per_second",
-            "gauge",
-            "Records read from the source per second, over the last 10 s.",
-            f64::from_bits(self.input_rate.load(Relaxed)),
-        );
-        one(
-            "tributary_records_out_total",
-            "counter",
-            "Records written to the sink.",
-            snap.records_out as f64,
-        );
-        one(
-            "tributary_records_dropped_late_total",
-            "counter",
-            "Records dropped because their event time was at or before the watermark.",
-            snap.dropped_late as f64,
-        );
-        one(
-            "tributary_records_dropped_duplicate_total",
-            "counter",
-            "Records dropped as duplicates by dedup.",
-            snap.dropped_duplicate as f64,
-        );
-        one(
-            "tributary_records_filtered_total",
-            "counter",
-            "Records a transform chose to drop.",
-            snap.filtered as f64,
-        );
-        one(
-            "tributary_records_dead_lettered_total",
-            "counter",
-            "Records sent to the dead-letter output.",
-            snap.dead_lettered as f64,
-        );
-        one(
-            "tributary_epochs_committed_total",
-            "counter",
-            "Epochs committed to the sink by this run.",
-            snap.epochs_committed as f64,
-        );
-        one(
-            "tributary_last_committed_epoch",
-            "gauge",
-            "The last epoch committed to the sink by this run.",
-            snap.last_epoch as f64,
-        );
-        if let Some(rows) = snap.table_rows {
-            one(
-                "tributary_table_rows",
-                "gauge",
-                "Rows in the sink's table after the last commit.",
-                rows as f64,
-            );
-        }
-        if let Some(w) = snap.watermark {
-            one(
-                "tributary_watermark_seconds",
-                "gauge",
-                "The event-time watermark, as Unix seconds.",
-                w as f64 / 1e6,
-            );
-        }
-        self.batch_seconds.render(
-            &mut out,
-            "tributary_batch_processing_seconds",
-            "Time from a batch's arrival to its rows handed to the sink.",
-            &labels,
-        );
-        self.commit_seconds.render(
-            &mut out,
-            "tributary_commit_latency_seconds",
-            "Time to end an epoch: checkpoint, dead letters and sink commit.",
-            &labels,
-        );
-        let backlog = self.backlog();
-        if !backlog.is_empty() {
-            let name = "tributary_source_lag_records";
-            let _ = writeln!(
-                out,
-                "# HELP {name} Records in the source not read yet (Kafka consumer lag), per partition.\n# TYPE {name} gauge"
-            );
-            for b in backlog {
-                let _ = writeln!(
-                    out,
-                    "{name}{{{labels},partition=\"{}\"}} {}",
-                    escape_label(&b.partition),
-                    b.records
-                );
-            }
-        }
-        out
-    }
-
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             at: Instant::now(),
@@ -350,6 +236,163 @@ impl Metrics {
             },
         }
     }
+
+    /// Every metric of this pipeline in the Prometheus text format; see
+    /// [`render_prometheus`].
+    pub fn render_prometheus(&self, pipeline: &str) -> String {
+        render_prometheus(&[(pipeline, self)])
+    }
+}
+
+/// A gauge or counter family: name, type, help, and its value for one
+/// pipeline (`None`: no sample).
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Metrics, &Snapshot) -> Option<f64>,
+);
+
+const FAMILIES: &[Family] = &[
+    (
+        "tributary_records_in_total",
+        "counter",
+        "Records read from the source (including bad ones).",
+        |_, s| Some(s.records_in as f64),
+    ),
+    (
+        "tributary_input_records_per_second",
+        "gauge",
+        "Records read from the source per second, over the last 10 s.",
+        |m, _| Some(f64::from_bits(m.input_rate.load(Relaxed))),
+    ),
+    (
+        "tributary_records_out_total",
+        "counter",
+        "Records written to the sink.",
+        |_, s| Some(s.records_out as f64),
+    ),
+    (
+        "tributary_records_dropped_late_total",
+        "counter",
+        "Records dropped because their event time was at or before the watermark.",
+        |_, s| Some(s.dropped_late as f64),
+    ),
+    (
+        "tributary_records_dropped_duplicate_total",
+        "counter",
+        "Records dropped as duplicates by dedup.",
+        |_, s| Some(s.dropped_duplicate as f64),
+    ),
+    (
+        "tributary_records_filtered_total",
+        "counter",
+        "Records a transform chose to drop.",
+        |_, s| Some(s.filtered as f64),
+    ),
+    (
+        "tributary_records_dead_lettered_total",
+        "counter",
+        "Records sent to the dead-letter output.",
+        |_, s| Some(s.dead_lettered as f64),
+    ),
+    (
+        "tributary_epochs_committed_total",
+        "counter",
+        "Epochs committed to the sink by this run.",
+        |_, s| Some(s.epochs_committed as f64),
+    ),
+    (
+        "tributary_last_committed_epoch",
+        "gauge",
+        "The last epoch committed to the sink by this run.",
+        |_, s| Some(s.last_epoch as f64),
+    ),
+    (
+        "tributary_table_rows",
+        "gauge",
+        "Rows in the sink's table after the last commit.",
+        |_, s| s.table_rows.map(|r| r as f64),
+    ),
+    (
+        "tributary_watermark_seconds",
+        "gauge",
+        "The event-time watermark, as Unix seconds.",
+        |_, s| s.watermark.map(|w| w as f64 / 1e6),
+    ),
+];
+
+/// Every metric of every given pipeline in the Prometheus text exposition
+/// format (version 0.0.4), each family once with a sample per pipeline
+/// (label `pipeline`). Written here rather than with a client library
+/// because the values already live in these atomics (the progress line reads
+/// the same ones) and the format is a few lines of text per metric.
+pub fn render_prometheus(pipelines: &[(&str, &Metrics)]) -> String {
+    let rows: Vec<(String, &Metrics, Snapshot)> = pipelines
+        .iter()
+        .map(|(name, m)| {
+            (
+                format!("pipeline=\"{}\"", escape_label(name)),
+                *m,
+                m.snapshot(),
+            )
+        })
+        .collect();
+    let mut out = String::new();
+    for (name, kind, help, value) in FAMILIES {
+        let samples: Vec<(&str, f64)> = rows
+            .iter()
+            .filter_map(|(labels, m, snap)| value(m, snap).map(|v| (labels.as_str(), v)))
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+    let histograms: [(&str, &str, fn(&Metrics) -> &Histogram); 2] = [
+        (
+            "tributary_batch_processing_seconds",
+            "Time from a batch's arrival to its rows handed to the sink.",
+            |m| &m.batch_seconds,
+        ),
+        (
+            "tributary_commit_latency_seconds",
+            "Time to end an epoch: checkpoint, dead letters and sink commit.",
+            |m| &m.commit_seconds,
+        ),
+    ];
+    for (name, help, pick) in histograms {
+        if rows.is_empty() {
+            break;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (labels, m, _) in &rows {
+            pick(m).render(&mut out, name, labels);
+        }
+    }
+    let name = "tributary_source_lag_records";
+    let mut header = false;
+    for (labels, m, _) in &rows {
+        for b in m.backlog() {
+            if !header {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} Records in the source not read yet (Kafka consumer lag), per partition.\n# TYPE {name} gauge"
+                );
+                header = true;
+            }
+            let _ = writeln!(
+                out,
+                "{name}{{{labels},partition=\"{}\"}} {}",
+                escape_label(&b.partition),
+                b.records
+            );
+        }
+    }
+    out
 }
 
 /// A reading of [`Metrics`] at one instant.
