@@ -7,6 +7,7 @@
 //! - [`wasm`]: the wasmtime host of the `tributary:transform` WIT world.
 //! - [`checkpoint`]: where offsets, watermark and transform state are kept.
 //! - [`pipeline`]: the epoch loop and its recovery protocol.
+//! - [`serve`]: the REST worker (`tributary serve`), Kafka Connect's API.
 //! - [`dead_letter`], [`metrics`], [`metrics_http`]: what went wrong, and how
 //!   it is going (progress line and Prometheus endpoint).
 
@@ -18,5 +19,6 @@ pub mod metrics;
 pub mod metrics_http;
 pub mod pipeline;
 pub mod registry;
+pub mod serve;
 pub mod transforms;
 pub mod wasm;

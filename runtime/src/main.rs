@@ -46,6 +46,21 @@ enum Command {
         /// The pipeline file.
         pipeline: PathBuf,
     },
+    /// Run a long-lived worker hosting many pipelines, managed over a REST API
+    /// with Kafka Connect's paths and envelopes (docs/rest-api.md).
+    Serve {
+        /// Address to listen on. Anything but loopback needs --auth-token-file.
+        #[arg(long, default_value = "127.0.0.1:8083")]
+        listen: std::net::SocketAddr,
+        /// The worker's state folder: deployed connectors (kept across
+        /// restarts); relative paths in configs resolve against it.
+        #[arg(long, default_value = "tributary-worker")]
+        data: PathBuf,
+        /// A file whose first line is the bearer token every request but
+        /// /health must carry (`Authorization: Bearer <token>`).
+        #[arg(long, value_name = "FILE")]
+        auth_token_file: Option<PathBuf>,
+    },
     /// Run a small Confluent-compatible Schema Registry (Avro; schemas kept in
     /// a folder), for local use and tests: the REST subset Confluent's
     /// serializers and `schema_registry_converter` use, with compatibility checks.
@@ -65,6 +80,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { pipeline } => validate(&pipeline),
         Command::SchemaRegistry { listen, data } => schema_registry(listen, data),
+        Command::Serve {
+            listen,
+            data,
+            auth_token_file,
+        } => serve(listen, data, auth_token_file),
         Command::Run {
             available_now,
             progress_interval,
@@ -78,6 +98,7 @@ fn main() -> ExitCode {
                 RunOptions {
                     available_now,
                     progress_every: every,
+                    offsets_override: None,
                 },
                 metrics_listen,
             )
@@ -134,6 +155,97 @@ fn validate(path: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn serve(
+    listen: std::net::SocketAddr,
+    data: PathBuf,
+    auth_token_file: Option<PathBuf>,
+) -> ExitCode {
+    let token = match auth_token_file.as_deref().map(tributary::serve::read_token) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if token.is_none() && !listen.ip().is_loopback() {
+        eprintln!(
+            "error: --listen {listen} is not a loopback address; anyone who can reach it could manage \
+             pipelines: give --auth-token-file FILE (a bearer token), or listen on 127.0.0.1"
+        );
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: --listen {listen}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let bound = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let worker = {
+            let data = data.clone();
+            let id = bound.clone();
+            match tokio::task::spawn_blocking(move || tributary::serve::Worker::open(data, id))
+                .await
+            {
+                Ok(Ok(w)) => w,
+                Ok(Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        };
+        eprintln!(
+            "worker listening on http://{bound} (state in {}){}",
+            data.display(),
+            if token.is_some() {
+                ", bearer token required"
+            } else {
+                ""
+            }
+        );
+        let app = tributary::serve::router(worker.clone(), token);
+        let shutdown = async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            eprintln!("stopping: every pipeline commits what it has");
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        let _ = tokio::task::spawn_blocking(move || worker.shutdown()).await;
+        ExitCode::SUCCESS
+    })
 }
 
 fn schema_registry(listen: std::net::SocketAddr, data: PathBuf) -> ExitCode {

@@ -253,6 +253,9 @@ type Family = (
     fn(&Metrics, &Snapshot) -> Option<f64>,
 );
 
+/// A histogram family: name, help, and the pipeline's histogram.
+type HistogramFamily = (&'static str, &'static str, fn(&Metrics) -> &Histogram);
+
 const FAMILIES: &[Family] = &[
     (
         "tributary_records_in_total",
@@ -352,7 +355,7 @@ pub fn render_prometheus(pipelines: &[(&str, &Metrics)]) -> String {
             let _ = writeln!(out, "{name}{{{labels}}} {v}");
         }
     }
-    let histograms: [(&str, &str, fn(&Metrics) -> &Histogram); 2] = [
+    let histograms: [HistogramFamily; 2] = [
         (
             "tributary_batch_processing_seconds",
             "Time from a batch's arrival to its rows handed to the sink.",

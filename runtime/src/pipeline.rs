@@ -53,13 +53,27 @@ pub enum PipelineError {
 }
 
 /// How a run ends.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Process what is available at start, commit, and return (Spark's
     /// `Trigger.AvailableNow`).
     pub available_now: bool,
     /// How often to print the progress line (`None`: never).
     pub progress_every: Option<Duration>,
+    /// Offsets set by an operator (the REST worker's offset reset/alter).
+    pub offsets_override: Option<OffsetsOverride>,
+}
+
+/// Where to resume instead of the last commit's offsets, with fresh
+/// transform state: applies while the sink's last committed epoch is still
+/// `after_epoch` (the one committed when the override was set), so a crash
+/// before the first new commit applies it again, and a later run, after
+/// that commit, ignores it.
+#[derive(Clone, Debug)]
+pub struct OffsetsOverride {
+    pub after_epoch: u64,
+    /// `None`: from the start of the source.
+    pub offsets: Option<Offsets>,
 }
 
 /// What a finished run did.
@@ -160,10 +174,28 @@ impl Pipeline {
 
     /// Finds where to resume: the sink's last commit, and the checkpoint of
     /// that epoch. Returns the offsets to resume from and the next epoch.
-    fn recover(&mut self) -> Result<(Option<Offsets>, u64), PipelineError> {
+    fn recover(
+        &mut self,
+        offsets_override: Option<&OffsetsOverride>,
+    ) -> Result<(Option<Offsets>, u64), PipelineError> {
         let name = self.name().to_string();
         let last = retry("read the last commit", || self.sink.last_commit(&name))
             .map_err(PipelineError::Sink)?;
+        let last_epoch = last.as_ref().map_or(0, |l| l.epoch);
+        if let Some(o) = offsets_override.filter(|o| o.after_epoch == last_epoch) {
+            tracing::info!(
+                pipeline = %name,
+                "offsets set by the operator: resuming from {} with fresh transform state (epoch {} next)",
+                o.offsets.as_ref().map_or("the start of the source".to_string(), |x| x.as_json().to_string()),
+                last_epoch + 1
+            );
+            self.chain.restore(ChainState {
+                watermark: None,
+                transforms: Vec::new(),
+            })?;
+            self.metrics.set_watermark(None);
+            return Ok((o.offsets.clone(), last_epoch + 1));
+        }
         let Some(last) = last else {
             tracing::info!(pipeline = %name, "no earlier commit in {}: starting from the beginning", self.sink.describe());
             return Ok((None, 1));
@@ -234,7 +266,7 @@ impl Pipeline {
         options: RunOptions,
         stop: Arc<AtomicBool>,
     ) -> Result<RunSummary, PipelineError> {
-        let (resume, mut epoch) = self.recover()?;
+        let (resume, mut epoch) = self.recover(options.offsets_override.as_ref())?;
         let mut source = self.source.take().expect("a pipeline runs once");
         // An unreachable broker at start is retried with backoff, as later.
         retry("open the source", || source.open(resume.as_ref())).map_err(PipelineError::Source)?;

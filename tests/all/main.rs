@@ -14,3 +14,4 @@ mod kafka_env;
 mod metrics;
 mod restarts;
 mod sandbox;
+mod serve;
