@@ -339,3 +339,35 @@ pub fn wait_within(child: &mut Child, limit: Duration, what: &str) -> std::proce
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `examples/transforms/python` built into a component with componentize-py
+/// (the one in the venv `scripts/setup.sh` made, else on the PATH), once per
+/// test run.
+pub fn python_transform() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("curate.wasm");
+        let venv_tool = Path::new(&python()).with_file_name("componentize-py");
+        let tool = if venv_tool.exists() {
+            venv_tool
+        } else {
+            PathBuf::from("componentize-py")
+        };
+        let src = repo_root().join("examples/transforms/python");
+        let built = Command::new(&tool)
+            .args(["-d", repo_root().join("wit").to_str().unwrap()])
+            .args(["-w", "transform", "componentize", "app", "-o"])
+            .arg(&out)
+            .current_dir(&src)
+            .output_within(Duration::from_secs(300));
+        assert!(
+            built.status.success(),
+            "{} failed (scripts/setup.sh installs it): {}",
+            tool.display(),
+            String::from_utf8_lossy(&built.stderr)
+        );
+        (dir, out)
+    });
+    path
+}

@@ -1,0 +1,126 @@
+//! Transforms written in other languages than Rust, built from source in
+//! `examples/transforms/<lang>/` and run in real pipelines; the tables are
+//! read back with PyIceberg.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const BLOCKED: [&str; 2] = ["bbc", "ap"];
+
+fn curate(config: Value, limits: Option<Value>) -> Value {
+    let mut t = json!({"name": "curate", "module": python_transform(), "config": config});
+    if let Some(l) = limits {
+        t["limits"] = l;
+    }
+    t
+}
+
+/// Runs `transforms` over the same 20,000 generated articles and returns
+/// the table's rows by id (the generator repeats some: the last copy), the
+/// number of rows, and the run's stderr.
+fn run_generator(name: &str, transforms: Value) -> (BTreeMap<String, Value>, u64, String) {
+    let s = Scratch::new(name);
+    let source = json!({"type": "generator", "seed": 21, "records": 20000});
+    let out = s.run(&s.pipeline(source, transforms));
+    let stderr = assert_ok(&out);
+    let table = s.inspect(&["--rows"]).unwrap();
+    let rows = table["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
+        .collect();
+    (rows, table["rows"].as_u64().unwrap(), stderr)
+}
+
+/// Checks the Python transform's effect on every row against the rows the
+/// same pipeline delivers without it.
+fn assert_curated(plain: &BTreeMap<String, Value>, curated: &BTreeMap<String, Value>) {
+    let kept: Vec<&String> = plain
+        .iter()
+        .filter(|(_, r)| !BLOCKED.contains(&r["source"].as_str().unwrap()))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(kept.len() < plain.len(), "some sources were blocked");
+    assert_eq!(
+        curated.keys().collect::<Vec<_>>(),
+        kept,
+        "exactly the rows from sources not blocked"
+    );
+    for (id, row) in curated {
+        let before = &plain[id];
+        let title = before["title"].as_str().unwrap();
+        assert_eq!(
+            row["title_words"].as_u64(),
+            Some(title.split_whitespace().count() as u64),
+            "{row}"
+        );
+        match before["author"].as_str() {
+            None => assert!(row["author"].is_null(), "{row}"),
+            Some(a) => assert_eq!(
+                row["author"].as_str().unwrap(),
+                format!("{}***", a.chars().next().unwrap()),
+                "{row}"
+            ),
+        }
+        for same in ["source", "title", "url", "body", "published_at"] {
+            assert_eq!(row[same], before[same], "{same} unchanged: {row}");
+        }
+    }
+}
+
+#[test]
+fn python_transform_changes_every_row_in_a_pipeline() {
+    let (plain, plain_rows, _) = run_generator("py_plain", json!([]));
+    let (curated, curated_rows, stderr) = run_generator(
+        "py_curated",
+        json!([curate(json!({"block_sources": "bbc, ap"}), None)]),
+    );
+    assert_curated(&plain, &curated);
+    assert!(
+        stderr.contains(&format!("filtered {}", plain_rows - curated_rows)),
+        "the blocked rows are counted as filtered:\n{stderr}"
+    );
+}
+
+#[test]
+fn python_transform_chained_after_the_wasm_watermark_and_dedup() {
+    let mut chain = watermark_and_dedup("2 hours");
+    let (plain, _, _) = run_generator("py_chain_plain", chain.clone());
+    chain
+        .as_array_mut()
+        .unwrap()
+        .push(curate(json!({"block_sources": "bbc,ap"}), None));
+    let (curated, _, stderr) = run_generator("py_chain", chain);
+    assert_curated(&plain, &curated);
+    // The Rust transforms did their part before it: no duplicates, no late.
+    assert!(curated.keys().all(|id| !id.starts_with("late-")));
+    assert!(stderr.contains(" dup "), "{stderr}");
+}
+
+/// The sandbox limits hold for a large interpreted guest too.
+#[test]
+fn python_guest_limits_hold() {
+    for (misbehave, named) in [
+        ("spin", "time limit"),
+        ("membomb", "memory limit"),
+        ("trap", "trapped"),
+    ] {
+        let s = Scratch::new(&format!("py_{misbehave}"));
+        let source = json!({"type": "generator", "seed": 1, "records": 2000});
+        let limits = json!({"memory_mb": 256, "call_timeout_ms": 1000});
+        let pipeline = s.pipeline(
+            source,
+            json!([curate(json!({"misbehave": misbehave}), Some(limits))]),
+        );
+        let stderr = assert_failed(&s.run(&pipeline));
+        assert!(
+            stderr.contains("transform `curate`") && stderr.contains(named),
+            "{misbehave}: {stderr}"
+        );
+        assert_eq!(s.inspect(&[]).unwrap()["rows"], 0, "{misbehave}: nothing committed");
+    }
+}
