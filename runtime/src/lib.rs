@@ -20,5 +20,6 @@ pub mod metrics_http;
 pub mod pipeline;
 pub mod registry;
 pub mod serve;
+pub mod transform_cli;
 pub mod transforms;
 pub mod wasm;

@@ -61,6 +61,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         auth_token_file: Option<PathBuf>,
     },
+    /// Look at a transform module, or run it on sample records.
+    #[command(subcommand)]
+    Transform(TransformCommand),
     /// Run a small Confluent-compatible Schema Registry (Avro; schemas kept in
     /// a folder), for local use and tests: the REST subset Confluent's
     /// serializers and `schema_registry_converter` use, with compatibility checks.
@@ -74,12 +77,40 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TransformCommand {
+    /// Print the world a module implements and its WIT version; refuse one
+    /// this tributary cannot run, saying which version it needs.
+    Inspect {
+        /// A `.wasm` component, or `builtin:<name>`.
+        module: String,
+    },
+    /// Run a module on JSON-lines records and print what comes out (stdout),
+    /// and what it dropped, rejected, kept in state and cost (stderr).
+    Test {
+        /// A `.wasm` component, or `builtin:<name>`.
+        module: String,
+        /// JSON lines, one record each; columns are inferred from them (RFC
+        /// 3339 text is a timestamp).
+        #[arg(long)]
+        input: PathBuf,
+        /// A config entry for the transform (repeatable); VALUE is JSON when it
+        /// parses as JSON, else text.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// Records per call.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+    },
+}
+
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { pipeline } => validate(&pipeline),
         Command::SchemaRegistry { listen, data } => schema_registry(listen, data),
+        Command::Transform(cmd) => transform(cmd),
         Command::Serve {
             listen,
             data,
@@ -246,6 +277,60 @@ fn serve(
         let _ = tokio::task::spawn_blocking(move || worker.shutdown()).await;
         ExitCode::SUCCESS
     })
+}
+
+fn transform(cmd: TransformCommand) -> ExitCode {
+    let engine = match TransformEngine::new(None) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cmd {
+        TransformCommand::Inspect { module } => {
+            match tributary::transform_cli::inspect(&engine, &module) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        TransformCommand::Test {
+            module,
+            input,
+            config,
+            batch_size,
+        } => {
+            let mut map = serde_json::Map::new();
+            for entry in config {
+                let Some((k, v)) = entry.split_once('=') else {
+                    eprintln!("error: --config {entry}: write KEY=VALUE");
+                    return ExitCode::from(2);
+                };
+                let value = serde_json::from_str(v)
+                    .unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+                map.insert(k.to_string(), value);
+            }
+            match tributary::transform_cli::test(&engine, &module, &input, map, batch_size) {
+                Ok(report) => {
+                    for row in report.output {
+                        println!("{row}");
+                    }
+                    eprint!("{}", report.summary);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
 
 fn schema_registry(listen: std::net::SocketAddr, data: PathBuf) -> ExitCode {

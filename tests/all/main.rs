@@ -16,3 +16,4 @@ mod polyglot;
 mod restarts;
 mod sandbox;
 mod serve;
+mod transform_cli;

@@ -121,6 +121,10 @@ fn python_guest_limits_hold() {
             stderr.contains("transform `curate`") && stderr.contains(named),
             "{misbehave}: {stderr}"
         );
-        assert_eq!(s.inspect(&[]).unwrap()["rows"], 0, "{misbehave}: nothing committed");
+        assert_eq!(
+            s.inspect(&[]).unwrap()["rows"],
+            0,
+            "{misbehave}: nothing committed"
+        );
     }
 }

@@ -132,6 +132,43 @@ impl Drop for Ticker {
     }
 }
 
+/// The version of the WIT package this host implements.
+pub const WIT_PACKAGE: &str = "tributary:transform";
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// What a component implements, as `tributary transform inspect` shows it.
+#[derive(Debug)]
+pub struct ComponentInfo {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+impl TransformEngine {
+    /// Reads a component's imports and exports without running it. Errors
+    /// say what the bytes are instead (a core module, not WebAssembly).
+    pub fn describe(&self, bytes: &[u8]) -> Result<ComponentInfo, String> {
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            let text = format!("{e:#}");
+            if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+                format!("a core WebAssembly module, not a component: build it as a component (e.g. for wasm32-wasip2, or with componentize-py): {text}")
+            } else {
+                format!("not a valid WebAssembly component: {text}")
+            }
+        })?;
+        let ty = component.component_type();
+        Ok(ComponentInfo {
+            imports: ty
+                .imports(&self.engine)
+                .map(|(n, _)| n.to_string())
+                .collect(),
+            exports: ty
+                .exports(&self.engine)
+                .map(|(n, _)| n.to_string())
+                .collect(),
+        })
+    }
+}
+
 /// Where compiled guests are cached: `$TRIBUTARY_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/tributary/wasm`, else `~/.cache/tributary/wasm`.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -353,6 +390,22 @@ impl TransformInstance {
                 load(format!("not a valid WebAssembly component: {text}"))
             }
         })?;
+        if let Some(other) = component
+            .component_type()
+            .exports(&engine.engine)
+            .map(|(n, _)| n.to_string())
+            .find(|n| {
+                n.starts_with("tributary:transform/processor@")
+                    && !n.ends_with(&format!("@{WIT_VERSION}"))
+            })
+        {
+            let version = other.rsplit_once('@').map_or("?", |(_, v)| v);
+            return Err(load(format!(
+                "the module implements tributary:transform@{version}, but this tributary hosts \
+                 tributary:transform@{WIT_VERSION}: rebuild it against the wit/ folder of this version \
+                 (it exports {other}, the host needs tributary:transform/processor@{WIT_VERSION})"
+            )));
+        }
         let pre = engine.linker.instantiate_pre(&component).map_err(|e| {
             load(format!(
                 "it does not fit the world tributary:transform/transform@0.1.0: {e:#}"

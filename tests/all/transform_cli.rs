@@ -1,0 +1,190 @@
+//! `tributary transform inspect` and `tributary transform test`, on the
+//! built-ins, the Python example, a core module and a module built for
+//! another version of the WIT package.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::*;
+
+fn tributary(args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .args(args)
+        .output_within(Duration::from_secs(120))
+}
+
+#[test]
+fn inspect_names_the_world_and_refuses_what_cannot_run() {
+    let out = tributary(&["transform", "inspect", "builtin:dedup"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("exports: tributary:transform/processor@0.1.0"),
+        "{text}"
+    );
+    assert!(text.contains("this tributary runs it"), "{text}");
+
+    let out = tributary(&["transform", "inspect", python_transform().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A core module is not a component.
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let out = tributary(&["transform", "inspect", core.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
+
+    // The Python example built against a newer WIT package version.
+    let wit = dir.path().join("wit");
+    std::fs::create_dir_all(&wit).unwrap();
+    let text = std::fs::read_to_string(repo_root().join("wit/transform.wit")).unwrap();
+    assert!(text.contains("package tributary:transform@0.1.0;"));
+    std::fs::write(
+        wit.join("transform.wit"),
+        text.replace(
+            "package tributary:transform@0.1.0;",
+            "package tributary:transform@0.2.0;",
+        ),
+    )
+    .unwrap();
+    let newer = dir.path().join("newer.wasm");
+    let tool = std::path::Path::new(&python()).with_file_name("componentize-py");
+    let built = Command::new(if tool.exists() {
+        tool
+    } else {
+        "componentize-py".into()
+    })
+    .arg("-d")
+    .arg(&wit)
+    .args(["-w", "transform", "componentize", "app", "-o"])
+    .arg(&newer)
+    .current_dir(repo_root().join("examples/transforms/python"))
+    .output_within(Duration::from_secs(300));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let out = tributary(&["transform", "inspect", newer.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("implements tributary:transform@0.2.0")
+            && err.contains("hosts tributary:transform@0.1.0"),
+        "{err}"
+    );
+
+    // And a pipeline using it fails before it reads anything, saying why.
+    let s = Scratch::new("newer_wit");
+    let pipeline = s.pipeline(
+        serde_json::json!({"type": "generator", "records": 10}),
+        serde_json::json!([{"name": "newer", "module": newer}]),
+    );
+    let stderr = assert_failed(&s.run(&pipeline));
+    assert!(
+        stderr.contains("transform `newer`")
+            && stderr.contains("implements tributary:transform@0.2.0")
+            && stderr.contains("rebuild it"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn test_runs_a_module_on_sample_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        [
+            r#"{"id": "1", "source": "bbc", "title": "one two", "author": "Ann", "published_at": "2026-01-01T10:00:00Z"}"#,
+            r#"{"id": "2", "source": "ap", "title": "three four five", "author": null, "published_at": "2026-01-01T10:01:00Z"}"#,
+            r#"{"id": "2", "source": "ap", "title": "three four five", "author": null, "published_at": "2026-01-01T10:01:00Z"}"#,
+            r#"{"id": "3", "source": "dpa", "title": "six", "author": "Bob", "published_at": "2026-01-01T10:02:00Z"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let input = input.to_str().unwrap();
+
+    let out = tributary(&[
+        "transform",
+        "test",
+        python_transform().to_str().unwrap(),
+        "--input",
+        input,
+        "--config",
+        "block_sources=bbc",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter()
+            .all(|r| r["source"] != "bbc" && r["title_words"].is_u64())
+    );
+    assert_eq!(rows[2]["author"], "B***");
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("in 4 out 3 | dropped: late 0, duplicate 0, filtered 1"),
+        "{summary}"
+    );
+    assert!(summary.contains("µs per record"), "{summary}");
+
+    let out = tributary(&[
+        "transform",
+        "test",
+        "builtin:dedup",
+        "--input",
+        input,
+        "--config",
+        "key=id",
+        "--config",
+        "event_time=published_at",
+        "--config",
+        "within=2 hours",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("duplicate 1") && summary.contains("state entries 3"),
+        "{summary}"
+    );
+
+    // A config the transform refuses is an error naming the problem.
+    let out = tributary(&[
+        "transform",
+        "test",
+        python_transform().to_str().unwrap(),
+        "--input",
+        input,
+        "--config",
+        "blok_sources=bbc",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown config key `blok_sources`"), "{err}");
+}
