@@ -79,6 +79,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TransformCommand {
+    /// Write a buildable transform to start from, in ./<name>.
+    New {
+        name: String,
+        /// `rust` or `python`.
+        #[arg(long)]
+        lang: String,
+    },
     /// Print the world a module implements and its WIT version; refuse one
     /// this tributary cannot run, saying which version it needs.
     Inspect {
@@ -288,6 +295,21 @@ fn transform(cmd: TransformCommand) -> ExitCode {
         }
     };
     match cmd {
+        TransformCommand::New { name, lang } => {
+            match tributary::transform_cli::scaffold(&name, &lang, std::path::Path::new(".")) {
+                Ok(files) => {
+                    for f in files {
+                        println!("wrote {}", f.display());
+                    }
+                    println!("next: see {name}/README.md to build and try it");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         TransformCommand::Inspect { module } => {
             match tributary::transform_cli::inspect(&engine, &module) {
                 Ok(report) => {

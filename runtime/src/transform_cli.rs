@@ -186,3 +186,214 @@ pub fn test(
     }
     Ok(TestReport { output, summary })
 }
+
+/// The WIT package, copied into every scaffolded transform.
+const WIT: &str = include_str!("../../wit/transform.wit");
+
+/// `tributary transform new <name> --lang rust|python`: a buildable
+/// transform (upper-cases the text field named by its `field` config) in
+/// `parent/<name>`. Returns the files written.
+pub fn scaffold(name: &str, lang: &str, parent: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !ok {
+        return Err(format!(
+            "name `{name}`: use lower-case letters, digits, `-` and `_`, starting with a letter"
+        ));
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        return Err(format!(
+            "{} exists already; pick another name or remove it",
+            dir.display()
+        ));
+    }
+    let files: Vec<(String, String)> = match lang {
+        "rust" => vec![
+            ("wit/transform.wit".into(), WIT.into()),
+            ("Cargo.toml".into(), RUST_CARGO.replace("{name}", name)),
+            ("src/lib.rs".into(), RUST_LIB.into()),
+            (
+                "README.md".into(),
+                RUST_README
+                    .replace("{name}", name)
+                    .replace("{file}", &name.replace('-', "_")),
+            ),
+        ],
+        "python" => vec![
+            ("wit/transform.wit".into(), WIT.into()),
+            ("app.py".into(), PYTHON_APP.into()),
+            ("build.sh".into(), PYTHON_BUILD.replace("{name}", name)),
+            ("README.md".into(), PYTHON_README.replace("{name}", name)),
+        ],
+        other => {
+            return Err(format!(
+                "--lang {other}: this version scaffolds `rust` and `python` (JavaScript and C are not written yet)"
+            ));
+        }
+    };
+    let mut written = Vec::new();
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)
+                .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        written.push(path);
+    }
+    #[cfg(unix)]
+    if lang == "python" {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("build.sh");
+        let _ = std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755));
+    }
+    Ok(written)
+}
+
+const RUST_CARGO: &str = r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+wit-bindgen = "0.61"
+
+# A crate of its own, not a member of an enclosing workspace.
+[workspace]
+"#;
+
+const RUST_LIB: &str = r#"//! A Tributary transform: upper-cases the text field named by `field`.
+//! Build: cargo build --release --target wasm32-wasip2
+
+wit_bindgen::generate!({ path: "wit", world: "transform" });
+
+use std::sync::Mutex;
+
+use exports::tributary::transform::processor::Guest;
+use tributary::transform::types::{Batch, Emit, Output, Value};
+
+/// Set by `init`; a component instance lives for many calls.
+static FIELD: Mutex<String> = Mutex::new(String::new());
+
+struct Transform;
+
+impl Guest for Transform {
+    fn init(config: Vec<(String, String)>) -> Result<Option<Vec<String>>, String> {
+        let mut field = None;
+        for (key, value) in config {
+            match key.as_str() {
+                "field" => field = Some(value),
+                other => return Err(format!("unknown config key `{other}`: expected `field`")),
+            }
+        }
+        let field = field.ok_or("config needs `field`, the text field to upper-case")?;
+        *FIELD.lock().map_err(|e| e.to_string())? = field.clone();
+        // Only this field is sent to `process`; `keep` and `update` still
+        // pass every field of the row through.
+        Ok(Some(vec![field]))
+    }
+
+    fn process(batch: Batch) -> Result<Output, String> {
+        let field = FIELD.lock().map_err(|e| e.to_string())?.clone();
+        let Some(col) = batch.fields.iter().position(|f| f.name == field) else {
+            return Err(format!("the records have no field `{field}`"));
+        };
+        let emit = batch
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(n, row)| match &row[col] {
+                Value::Text(s) => Emit::Update((n as u32, vec![(field.clone(), Value::Text(s.to_uppercase()))])),
+                _ => Emit::Keep(n as u32),
+            })
+            .collect();
+        Ok(Output { emit, dropped: vec![], rejected: vec![] })
+    }
+
+    fn on_watermark(_watermark: i64) -> Result<Output, String> {
+        Ok(Output { emit: vec![], dropped: vec![], rejected: vec![] })
+    }
+}
+
+export!(Transform);
+"#;
+
+const RUST_README: &str = r#"# {name}
+
+A Tributary transform in Rust. `wit/transform.wit` is the contract.
+
+    rustup target add wasm32-wasip2
+    cargo build --release --target wasm32-wasip2
+    tributary transform inspect target/wasm32-wasip2/release/{file}.wasm
+    tributary transform test target/wasm32-wasip2/release/{file}.wasm --input sample.jsonl --config field=title
+
+In a pipeline: {"name": "{name}", "module": "path/to/{file}.wasm", "config": {"field": "title"}}
+"#;
+
+const PYTHON_APP: &str = r#""""A Tributary transform: upper-cases the text field named by `field`."""
+
+from typing import List, Optional, Tuple
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import types
+
+# Set by `init`. Module-level: componentize-py makes a new Processor object
+# for every call.
+FIELD = [""]
+
+
+class Processor(exports.Processor):
+    def init(self, config: List[Tuple[str, str]]) -> Optional[List[str]]:
+        for key, value in config:
+            if key != "field":
+                raise Err(f"unknown config key `{key}`: expected `field`")
+            FIELD[0] = value
+        if not FIELD[0]:
+            raise Err("config needs `field`, the text field to upper-case")
+        return [FIELD[0]]
+
+    def process(self, batch: types.Batch) -> types.Output:
+        names = [f.name for f in batch.fields]
+        if FIELD[0] not in names:
+            raise Err(f"the records have no field `{FIELD[0]}`")
+        col = names.index(FIELD[0])
+        emit = []
+        for n, row in enumerate(batch.rows):
+            value = row[col]
+            if isinstance(value, types.Value_Text):
+                emit.append(types.Emit_Update((n, [(FIELD[0], types.Value_Text(value.value.upper()))])))
+            else:
+                emit.append(types.Emit_Keep(n))
+        return types.Output(emit=emit, dropped=[], rejected=[])
+
+    def on_watermark(self, watermark: int) -> types.Output:
+        return types.Output(emit=[], dropped=[], rejected=[])
+"#;
+
+const PYTHON_BUILD: &str = r#"#!/usr/bin/env bash
+# Builds {name}.wasm with componentize-py (pip install componentize-py).
+set -euo pipefail
+cd "$(dirname "$0")"
+exec "${COMPONENTIZE_PY:-componentize-py}" -d wit -w transform componentize app -o {name}.wasm
+"#;
+
+const PYTHON_README: &str = r#"# {name}
+
+A Tributary transform in Python. `wit/transform.wit` is the contract.
+
+    pip install componentize-py
+    ./build.sh
+    tributary transform test {name}.wasm --input sample.jsonl --config field=title
+
+In a pipeline: {"name": "{name}", "module": "path/to/{name}.wasm", "config": {"field": "title"}}
+"#;

@@ -188,3 +188,105 @@ fn test_runs_a_module_on_sample_records() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown config key `blok_sources`"), "{err}");
 }
+
+/// `transform new` writes a transform that builds with its language's
+/// toolchain and runs: upper-casing the field it is told.
+#[test]
+fn new_scaffolds_transforms_that_build_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\": \"1\", \"title\": \"quiet news\"}\n{\"id\": \"2\", \"title\": null}\n",
+    )
+    .unwrap();
+    let new = |name: &str, lang: &str| {
+        let out = Command::new(binary())
+            .args(["transform", "new", name, "--lang", lang])
+            .current_dir(dir.path())
+            .output_within(Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let run = |module: &std::path::Path| {
+        let out = tributary(&[
+            "transform",
+            "test",
+            module.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--config",
+            "field=title",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows[0]["title"], "QUIET NEWS");
+        assert!(rows[1]["title"].is_null());
+    };
+
+    // Rust: cargo for wasm32-wasip2, in a target folder of its own.
+    new("shout", "rust");
+    let target = dir.path().join("target");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(dir.path().join("shout"))
+        .env("CARGO_TARGET_DIR", &target);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" {
+            cargo.env_remove(key);
+        }
+    }
+    cargo.env("CARGO_TARGET_DIR", &target);
+    let built = cargo.output_within(Duration::from_secs(600));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    run(&target.join("wasm32-wasip2/release/shout.wasm"));
+
+    // Python: its build.sh with componentize-py.
+    new("shout_py", "python");
+    let tool = std::path::Path::new(&python()).with_file_name("componentize-py");
+    let built = Command::new(dir.path().join("shout_py/build.sh"))
+        .env(
+            "COMPONENTIZE_PY",
+            if tool.exists() {
+                tool
+            } else {
+                "componentize-py".into()
+            },
+        )
+        .output_within(Duration::from_secs(300));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    run(&dir.path().join("shout_py/shout_py.wasm"));
+
+    // A name taken, a bad name, a language not offered: clear refusals.
+    for (name, lang, says) in [
+        ("shout", "rust", "exists already"),
+        ("Shout", "rust", "lower-case"),
+        ("other", "cobol", "scaffolds `rust` and `python`"),
+    ] {
+        let out = Command::new(binary())
+            .args(["transform", "new", name, "--lang", lang])
+            .current_dir(dir.path())
+            .output_within(Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(says));
+    }
+}
