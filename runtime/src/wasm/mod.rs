@@ -817,12 +817,15 @@ fn apply(
     };
     let n = input.num_rows();
     let mut accounted = vec![false; n];
-    let mut json_rows: Option<Vec<Json>> = None;
-    let mut row_json = |i: usize| -> Json {
-        json_rows
-            .get_or_insert_with(|| rows_as_json(input))
-            .get(i)
-            .cloned()
+    // One row at a time: a batch with a single late row (the common case)
+    // must not pay for writing every row of it as JSON.
+    let row_json = |i: usize| -> Json {
+        if i >= input.num_rows() {
+            return Json::Null;
+        }
+        rows_as_json(&input.slice(i, 1))
+            .into_iter()
+            .next()
             .unwrap_or(Json::Null)
     };
     for e in &answer.emit {
