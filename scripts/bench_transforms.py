@@ -2,8 +2,10 @@
 """Time per record of the same transform in each guest language.
 
 Scaffolds `shout` with `tributary transform new` in Rust and in Python
-(upper-case one text field), builds both, and runs `tributary transform
-test` over N generated records (batches of 1000), three rounds, reporting
+(upper-case one text field), builds both and the `curate` examples in Python
+and JavaScript (block sources, mask authors, add a field), and runs
+`tributary transform test` over N generated records (batches of 1000),
+three rounds, reporting
 the median µs per record as `transform test` measures it (the calls into the
 guest, with the conversion of rows in and out; not the compile). The
 built-in Rust watermark and dedup run in the same rounds for reference.
@@ -18,6 +20,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main():
@@ -36,15 +40,21 @@ def main():
         sh(["cargo", "build", "--release", "--quiet", "--target", "wasm32-wasip2"], cwd=os.path.join(work, "shout"), env=env)
         sh([args.bin, "transform", "new", "shout_py", "--lang", "python"])
         sh([os.path.join(work, "shout_py", "build.sh")], env=dict(os.environ, COMPONENTIZE_PY=componentize))
+        root = os.path.dirname(HERE)
+        sh([os.path.join(root, "examples/transforms/python/build.sh"), os.path.join(work, "curate_py.wasm")],
+           env=dict(os.environ, PATH=os.path.dirname(componentize) + os.pathsep + os.environ["PATH"]))
+        sh([os.path.join(root, "examples/transforms/js/build.sh"), os.path.join(work, "curate_js.wasm")])
 
         data = os.path.join(work, "in.jsonl")
         with open(data, "w") as f:
             for i in range(args.records):
                 f.write(json.dumps({"id": f"a-{i}", "title": f"title number {i} of the day",
-                                    "source": "reuters", "published_at": f"2026-01-01T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z"}) + "\n")
+                                    "source": "reuters", "author": "Ann Author", "published_at": f"2026-01-01T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z"}) + "\n")
         cases = {
             "Rust (transform new --lang rust)": ([os.path.join(work, "target/wasm32-wasip2/release/shout.wasm")], ["field=title"]),
             "Python (transform new --lang python)": ([os.path.join(work, "shout_py/shout_py.wasm")], ["field=title"]),
+            "curate, Python (examples/transforms/python)": ([os.path.join(work, "curate_py.wasm")], ["block_sources=bbc"]),
+            "curate, JavaScript (examples/transforms/js)": ([os.path.join(work, "curate_js.wasm")], ["block_sources=bbc"]),
             "builtin:watermark (Rust)": (["builtin:watermark"], ["event_time=published_at", "delay=2 hours"]),
             "builtin:dedup (Rust)": (["builtin:dedup"], ["key=id", "event_time=published_at", "within=2 hours"]),
         }

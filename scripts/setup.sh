@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Tributary's main job and tests need, skipping what is there:
 # the wasm32-wasip2 Rust target, the Tansu Kafka broker (built from crates.io
-# into ~/.cache/tributary/tools; 10-20 minutes the first time), and a Python
-# venv with PyIceberg, DuckDB and confluent-kafka.
+# into ~/.cache/tributary/tools; 10-20 minutes the first time), Node.js and
+# npm (Debian packages, when missing), and a Python venv with PyIceberg,
+# DuckDB, confluent-kafka and componentize-py.
 # Prints the venv's python path as its last line.
 set -euo pipefail
 
@@ -21,6 +22,18 @@ if ! "$TOOLS/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
     CARGO_PROFILE_RELEASE_DEBUG=0 \
     cargo install --locked --quiet "tansu@$TANSU_VERSION" --features dynostore --root "$TOOLS" >&2
+fi
+
+# Node.js and npm build the JavaScript transform example (componentize-js,
+# which examples/transforms/js/build.sh installs from the npm registry).
+if ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Node.js and npm (Debian packages)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >&2; }
+  else
+    log "npm is missing: install Node.js and npm (the JavaScript transform tests need them)"
+  fi
 fi
 
 VENV="${TRIBUTARY_VENV:-$HOME/.cache/tributary/venv}"

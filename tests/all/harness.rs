@@ -371,3 +371,23 @@ pub fn python_transform() -> &'static Path {
     });
     path
 }
+
+/// `examples/transforms/js` built into a component with componentize-js
+/// (its `build.sh`: npm install when needed, then node), once per test run.
+pub fn js_transform() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("curate.wasm");
+        let built = Command::new(repo_root().join("examples/transforms/js/build.sh"))
+            .arg(&out)
+            .output_within(Duration::from_secs(600));
+        assert!(
+            built.status.success(),
+            "building the JavaScript transform failed (it needs Node.js and npm): {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        (dir, out)
+    });
+    path
+}

@@ -10,8 +10,8 @@ use crate::harness::*;
 
 const BLOCKED: [&str; 2] = ["bbc", "ap"];
 
-fn curate(config: Value, limits: Option<Value>) -> Value {
-    let mut t = json!({"name": "curate", "module": python_transform(), "config": config});
+fn curate(module: &std::path::Path, config: Value, limits: Option<Value>) -> Value {
+    let mut t = json!({"name": "curate", "module": module, "config": config});
     if let Some(l) = limits {
         t["limits"] = l;
     }
@@ -72,28 +72,33 @@ fn assert_curated(plain: &BTreeMap<String, Value>, curated: &BTreeMap<String, Va
     }
 }
 
+/// The same transform written in Python and in JavaScript (the examples),
+/// each built from source, each checked on every row.
 #[test]
-fn python_transform_changes_every_row_in_a_pipeline() {
-    let (plain, plain_rows, _) = run_generator("py_plain", json!([]));
-    let (curated, curated_rows, stderr) = run_generator(
-        "py_curated",
-        json!([curate(json!({"block_sources": "bbc, ap"}), None)]),
-    );
-    assert_curated(&plain, &curated);
-    assert!(
-        stderr.contains(&format!("filtered {}", plain_rows - curated_rows)),
-        "the blocked rows are counted as filtered:\n{stderr}"
-    );
+fn python_and_javascript_transforms_change_every_row_in_a_pipeline() {
+    let (plain, plain_rows, _) = run_generator("poly_plain", json!([]));
+    for (lang, module) in [("py", python_transform()), ("js", js_transform())] {
+        let (curated, curated_rows, stderr) = run_generator(
+            &format!("{lang}_curated"),
+            json!([curate(module, json!({"block_sources": "bbc, ap"}), None)]),
+        );
+        assert_curated(&plain, &curated);
+        assert!(
+            stderr.contains(&format!("filtered {}", plain_rows - curated_rows)),
+            "{lang}: the blocked rows are counted as filtered:\n{stderr}"
+        );
+    }
 }
 
 #[test]
 fn python_transform_chained_after_the_wasm_watermark_and_dedup() {
     let mut chain = watermark_and_dedup("2 hours");
     let (plain, _, _) = run_generator("py_chain_plain", chain.clone());
-    chain
-        .as_array_mut()
-        .unwrap()
-        .push(curate(json!({"block_sources": "bbc,ap"}), None));
+    chain.as_array_mut().unwrap().push(curate(
+        python_transform(),
+        json!({"block_sources": "bbc,ap"}),
+        None,
+    ));
     let (curated, _, stderr) = run_generator("py_chain", chain);
     assert_curated(&plain, &curated);
     // The Rust transforms did their part before it: no duplicates, no late.
@@ -101,30 +106,38 @@ fn python_transform_chained_after_the_wasm_watermark_and_dedup() {
     assert!(stderr.contains(" dup "), "{stderr}");
 }
 
-/// The sandbox limits hold for a large interpreted guest too.
+/// The sandbox limits hold for large interpreted guests too. (The JavaScript
+/// engine notices its own out-of-memory and fails the call with it.)
 #[test]
-fn python_guest_limits_hold() {
-    for (misbehave, named) in [
-        ("spin", "time limit"),
-        ("membomb", "memory limit"),
-        ("trap", "trapped"),
+fn python_and_javascript_guest_limits_hold() {
+    for (lang, module, misbehave, named) in [
+        ("py", python_transform(), "spin", "time limit"),
+        ("py", python_transform(), "membomb", "memory limit"),
+        ("py", python_transform(), "trap", "trapped"),
+        ("js", js_transform(), "spin", "time limit"),
+        ("js", js_transform(), "membomb", "out of memory"),
+        ("js", js_transform(), "trap", "curate was told to fail"),
     ] {
-        let s = Scratch::new(&format!("py_{misbehave}"));
+        let s = Scratch::new(&format!("{lang}_{misbehave}"));
         let source = json!({"type": "generator", "seed": 1, "records": 2000});
         let limits = json!({"memory_mb": 256, "call_timeout_ms": 1000});
         let pipeline = s.pipeline(
             source,
-            json!([curate(json!({"misbehave": misbehave}), Some(limits))]),
+            json!([curate(
+                module,
+                json!({"misbehave": misbehave}),
+                Some(limits)
+            )]),
         );
         let stderr = assert_failed(&s.run(&pipeline));
         assert!(
             stderr.contains("transform `curate`") && stderr.contains(named),
-            "{misbehave}: {stderr}"
+            "{lang} {misbehave}: {stderr}"
         );
         assert_eq!(
             s.inspect(&[]).unwrap()["rows"],
             0,
-            "{misbehave}: nothing committed"
+            "{lang} {misbehave}: nothing committed"
         );
     }
 }
