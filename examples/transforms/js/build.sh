@@ -5,5 +5,5 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/curate.wasm}"
 cd "$here"
-[ -d node_modules/@bytecodealliance/componentize-js ] || npm ci --no-audit --no-fund --silent >&2
+[ -d node_modules/@bytecodealliance/componentize-js ] || npm install --no-audit --no-fund >&2
 exec node build.mjs curate.js ../../../wit "$out"
