@@ -215,16 +215,9 @@ fn serve(
         );
         return ExitCode::from(2);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match server_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -355,17 +348,22 @@ fn transform(cmd: TransformCommand) -> ExitCode {
     }
 }
 
-fn schema_registry(listen: std::net::SocketAddr, data: PathBuf) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+/// The async runtime of the servers (`serve`, `schema-registry`).
+fn server_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+            ExitCode::FAILURE
+        })
+}
+
+fn schema_registry(listen: std::net::SocketAddr, data: PathBuf) -> ExitCode {
+    let rt = match server_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let server =

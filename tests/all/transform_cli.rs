@@ -13,6 +13,19 @@ fn tributary(args: &[&str]) -> std::process::Output {
         .output_within(Duration::from_secs(120))
 }
 
+/// The JSON-lines rows a successful `transform test` printed.
+fn output_rows(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn inspect_names_the_world_and_refuses_what_cannot_run() {
     let out = tributary(&["transform", "inspect", "builtin:dedup"]);
@@ -128,15 +141,7 @@ fn test_runs_a_module_on_sample_records() {
         "--config",
         "block_sources=bbc",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = output_rows(&out);
     assert_eq!(rows.len(), 3);
     assert!(
         rows.iter()
