@@ -257,10 +257,11 @@ mod tests {
 
         /// What the host checkpoints for this transform: only the watermark.
         fn snapshot(&self) -> Vec<u8> {
+            // No watermark is no bytes (not eight zero bytes: that would
+            // restore as a watermark of 0).
             self.watermark
-                .map(i64::to_le_bytes)
+                .map(|w| w.to_le_bytes().to_vec())
                 .unwrap_or_default()
-                .to_vec()
         }
 
         fn restore(bytes: &[u8]) -> Self {
