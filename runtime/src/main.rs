@@ -82,7 +82,7 @@ enum TransformCommand {
     /// Write a buildable transform to start from, in ./<name>.
     New {
         name: String,
-        /// `rust` or `python`.
+        /// `rust`, `python` or `js`.
         #[arg(long)]
         lang: String,
     },

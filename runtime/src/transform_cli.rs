@@ -230,9 +230,17 @@ pub fn scaffold(name: &str, lang: &str, parent: &Path) -> Result<Vec<std::path::
             ("build.sh".into(), PYTHON_BUILD.replace("{name}", name)),
             ("README.md".into(), PYTHON_README.replace("{name}", name)),
         ],
+        "js" => vec![
+            ("wit/transform.wit".into(), WIT.into()),
+            ("transform.js".into(), JS_SOURCE.into()),
+            ("build.mjs".into(), JS_BUILD_MJS.into()),
+            ("package.json".into(), JS_PACKAGE.replace("{name}", name)),
+            ("build.sh".into(), JS_BUILD.replace("{name}", name)),
+            ("README.md".into(), JS_README.replace("{name}", name)),
+        ],
         other => {
             return Err(format!(
-                "--lang {other}: this version scaffolds `rust` and `python` (JavaScript and C are not written yet)"
+                "--lang {other}: this version scaffolds `rust`, `python` and `js` (C is not written yet)"
             ));
         }
     };
@@ -247,7 +255,7 @@ pub fn scaffold(name: &str, lang: &str, parent: &Path) -> Result<Vec<std::path::
         written.push(path);
     }
     #[cfg(unix)]
-    if lang == "python" {
+    if lang == "python" || lang == "js" {
         use std::os::unix::fs::PermissionsExt;
         let script = dir.join("build.sh");
         let _ = std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755));
@@ -392,6 +400,76 @@ const PYTHON_README: &str = r#"# {name}
 A Tributary transform in Python. `wit/transform.wit` is the contract.
 
     pip install componentize-py
+    ./build.sh
+    tributary transform test {name}.wasm --input sample.jsonl --config field=title
+
+In a pipeline: {"name": "{name}", "module": "path/to/{name}.wasm", "config": {"field": "title"}}
+"#;
+
+const JS_SOURCE: &str = r#"// A Tributary transform: upper-cases the text field named by `field`.
+let field = "";
+
+export const processor = {
+  init(config) {
+    for (const [key, value] of config) {
+      if (key !== "field") throw `unknown config key \`${key}\`: expected \`field\``;
+      field = value;
+    }
+    if (!field) throw "config needs `field`, the text field to upper-case";
+    return [field];
+  },
+  process(batch) {
+    const col = batch.fields.findIndex((f) => f.name === field);
+    if (col < 0) throw `the records have no field \`${field}\``;
+    const emit = batch.rows.map((row, n) =>
+      row[col].tag === "text"
+        ? { tag: "update", val: [n, [[field, { tag: "text", val: row[col].val.toUpperCase() }]]] }
+        : { tag: "keep", val: n });
+    return { emit, dropped: [], rejected: [] };
+  },
+  onWatermark(_watermark) {
+    return { emit: [], dropped: [], rejected: [] };
+  },
+};
+"#;
+
+const JS_BUILD_MJS: &str = r#"// node build.mjs <source.js> <wit folder> <out.wasm>: componentize-js, called
+// directly (`jco componentize` mishandles --wit paths).
+import { componentize } from "@bytecodealliance/componentize-js";
+import { readFile, writeFile } from "node:fs/promises";
+
+const [source, wit, out] = process.argv.slice(2);
+const { component } = await componentize(await readFile(source, "utf8"), {
+  witPath: wit,
+  worldName: "transform",
+  disableFeatures: ["random", "stdio", "clocks", "http", "fetch-event"],
+});
+await writeFile(out, component);
+"#;
+
+const JS_PACKAGE: &str = r#"{
+  "name": "{name}",
+  "private": true,
+  "type": "module",
+  "devDependencies": {
+    "@bytecodealliance/componentize-js": "0.23.0",
+    "@bytecodealliance/preview2-shim": "0.25.0"
+  }
+}
+"#;
+
+const JS_BUILD: &str = r#"#!/usr/bin/env bash
+# Builds {name}.wasm with componentize-js (Node.js and npm).
+set -euo pipefail
+cd "$(dirname "$0")"
+[ -d node_modules/@bytecodealliance/componentize-js ] || npm install --no-audit --no-fund >&2
+exec node build.mjs transform.js wit {name}.wasm
+"#;
+
+const JS_README: &str = r#"# {name}
+
+A Tributary transform in JavaScript. `wit/transform.wit` is the contract.
+
     ./build.sh
     tributary transform test {name}.wasm --input sample.jsonl --config field=title
 

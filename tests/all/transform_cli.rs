@@ -281,11 +281,22 @@ fn new_scaffolds_transforms_that_build_and_run() {
     );
     run(&dir.path().join("shout_py/shout_py.wasm"));
 
+    // JavaScript: its build.sh with componentize-js (npm install first).
+    new("shout_js", "js");
+    let built =
+        Command::new(dir.path().join("shout_js/build.sh")).output_within(Duration::from_secs(600));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    run(&dir.path().join("shout_js/shout_js.wasm"));
+
     // A name taken, a bad name, a language not offered: clear refusals.
     for (name, lang, says) in [
         ("shout", "rust", "exists already"),
         ("Shout", "rust", "lower-case"),
-        ("other", "cobol", "scaffolds `rust` and `python`"),
+        ("other", "cobol", "scaffolds `rust`, `python` and `js`"),
     ] {
         let out = Command::new(binary())
             .args(["transform", "new", name, "--lang", lang])
