@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -379,19 +379,19 @@ impl Worker {
         Ok(Value::Object(map))
     }
 
+    /// A pipeline name's rule, and no `.` or `..` (it names a state file).
     fn check_name(name: &str) -> ApiResult<()> {
-        let ok = !name.is_empty()
-            && name.len() <= 128
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if ok && name != "." && name != ".." {
-            Ok(())
-        } else {
-            Err(ApiError::bad_request(format!(
-                "connector name `{name}` must be 1-128 letters, digits, `_`, `-` or `.`"
-            )))
-        }
+        config::check_name("connector name", name)
+            .and_then(|()| {
+                if name == "." || name == ".." {
+                    Err(format!(
+                        "connector name `{name}` must be 1-128 letters, digits, `_`, `-` or `.`"
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(ApiError::bad_request)
     }
 
     /// `POST /connectors` and `PUT /connectors/{name}/config`. Returns
@@ -652,7 +652,7 @@ async fn blocking<T: Send + 'static>(
 
 /// The body as JSON, whatever Content-Type says (`curl -d` without `-H`
 /// sends a form type; the body is what matters).
-fn parse_body(_headers: &HeaderMap, bytes: &Bytes) -> ApiResult<Value> {
+fn parse_body(bytes: &Bytes) -> ApiResult<Value> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))
 }
@@ -704,8 +704,8 @@ async fn list(
     .await
 }
 
-async fn create(State(w): State<Shared>, headers: HeaderMap, bytes: Bytes) -> ApiResult<Response> {
-    let body = parse_body(&headers, &bytes)?;
+async fn create(State(w): State<Shared>, bytes: Bytes) -> ApiResult<Response> {
+    let body = parse_body(&bytes)?;
     let name = body["name"]
         .as_str()
         .ok_or_else(|| {
@@ -747,10 +747,9 @@ async fn get_config(
 async fn put_config(
     State(w): State<Shared>,
     UrlPath(name): UrlPath<String>,
-    headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    let config = parse_body(&headers, &bytes)?;
+    let config = parse_body(&bytes)?;
     let (created, info) = blocking(&w, move |w| w.put(&name, config, false)).await?;
     let status = if created {
         StatusCode::CREATED
@@ -809,10 +808,9 @@ async fn get_offsets(
 async fn patch_offsets(
     State(w): State<Shared>,
     UrlPath(name): UrlPath<String>,
-    headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    let body = parse_body(&headers, &bytes)?;
+    let body = parse_body(&bytes)?;
     let out = blocking(&w, move |w| w.set_offsets(&name, Some(&body))).await?;
     Ok(axum::Json(out).into_response())
 }
@@ -849,10 +847,9 @@ async fn plugins() -> impl IntoResponse {
 async fn validate(
     State(w): State<Shared>,
     UrlPath(plugin): UrlPath<String>,
-    headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    let config = parse_body(&headers, &bytes)?;
+    let config = parse_body(&bytes)?;
     let plugin2 = plugin.clone();
     let errors = blocking(&w, move |w| {
         let name = config["name"].as_str().unwrap_or("validate").to_string();

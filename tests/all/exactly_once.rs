@@ -9,21 +9,6 @@ use serde_json::json;
 
 use crate::harness::*;
 
-/// A small xorshift so the kill schedule varies per run yet can be replayed
-/// from the seed printed in the output.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
-
 #[test]
 fn kill_9_at_random_points_loses_nothing_and_duplicates_nothing() {
     let s = Scratch::new("crash");
@@ -33,18 +18,7 @@ fn kill_9_at_random_points_loses_nothing_and_duplicates_nothing() {
     pipeline["trigger"] =
         json!({"interval_ms": 150, "max_records_per_epoch": 4000, "batch_size": 500});
 
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("kill schedule seed: CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::kill_schedule();
 
     // The first kills land exactly where recovery is hardest: after the
     // checkpoint is durable but before the sink commit, and after the commit

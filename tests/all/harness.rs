@@ -294,23 +294,14 @@ impl OutputWithin for Command {
             .stderr(std::fs::File::create(&err_path).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.get_program()));
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{:?} {:?} was still running after {} s; killed. stderr:\n{}",
-                    self.get_program(),
-                    self.get_args().collect::<Vec<_>>(),
-                    limit.as_secs(),
-                    std::fs::read_to_string(&err_path).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let Some(status) = wait_or_kill(&mut child, limit) else {
+            panic!(
+                "{:?} {:?} was still running after {} s; killed. stderr:\n{}",
+                self.get_program(),
+                self.get_args().collect::<Vec<_>>(),
+                limit.as_secs(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
         };
         Output {
             status,
@@ -323,18 +314,26 @@ impl OutputWithin for Command {
 /// Waits for a background process, killing it and failing the test when it
 /// is still running after `limit`.
 pub fn wait_within(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    wait_or_kill(child, limit).unwrap_or_else(|| {
+        panic!(
+            "{what} was still running after {} s; killed",
+            limit.as_secs()
+        )
+    })
+}
+
+/// The exit status, or `None` when it was still running after `limit` (it
+/// is then killed).
+fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status;
+            return Some(status);
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "{what} was still running after {} s; killed",
-                limit.as_secs()
-            );
+            return None;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -390,4 +389,38 @@ pub fn js_transform() -> &'static Path {
         (dir, out)
     });
     path
+}
+
+/// A small xorshift so the kill schedule varies per run yet can be replayed
+/// from the seed printed in the output.
+pub struct Rng(u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+impl Rng {
+    /// Seeded from `$CRASH_SEED`, else the clock; the seed is printed so a
+    /// failing kill schedule can be replayed.
+    pub fn kill_schedule() -> Self {
+        let seed = std::env::var("CRASH_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("kill schedule seed: CRASH_SEED={seed}");
+        Self(seed)
+    }
 }

@@ -212,29 +212,12 @@ fn kill_9_over_kafka_loses_nothing_and_duplicates_nothing() {
     pipeline["trigger"] =
         json!({"interval_ms": 200, "max_records_per_epoch": 5000, "batch_size": 1000});
 
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("kill schedule seed: CRASH_SEED={seed}");
-    let mut rng = seed;
-    let mut next = move |lo: u64, hi: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        lo + rng % (hi - lo)
-    };
+    let mut rng = Rng::kill_schedule();
     let mut kills = 0;
     let started = Instant::now();
     while kills < 12 && started.elapsed() < Duration::from_secs(180) {
         let mut child = s.spawn(&pipeline, &[]);
-        std::thread::sleep(Duration::from_millis(next(300, 1500)));
+        std::thread::sleep(Duration::from_millis(rng.between(300, 1500)));
         if let Some(status) = child.try_wait().unwrap() {
             panic!(
                 "tributary exited ({status}) before it was killed:\n{}",

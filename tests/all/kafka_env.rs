@@ -22,7 +22,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &std::path::Path) -> Result<()> {
+/// Waits (30 s at most) until something listens on `port`; fails with the
+/// child's log when it exits first.
+pub fn wait_for_port(
+    port: u16,
+    child: &mut Child,
+    what: &str,
+    log: &std::path::Path,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::kafka_env::free_port;
+use crate::kafka_env::{free_port, wait_for_port};
 
 /// A worker process on a free loopback port, killed when dropped.
 struct Worker {
@@ -40,17 +40,7 @@ impl Worker {
             )
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "the worker exited ({status}):\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "the worker did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, &mut child, "the worker", &log).unwrap();
         Self { child, port, log }
     }
 
