@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
 """Time per record of the same transform in each guest language.
 
-Scaffolds `shout` with `tributary transform new` in Rust and in Python
-(upper-case one text field), builds both and the `curate` examples in Python
-and JavaScript (block sources, mask authors, add a field), and runs
-`tributary transform test` over N generated records (batches of 1000),
-three rounds, reporting
-the median µs per record as `transform test` measures it (the calls into the
+Scaffolds `shout` with `tributary transform new` in Rust, Python,
+JavaScript and C (upper-case one text field), builds them and the `curate`
+examples in the same four languages (block sources, mask authors, add a
+field), and runs `tributary transform test` over N generated records
+(batches of 1000), three rounds, reporting the median µs per record as `transform test` measures it (the calls into the
 guest, with the conversion of rows in and out; not the compile). The
 built-in Rust watermark and dedup run in the same rounds for reference.
 
@@ -40,7 +39,15 @@ def main():
         sh(["cargo", "build", "--release", "--quiet", "--target", "wasm32-wasip2"], cwd=os.path.join(work, "shout"), env=env)
         sh([args.bin, "transform", "new", "shout_py", "--lang", "python"])
         sh([os.path.join(work, "shout_py", "build.sh")], env=dict(os.environ, COMPONENTIZE_PY=componentize))
+        sh([args.bin, "transform", "new", "shout_js", "--lang", "js"])
+        sh([os.path.join(work, "shout_js", "build.sh")])
+        sh([args.bin, "transform", "new", "shout_c", "--lang", "c"])
+        with_bin = dict(os.environ, TRIBUTARY_BIN=args.bin)
+        sh([os.path.join(work, "shout_c", "build.sh")], env=with_bin)
         root = os.path.dirname(HERE)
+        sh(["cargo", "build", "--release", "--quiet", "--locked", "--target", "wasm32-wasip2", "-p", "tributary-example-curate"],
+           cwd=root, env=env)
+        sh([os.path.join(root, "examples/transforms/c/build.sh"), os.path.join(work, "curate_c.wasm")], env=with_bin)
         sh([os.path.join(root, "examples/transforms/python/build.sh"), os.path.join(work, "curate_py.wasm")],
            env=dict(os.environ, PATH=os.path.dirname(componentize) + os.pathsep + os.environ["PATH"]))
         sh([os.path.join(root, "examples/transforms/js/build.sh"), os.path.join(work, "curate_js.wasm")])
@@ -53,6 +60,10 @@ def main():
         cases = {
             "Rust (transform new --lang rust)": ([os.path.join(work, "target/wasm32-wasip2/release/shout.wasm")], ["field=title"]),
             "Python (transform new --lang python)": ([os.path.join(work, "shout_py/shout_py.wasm")], ["field=title"]),
+            "JavaScript (transform new --lang js)": ([os.path.join(work, "shout_js/shout_js.wasm")], ["field=title"]),
+            "C (transform new --lang c)": ([os.path.join(work, "shout_c/shout_c.wasm")], ["field=title"]),
+            "curate, Rust (examples/transforms/rust, the SDK)": ([os.path.join(work, "target/wasm32-wasip2/release/curate.wasm")], ["block_sources=bbc"]),
+            "curate, C (examples/transforms/c)": ([os.path.join(work, "curate_c.wasm")], ["block_sources=bbc"]),
             "curate, Python (examples/transforms/python)": ([os.path.join(work, "curate_py.wasm")], ["block_sources=bbc"]),
             "curate, JavaScript (examples/transforms/js)": ([os.path.join(work, "curate_js.wasm")], ["block_sources=bbc"]),
             "builtin:watermark (Rust)": (["builtin:watermark"], ["event_time=published_at", "delay=2 hours"]),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Time per record of the same transform in Rust and Python (and the built-ins);
+# Time per record of the same transforms in Rust, C, Python and JavaScript
+# (and the built-ins);
 # see scripts/bench_transforms.py. Not a test; results go in BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Tributary's main job and tests need, skipping what is there:
 # the wasm32-wasip2 Rust target, the Tansu Kafka broker (built from crates.io
-# into ~/.cache/tributary/tools; 10-20 minutes the first time), Node.js and
-# npm (Debian packages, when missing), and a Python venv with PyIceberg,
+# into ~/.cache/tributary/tools; 10-20 minutes the first time), Node.js, npm,
+# clang and wasi-libc (Debian packages, when missing), and a Python venv with PyIceberg,
 # DuckDB, confluent-kafka and componentize-py.
 # Prints the venv's python path as its last line.
 set -euo pipefail
@@ -33,6 +33,28 @@ if ! command -v npm >/dev/null 2>&1; then
       || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >&2; }
   else
     log "npm is missing: install Node.js and npm (the JavaScript transform tests need them)"
+  fi
+fi
+
+# clang, lld, wasi-libc and compiler-rt's wasm32 builtins build the C
+# transform example (tributary itself writes the bindings and the component).
+c_links() {
+  local probe
+  probe="$(mktemp -d)"
+  printf 'int f(void) { return 1; }\n' > "$probe/p.c"
+  clang --target=wasm32-wasi -mexec-model=reactor -o "$probe/p.wasm" "$probe/p.c" >/dev/null 2>&1
+  local ok=$?
+  rm -rf "$probe"
+  return $ok
+}
+if ! c_links; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing clang, lld and wasi-libc (Debian packages)"
+    pkgs="clang lld wasi-libc libclang-rt-dev-wasm32"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2; }
+  else
+    log "clang cannot build for wasm32-wasi: install clang lld wasi-libc libclang-rt-dev-wasm32 (the C transform tests need them)"
   fi
 fi
 

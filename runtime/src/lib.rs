@@ -15,6 +15,7 @@ pub mod builtin;
 pub mod checkpoint;
 pub mod config;
 pub mod dead_letter;
+pub mod guest_build;
 pub mod metrics;
 pub mod metrics_http;
 pub mod pipeline;

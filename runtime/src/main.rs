@@ -82,9 +82,29 @@ enum TransformCommand {
     /// Write a buildable transform to start from, in ./<name>.
     New {
         name: String,
-        /// `rust`, `python` or `js`.
+        /// `rust`, `python`, `js` or `c`.
         #[arg(long)]
         lang: String,
+    },
+    /// Write the bindings of this tributary's WIT world for a language
+    /// without its own component tooling (`c`: transform.h, transform.c and
+    /// transform_component_type.o, to compile and link with the transform).
+    Bindings {
+        /// `c`.
+        lang: String,
+        /// The folder to write them to (created when missing).
+        #[arg(default_value = "gen")]
+        dir: PathBuf,
+    },
+    /// Wrap a core WebAssembly module built by clang (`--target=wasm32-wasi
+    /// -mexec-model=reactor`, linked with the bindings) into a transform
+    /// component, adapting its WASI imports; then check it as `inspect` does.
+    Component {
+        /// The core module.
+        core: PathBuf,
+        /// The component to write.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Print the world a module implements and its WIT version; refuse one
     /// this tributary cannot run, saying which version it needs.
@@ -295,6 +315,32 @@ fn transform(cmd: TransformCommand) -> ExitCode {
                         println!("wrote {}", f.display());
                     }
                     println!("next: see {name}/README.md to build and try it");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        TransformCommand::Bindings { lang, dir } => {
+            match tributary::guest_build::write_bindings(&lang, &dir) {
+                Ok(files) => {
+                    for f in files {
+                        println!("wrote {}", f.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        TransformCommand::Component { core, output } => {
+            match tributary::transform_cli::component(&engine, &core, &output) {
+                Ok(report) => {
+                    print!("{report}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

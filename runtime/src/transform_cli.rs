@@ -66,6 +66,28 @@ pub fn inspect(engine: &TransformEngine, module: &str) -> Result<String, String>
     }
 }
 
+/// `transform component`: wraps the core module at `core` into a component
+/// written to `output`, and returns `inspect`'s report of it. A component
+/// that is not a transform this tributary runs is not written.
+pub fn component(engine: &TransformEngine, core: &Path, output: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(core).map_err(|e| format!("cannot read {}: {e}", core.display()))?;
+    let component =
+        crate::guest_build::componentize(&bytes).map_err(|e| format!("{}: {e}", core.display()))?;
+    let staged = output.with_extension("wasm.partial");
+    std::fs::write(&staged, &component)
+        .map_err(|e| format!("cannot write {}: {e}", staged.display()))?;
+    let report = inspect(engine, &staged.to_string_lossy()).map_err(|e| {
+        let _ = std::fs::remove_file(&staged);
+        format!(
+            "{e}\nhint: link the bindings' transform_component_type.o (from `tributary transform \
+             bindings c`) and define the exports_tributary_transform_processor_* functions"
+        )
+    })?;
+    std::fs::rename(&staged, output)
+        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    Ok(report.replace(&*staged.to_string_lossy(), &output.to_string_lossy()))
+}
+
 /// The column type a sample value suggests (RFC 3339 text is a timestamp).
 fn kind_of(v: &Value) -> FieldKind {
     match v {
@@ -188,9 +210,9 @@ pub fn test(
 }
 
 /// The WIT package, copied into every scaffolded transform.
-const WIT: &str = include_str!("../../wit/transform.wit");
+pub const WIT: &str = include_str!("../../wit/transform.wit");
 
-/// `tributary transform new <name> --lang rust|python`: a buildable
+/// `tributary transform new <name> --lang rust|python|js|c`: a buildable
 /// transform (upper-cases the text field named by its `field` config) in
 /// `parent/<name>`. Returns the files written.
 pub fn scaffold(name: &str, lang: &str, parent: &Path) -> Result<Vec<std::path::PathBuf>, String> {
@@ -238,9 +260,15 @@ pub fn scaffold(name: &str, lang: &str, parent: &Path) -> Result<Vec<std::path::
             ("build.sh".into(), JS_BUILD.replace("{name}", name)),
             ("README.md".into(), JS_README.replace("{name}", name)),
         ],
+        "c" => vec![
+            ("transform.c".into(), C_SOURCE.into()),
+            ("build.sh".into(), C_BUILD.replace("{name}", name)),
+            ("README.md".into(), C_README.replace("{name}", name)),
+            (".gitignore".into(), "gen/\n*.wasm\n".into()),
+        ],
         other => {
             return Err(format!(
-                "--lang {other}: this version scaffolds `rust`, `python` and `js` (C is not written yet)"
+                "--lang {other}: choose `rust`, `python`, `js` or `c`"
             ));
         }
     };
@@ -255,13 +283,19 @@ pub fn scaffold(name: &str, lang: &str, parent: &Path) -> Result<Vec<std::path::
         written.push(path);
     }
     #[cfg(unix)]
-    if lang == "python" || lang == "js" {
+    if lang != "rust" {
         use std::os::unix::fs::PermissionsExt;
         let script = dir.join("build.sh");
         let _ = std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755));
     }
     Ok(written)
 }
+
+// The C scaffold has no wit/ folder: `build.sh` asks the installed
+// tributary for bindings of the world it hosts.
+const C_SOURCE: &str = include_str!("../templates/c/transform.c");
+const C_BUILD: &str = include_str!("../templates/c/build.sh");
+const C_README: &str = include_str!("../templates/c/README.md");
 
 const RUST_CARGO: &str = r#"[package]
 name = "{name}"

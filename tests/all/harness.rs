@@ -391,6 +391,29 @@ pub fn js_transform() -> &'static Path {
     path
 }
 
+/// `examples/transforms/c` built into a component by its `build.sh`
+/// (clang + wasi-libc; bindings and component from the binary under test),
+/// once per test run.
+pub fn c_transform() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("curate.wasm");
+        let built = Command::new(repo_root().join("examples/transforms/c/build.sh"))
+            .arg(&out)
+            .env("TRIBUTARY_BIN", binary())
+            .output_within(Duration::from_secs(300));
+        assert!(
+            built.status.success(),
+            "building the C transform failed (it needs clang, lld and wasi-libc; \
+             scripts/setup.sh installs them): {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        (dir, out)
+    });
+    path
+}
+
 /// A small xorshift so the kill schedule varies per run yet can be replayed
 /// from the seed printed in the output.
 pub struct Rng(u64);

@@ -72,12 +72,16 @@ fn assert_curated(plain: &BTreeMap<String, Value>, curated: &BTreeMap<String, Va
     }
 }
 
-/// The same transform written in Python and in JavaScript (the examples),
+/// The same transform written in Python, JavaScript and C (the examples),
 /// each built from source, each checked on every row.
 #[test]
-fn python_and_javascript_transforms_change_every_row_in_a_pipeline() {
+fn transforms_in_every_language_change_every_row_in_a_pipeline() {
     let (plain, plain_rows, _) = run_generator("poly_plain", json!([]));
-    for (lang, module) in [("py", python_transform()), ("js", js_transform())] {
+    for (lang, module) in [
+        ("py", python_transform()),
+        ("js", js_transform()),
+        ("c", c_transform()),
+    ] {
         let (curated, curated_rows, stderr) = run_generator(
             &format!("{lang}_curated"),
             json!([curate(module, json!({"block_sources": "bbc, ap"}), None)]),
@@ -106,10 +110,11 @@ fn python_transform_chained_after_the_wasm_watermark_and_dedup() {
     assert!(stderr.contains(" dup "), "{stderr}");
 }
 
-/// The sandbox limits hold for large interpreted guests too. (The JavaScript
-/// engine notices its own out-of-memory and fails the call with it.)
+/// The sandbox limits hold for large interpreted guests too, and for C.
+/// (The JavaScript engine notices its own out-of-memory and fails the call
+/// with it.)
 #[test]
-fn python_and_javascript_guest_limits_hold() {
+fn guest_limits_hold_in_every_language() {
     for (lang, module, misbehave, named) in [
         ("py", python_transform(), "spin", "time limit"),
         ("py", python_transform(), "membomb", "memory limit"),
@@ -117,6 +122,9 @@ fn python_and_javascript_guest_limits_hold() {
         ("js", js_transform(), "spin", "time limit"),
         ("js", js_transform(), "membomb", "out of memory"),
         ("js", js_transform(), "trap", "curate was told to fail"),
+        ("c", c_transform(), "spin", "time limit"),
+        ("c", c_transform(), "membomb", "memory limit"),
+        ("c", c_transform(), "trap", "trapped"),
     ] {
         let s = Scratch::new(&format!("{lang}_{misbehave}"));
         let source = json!({"type": "generator", "seed": 1, "records": 2000});
@@ -140,4 +148,46 @@ fn python_and_javascript_guest_limits_hold() {
             "{lang} {misbehave}: nothing committed"
         );
     }
+}
+
+/// A second start of a pipeline with a Python transform loads it from the
+/// compile cache instead of compiling it again (the times are printed, not
+/// asserted: a loaded machine makes both slow).
+#[test]
+fn second_start_loads_the_python_transform_from_the_compile_cache() {
+    let s = Scratch::new("py_cache");
+    let cache = s.path("compile-cache");
+    let source = json!({"type": "generator", "seed": 5, "records": 1000});
+    let pipeline = s.pipeline(
+        source,
+        json!([curate(
+            python_transform(),
+            json!({"block_sources": "bbc"}),
+            None
+        )]),
+    );
+    let path = s.write_pipeline(&pipeline);
+    let start = |run: &str| {
+        let began = std::time::Instant::now();
+        let out = s
+            .command(&["run", "--available-now", path.to_str().unwrap()])
+            .env("TRIBUTARY_CACHE_DIR", &cache)
+            .output_within(RUN_LIMIT);
+        let stderr = assert_ok(&out);
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("transform `curate`: "))
+            .unwrap_or_else(|| panic!("{run}: no load line:\n{stderr}"))
+            .to_string();
+        println!("{run} start: {line} (whole run {:?})", began.elapsed());
+        line
+    };
+    assert!(start("first").contains("compiled in"));
+    assert!(start("second").contains("loaded from the compile cache in"));
+    let entries = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .count();
+    assert_eq!(entries, 1, "one compiled component in the cache");
 }

@@ -292,11 +292,23 @@ fn new_scaffolds_transforms_that_build_and_run() {
     );
     run(&dir.path().join("shout_js/shout_js.wasm"));
 
+    // C: its build.sh with clang, bindings and component from tributary.
+    new("shout_c", "c");
+    let built = Command::new(dir.path().join("shout_c/build.sh"))
+        .env("TRIBUTARY_BIN", binary())
+        .output_within(Duration::from_secs(300));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    run(&dir.path().join("shout_c/shout_c.wasm"));
+
     // A name taken, a bad name, a language not offered: clear refusals.
     for (name, lang, says) in [
         ("shout", "rust", "exists already"),
         ("Shout", "rust", "lower-case"),
-        ("other", "cobol", "scaffolds `rust`, `python` and `js`"),
+        ("other", "cobol", "choose `rust`, `python`, `js` or `c`"),
     ] {
         let out = Command::new(binary())
             .args(["transform", "new", name, "--lang", lang])
@@ -305,4 +317,48 @@ fn new_scaffolds_transforms_that_build_and_run() {
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains(says));
     }
+}
+
+/// The C toolchain commands refuse what they cannot make into a transform,
+/// and say what to do.
+#[test]
+fn bindings_and_component_refuse_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tributary(&["transform", "bindings", "cobol"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("writes C bindings"));
+
+    // A core module without the world's type makes a component that exports
+    // nothing: refused, and no file is left behind.
+    let core = dir.path().join("empty.core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let target = dir.path().join("empty.wasm");
+    let out = tributary(&[
+        "transform",
+        "component",
+        core.to_str().unwrap(),
+        "-o",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a Tributary transform"), "{err}");
+    assert!(err.contains("transform_component_type.o"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only the input is left"
+    );
+
+    // Not wasm at all.
+    std::fs::write(&core, b"int main() {}").unwrap();
+    let out = tributary(&[
+        "transform",
+        "component",
+        core.to_str().unwrap(),
+        "-o",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot make a component"));
 }

@@ -1,9 +1,9 @@
 //! The wasmtime host of the `tributary:transform` WIT world.
 //!
 //! - [`TransformEngine`]: one wasmtime `Engine` per process — epoch
-//!   interruption driven by a ticker thread, and wasmtime's own compilation
-//!   cache on disk (keyed by module and engine, written and validated by
-//!   wasmtime), so a large guest compiles once per machine, not once per start.
+//!   interruption driven by a ticker thread, and the compile cache on disk
+//!   ([`cache`]: keyed by component and engine, loading only entries it wrote),
+//!   so a large guest compiles once per machine, not once per start.
 //! - [`TransformInstance`]: one sandboxed guest. WASI without files, network,
 //!   environment or arguments; a memory cap; a time limit per call. A call that
 //!   traps, times out or runs out of memory discards the whole `Store` (a fresh
@@ -11,6 +11,7 @@
 //! - [`TransformChain`]: the transforms of a pipeline in order, the watermark,
 //!   and the snapshot/restore of everything for checkpoints.
 
+pub mod cache;
 mod convert;
 pub mod state;
 
@@ -112,6 +113,7 @@ pub struct TransformSpec {
 #[derive(Clone)]
 pub struct TransformEngine {
     engine: Engine,
+    cache: Option<Arc<cache::CompileCache>>,
     linker: Arc<Linker<Host>>,
     _ticker: Arc<Ticker>,
 }
@@ -147,7 +149,7 @@ impl TransformEngine {
     /// Reads a component's imports and exports without running it. Errors
     /// say what the bytes are instead (a core module, not WebAssembly).
     pub fn describe(&self, bytes: &[u8]) -> Result<ComponentInfo, String> {
-        let component = Component::new(&self.engine, bytes).map_err(|e| {
+        let (component, _) = self.compile(bytes).map_err(|e| {
             let text = format!("{e:#}");
             if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
                 format!("a core WebAssembly module, not a component: build it as a component (e.g. for wasm32-wasip2, or with componentize-py): {text}")
@@ -166,6 +168,21 @@ impl TransformEngine {
                 .map(|(n, _)| n.to_string())
                 .collect(),
         })
+    }
+}
+
+impl TransformEngine {
+    /// The compiled component, and whether it came from the compile cache.
+    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<(Component, bool)> {
+        match &self.cache {
+            Some(cache) => cache.load(&self.engine, bytes),
+            None => Ok((Component::new(&self.engine, bytes)?, false)),
+        }
+    }
+
+    /// What the compile cache did so far (none: no cache).
+    pub fn cache_stats(&self) -> Option<cache::CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
     }
 }
 
@@ -191,20 +208,14 @@ impl TransformEngine {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .concurrency_support(false);
-        if let Some(dir) = cache_dir.or_else(default_cache_dir)
-            && std::fs::create_dir_all(&dir).is_ok()
-        {
-            let mut cc = wasmtime::CacheConfig::new();
-            cc.with_directory(dir);
-            match wasmtime::Cache::new(cc) {
-                Ok(cache) => {
-                    config.cache(Some(cache));
-                }
-                Err(e) => tracing::warn!("compiled-module cache disabled: {e:#}"),
-            }
-        }
         let engine = Engine::new(&config)
             .map_err(|e| engine_err("cannot start the WebAssembly engine", e))?;
+        let cache = cache_dir.or_else(default_cache_dir).and_then(|dir| {
+            cache::CompileCache::open(&dir, &engine)
+                .map_err(|e| tracing::warn!("compile cache disabled: {e}"))
+                .ok()
+                .map(Arc::new)
+        });
         let mut linker = Linker::<Host>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| engine_err("WASI", e))?;
         Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |h| h)
@@ -226,6 +237,7 @@ impl TransformEngine {
             .map_err(|e| TransformError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Self {
             engine,
+            cache,
             linker: Arc::new(linker),
             _ticker: Arc::new(Ticker { stop }),
         })
@@ -382,7 +394,8 @@ impl TransformInstance {
             transform: spec.name.clone(),
             message,
         };
-        let component = Component::new(&engine.engine, &spec.bytes).map_err(|e| {
+        let started = std::time::Instant::now();
+        let (component, cached) = engine.compile(&spec.bytes).map_err(|e| {
             let text = format!("{e:#}");
             if text.contains("component") && text.contains("module") {
                 load(format!("the module is a core WebAssembly module, not a component ({text}); build it as a component (e.g. for wasm32-wasip2)"))
@@ -406,6 +419,16 @@ impl TransformInstance {
                  (it exports {other}, the host needs tributary:transform/processor@{WIT_VERSION})"
             )));
         }
+        tracing::info!(
+            "transform `{}`: {} in {} ms",
+            spec.name,
+            if cached {
+                "loaded from the compile cache"
+            } else {
+                "compiled"
+            },
+            started.elapsed().as_millis()
+        );
         let pre = engine.linker.instantiate_pre(&component).map_err(|e| {
             load(format!(
                 "it does not fit the world tributary:transform/transform@0.1.0: {e:#}"
