@@ -38,10 +38,9 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-#[path = "../../watermark/src/duration.rs"]
-mod duration;
 pub mod value;
 
+use tributary_transform_sdk::duration;
 pub use value::Value;
 
 /// Which version of a key survives.

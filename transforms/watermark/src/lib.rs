@@ -25,7 +25,7 @@
 //! [`WatermarkHost`], tested natively against a model of the host; the
 //! WebAssembly bindings (built for `wasm32` only) are a thin layer over it.
 
-pub mod duration;
+pub use tributary_transform_sdk::duration;
 
 /// Parsed config.
 #[derive(Clone, Debug, PartialEq)]
