@@ -32,8 +32,9 @@
 //! watermark transform upstream: without a watermark nothing ever expires.
 //!
 //! The logic ([`Dedup`]) is plain Rust over a [`Store`], tested natively
-//! against a model of the host's store; the WebAssembly bindings (`guest`,
-//! built for `wasm32` only) convert types and nothing else.
+//! against a model of the host's store; the WebAssembly face (`guest`, built
+//! for `wasm32` only, on `tributary-transform-sdk`) passes the batch through
+//! and turns verdicts into output.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -41,7 +42,7 @@ use std::collections::hash_map::Entry;
 pub mod value;
 
 use tributary_transform_sdk::duration;
-pub use value::Value;
+pub use value::{KeyText, Value};
 
 /// Which version of a key survives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -338,7 +339,6 @@ impl Dedup {
 }
 
 #[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)]
 mod guest;
 
 #[cfg(test)]
