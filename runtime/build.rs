@@ -4,9 +4,12 @@
 //!   `src/builtin.rs` (`builtin:<name>` in a pipeline);
 //! - `tests/guests/<name>/`: sandbox test guests, read from disk by tests.
 //!
-//! A guest is any such folder with a `Cargo.toml` (a workspace member and a
-//! `cdylib`). Each lands in `OUT_DIR` as `<folder name>.wasm`, and the env
-//! var `TRIBUTARY_GUEST_DIR` names that folder.
+//! A guest is any such folder whose `Cargo.toml` builds a `cdylib` (a
+//! workspace member with `crate-type = [..., "cdylib", ...]` under `[lib]`).
+//! Other crates there are libraries the guests link, not guests: the
+//! transform SDK, `transforms/sdk`, is one. Each guest lands in `OUT_DIR` as
+//! `<folder name>.wasm`, and the env var `TRIBUTARY_GUEST_DIR` names that
+//! folder.
 //!
 //! All guests come from one nested `cargo build --release --target
 //! wasm32-wasip2 -p …` with its own target directory, `<target
@@ -55,8 +58,8 @@ fn main() {
         let from = built.join(format!("{}.wasm", g.artifact));
         let bytes = std::fs::read(&from).unwrap_or_else(|e| {
             panic!(
-                "guest `{}` ({}) built no {}: {e}; its Cargo.toml needs \
-                 `[lib] crate-type = [\"cdylib\"]`",
+                "guest `{}` ({}) built no {}: {e}; the file is named after its \
+                 `[lib] name` (or package name), read as a plain `name = \"...\"` line",
                 g.package,
                 g.dir.display(),
                 from.display()
@@ -87,7 +90,8 @@ fn watch(root: &Path) {
     }
 }
 
-/// Every guest under [`GUEST_FOLDERS`], in a stable order.
+/// Every guest under [`GUEST_FOLDERS`], in a stable order: the folders with
+/// a `Cargo.toml` that builds a `cdylib`.
 fn discover(root: &Path) -> Vec<Guest> {
     let mut guests: Vec<Guest> = Vec::new();
     for folder in GUEST_FOLDERS {
@@ -98,7 +102,7 @@ fn discover(root: &Path) -> Vec<Guest> {
             .flatten()
             .map(|e| e.path())
             .filter(|dir| dir.join("Cargo.toml").is_file())
-            .map(|dir| guest(&dir))
+            .filter_map(|dir| guest(&dir))
             .collect();
         found.sort_by(|a, b| a.name.cmp(&b.name));
         guests.extend(found);
@@ -121,15 +125,22 @@ fn discover(root: &Path) -> Vec<Guest> {
     guests
 }
 
-fn guest(dir: &Path) -> Guest {
+/// The guest in `dir`; none when its crate is not a `cdylib` (a library).
+fn guest(dir: &Path) -> Option<Guest> {
     let manifest = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .unwrap_or_else(|e| panic!("read {}: {e}", manifest.display()));
+    // `crate-type = ["cdylib", "rlib"]`: the array on one line, as cargo
+    // writes it and as every crate here has it.
+    let crate_types = manifest_value(&text, "lib", "crate-type").unwrap_or_default();
+    if !crate_types.contains("\"cdylib\"") {
+        return None;
+    }
     let package = manifest_value(&text, "package", "name")
         .unwrap_or_else(|| panic!("{} has no [package] name", manifest.display()));
     let artifact =
         manifest_value(&text, "lib", "name").unwrap_or_else(|| package.replace('-', "_"));
-    Guest {
+    Some(Guest {
         package,
         artifact,
         name: dir
@@ -138,11 +149,12 @@ fn guest(dir: &Path) -> Guest {
             .to_string_lossy()
             .into_owned(),
         dir: dir.to_path_buf(),
-    }
+    })
 }
 
 /// `key = "value"` in `[section]` of a Cargo.toml: enough TOML for a package
-/// or lib name, which are always plain strings.
+/// or lib name, which are always plain strings, and for a one-line
+/// `crate-type` array (returned as written, brackets and quotes included).
 fn manifest_value(text: &str, section: &str, key: &str) -> Option<String> {
     let mut current = "";
     for line in text.lines().map(str::trim) {

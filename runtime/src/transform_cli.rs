@@ -235,17 +235,20 @@ pub fn scaffold(name: &str, lang: &str, parent: &Path) -> Result<Vec<std::path::
         ));
     }
     let files: Vec<(String, String)> = match lang {
-        "rust" => vec![
-            ("wit/transform.wit".into(), WIT.into()),
-            ("Cargo.toml".into(), RUST_CARGO.replace("{name}", name)),
-            ("src/lib.rs".into(), RUST_LIB.into()),
-            (
-                "README.md".into(),
-                RUST_README
-                    .replace("{name}", name)
-                    .replace("{file}", &name.replace('-', "_")),
-            ),
-        ],
+        "rust" => {
+            let mut files = vec![
+                ("Cargo.toml".into(), RUST_CARGO.replace("{name}", name)),
+                ("src/lib.rs".into(), RUST_LIB.into()),
+                (
+                    "README.md".into(),
+                    RUST_README
+                        .replace("{name}", name)
+                        .replace("{file}", &name.replace('-', "_")),
+                ),
+            ];
+            files.extend(sdk_files());
+            files
+        }
         "python" => vec![
             ("wit/transform.wit".into(), WIT.into()),
             ("app.py".into(), PYTHON_APP.into()),
@@ -307,7 +310,8 @@ publish = false
 crate-type = ["cdylib"]
 
 [dependencies]
-wit-bindgen = "0.61"
+# The guest SDK, copied from this tributary's transforms/sdk with its WIT.
+tributary-transform-sdk = { path = "sdk" }
 
 # A crate of its own, not a member of an enclosing workspace.
 [workspace]
@@ -316,62 +320,51 @@ wit-bindgen = "0.61"
 const RUST_LIB: &str = r#"//! A Tributary transform: upper-cases the text field named by `field`.
 //! Build: cargo build --release --target wasm32-wasip2
 
-wit_bindgen::generate!({ path: "wit", world: "transform" });
+use tributary_transform_sdk::{Batch, Config, Output, Transform, Value};
 
-use std::sync::Mutex;
+struct Shout {
+    field: String,
+}
 
-use exports::tributary::transform::processor::Guest;
-use tributary::transform::types::{Batch, Emit, Output, Value};
+impl Transform for Shout {
+    fn init(config: Config) -> Result<Self, String> {
+        config.only(&["field"])?;
+        let field = config
+            .require("field")
+            .map_err(|_| "config needs `field`, the text field to upper-case".to_string())?;
+        Ok(Shout {
+            field: field.to_string(),
+        })
+    }
 
-/// Set by `init`; a component instance lives for many calls.
-static FIELD: Mutex<String> = Mutex::new(String::new());
+    /// Only this field crosses into the sandbox.
+    fn fields(&self) -> Option<Vec<String>> {
+        Some(vec![self.field.clone()])
+    }
 
-struct Transform;
-
-impl Guest for Transform {
-    fn init(config: Vec<(String, String)>) -> Result<Option<Vec<String>>, String> {
-        let mut field = None;
-        for (key, value) in config {
-            match key.as_str() {
-                "field" => field = Some(value),
-                other => return Err(format!("unknown config key `{other}`: expected `field`")),
+    fn process(&mut self, batch: &Batch, out: &mut Output) -> Result<(), String> {
+        let column = batch.column(&self.field)?;
+        out.reserve(batch.len());
+        for row in batch.rows() {
+            match row.text(column) {
+                Some(text) => out.update(
+                    row.index(),
+                    [(self.field.as_str(), Value::Text(text.to_uppercase()))],
+                ),
+                None => out.keep(row.index()),
             }
         }
-        let field = field.ok_or("config needs `field`, the text field to upper-case")?;
-        *FIELD.lock().map_err(|e| e.to_string())? = field.clone();
-        // Only this field is sent to `process`; `keep` and `update` still
-        // pass every field of the row through.
-        Ok(Some(vec![field]))
-    }
-
-    fn process(batch: Batch) -> Result<Output, String> {
-        let field = FIELD.lock().map_err(|e| e.to_string())?.clone();
-        let Some(col) = batch.fields.iter().position(|f| f.name == field) else {
-            return Err(format!("the records have no field `{field}`"));
-        };
-        let emit = batch
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(n, row)| match &row[col] {
-                Value::Text(s) => Emit::Update((n as u32, vec![(field.clone(), Value::Text(s.to_uppercase()))])),
-                _ => Emit::Keep(n as u32),
-            })
-            .collect();
-        Ok(Output { emit, dropped: vec![], rejected: vec![] })
-    }
-
-    fn on_watermark(_watermark: i64) -> Result<Output, String> {
-        Ok(Output { emit: vec![], dropped: vec![], rejected: vec![] })
+        Ok(())
     }
 }
 
-export!(Transform);
+tributary_transform_sdk::export_transform!(Shout);
 "#;
 
 const RUST_README: &str = r#"# {name}
 
-A Tributary transform in Rust. `wit/transform.wit` is the contract.
+A Tributary transform in Rust, on the guest SDK in `sdk/` (a copy of
+tributary's `transforms/sdk`; `sdk/wit/transform.wit` is the contract).
 
     rustup target add wasm32-wasip2
     cargo build --release --target wasm32-wasip2
@@ -380,6 +373,65 @@ A Tributary transform in Rust. `wit/transform.wit` is the contract.
 
 In a pipeline: {"name": "{name}", "module": "path/to/{file}.wasm", "config": {"field": "title"}}
 "#;
+
+/// The guest SDK's sources, written into a Rust scaffold's `sdk/` (the SDK
+/// is not published on crates.io; a copy keeps the scaffold buildable
+/// offline and pinned to the WIT this binary hosts).
+const SDK_SOURCES: &[(&str, &str)] = &[
+    ("lib.rs", include_str!("../../transforms/sdk/src/lib.rs")),
+    (
+        "batch.rs",
+        include_str!("../../transforms/sdk/src/batch.rs"),
+    ),
+    (
+        "config.rs",
+        include_str!("../../transforms/sdk/src/config.rs"),
+    ),
+    (
+        "duration.rs",
+        include_str!("../../transforms/sdk/src/duration.rs"),
+    ),
+    (
+        "export.rs",
+        include_str!("../../transforms/sdk/src/export.rs"),
+    ),
+    ("host.rs", include_str!("../../transforms/sdk/src/host.rs")),
+    (
+        "output.rs",
+        include_str!("../../transforms/sdk/src/output.rs"),
+    ),
+    (
+        "value.rs",
+        include_str!("../../transforms/sdk/src/value.rs"),
+    ),
+];
+
+const SDK_CARGO: &str = r#"[package]
+name = "tributary-transform-sdk"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+wit-bindgen = "0.61"
+"#;
+
+/// The scaffold's copy of the SDK: its sources (reading the WIT from
+/// `sdk/wit`), manifest and WIT.
+fn sdk_files() -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = SDK_SOURCES
+        .iter()
+        .map(|(file, text)| {
+            (
+                format!("sdk/src/{file}"),
+                text.replace(r#"path: "../../wit""#, r#"path: "wit""#),
+            )
+        })
+        .collect();
+    files.push(("sdk/Cargo.toml".into(), SDK_CARGO.into()));
+    files.push(("sdk/wit/transform.wit".into(), WIT.into()));
+    files
+}
 
 const PYTHON_APP: &str = r#""""A Tributary transform: upper-cases the text field named by `field`."""
 
@@ -509,3 +561,27 @@ A Tributary transform in JavaScript. `wit/transform.wit` is the contract.
 
 In a pipeline: {"name": "{name}", "module": "path/to/{name}.wasm", "config": {"field": "title"}}
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Rust scaffold carries every source file of the SDK, and its copy
+    /// reads the WIT from beside it.
+    #[test]
+    fn the_rust_scaffold_copies_the_whole_sdk() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../transforms/sdk/src");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let mut copied: Vec<String> = SDK_SOURCES.iter().map(|(f, _)| f.to_string()).collect();
+        copied.sort();
+        assert_eq!(copied, on_disk, "SDK_SOURCES must list transforms/sdk/src");
+        let files = sdk_files();
+        let lib = &files.iter().find(|(p, _)| p == "sdk/src/lib.rs").unwrap().1;
+        assert!(lib.contains(r#"path: "wit""#) && !lib.contains("../../wit"));
+    }
+}

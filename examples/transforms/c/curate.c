@@ -133,9 +133,14 @@ static void act_up(void) {
     for (;;) spins++;
   }
   if (misbehave == MEMBOMB) {
+    /* Each block links to the last one from a volatile root: memory the
+     * program can still reach, which the compiler may not optimise away. */
+    static void *volatile hoard;
     for (;;) {
-      char *hog = xmalloc(1 << 20);
+      void **hog = xmalloc(1 << 20);
       memset(hog, 1, 1 << 20);
+      *hog = hoard;
+      hoard = hog;
     }
   }
   if (misbehave == TRAP) __builtin_trap();

@@ -32,17 +32,17 @@
 //! watermark transform upstream: without a watermark nothing ever expires.
 //!
 //! The logic ([`Dedup`]) is plain Rust over a [`Store`], tested natively
-//! against a model of the host's store; the WebAssembly bindings (`guest`,
-//! built for `wasm32` only) convert types and nothing else.
+//! against a model of the host's store; the WebAssembly face (`guest`, built
+//! for `wasm32` only, on `tributary-transform-sdk`) passes the batch through
+//! and turns verdicts into output.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-#[path = "../../watermark/src/duration.rs"]
-mod duration;
 pub mod value;
 
-pub use value::Value;
+use tributary_transform_sdk::duration;
+pub use value::{KeyText, Value};
 
 /// Which version of a key survives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,7 +339,6 @@ impl Dedup {
 }
 
 #[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)]
 mod guest;
 
 #[cfg(test)]

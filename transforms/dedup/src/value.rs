@@ -1,31 +1,24 @@
-//! Field values as the dedup logic sees them (a mirror of the WIT `value`, so
-//! the logic compiles and is tested without the bindings), and the compact
-//! encoding in which `keep = "latest"` keeps a whole row in the host's store.
+//! Field values as the dedup logic sees them — the SDK's [`Value`], the WIT
+//! `value` itself, so a batch reaches the logic without a copy — and the
+//! compact encoding in which `keep = "latest"` keeps a whole row in the
+//! host's store.
 //!
 //! Row encoding (little endian): `u32` field count, then per field its name
 //! (`u32` length + UTF-8), a tag byte and the value: 0 null; 1 boolean (one
 //! byte); 2 int, 3 float (IEEE bits), 6 timestamp (8 bytes); 4 text, 5 bytes,
 //! 7 json (`u32` length + bytes).
 
-/// One field value.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    Null,
-    Boolean(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-    Bytes(Vec<u8>),
-    /// Microseconds since the Unix epoch, UTC.
-    Timestamp(i64),
-    Json(String),
+pub use tributary_transform_sdk::Value;
+
+/// The text a key is stored under in the host's store.
+pub trait KeyText {
+    /// None for null. A key column has one type, so the renderings of
+    /// different types never meet.
+    fn key_text(&self) -> Option<String>;
 }
 
-impl Value {
-    /// The text a key is stored under in the host's store; none for null.
-    /// A key column has one type, so the renderings of different types never
-    /// meet.
-    pub fn key_text(&self) -> Option<String> {
+impl KeyText for Value {
+    fn key_text(&self) -> Option<String> {
         Some(match self {
             Value::Null => return None,
             Value::Text(s) | Value::Json(s) => s.clone(),
@@ -34,20 +27,6 @@ impl Value {
             Value::Boolean(b) => b.to_string(),
             Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
         })
-    }
-
-    /// What the value is, for messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Value::Null => "null",
-            Value::Boolean(_) => "a boolean",
-            Value::Int(_) => "an int",
-            Value::Float(_) => "a float",
-            Value::Text(_) => "text",
-            Value::Bytes(_) => "bytes",
-            Value::Timestamp(_) => "a timestamp",
-            Value::Json(_) => "nested data",
-        }
     }
 }
 

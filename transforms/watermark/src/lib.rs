@@ -23,9 +23,10 @@
 //! Event times are `timestamp` values (µs since the Unix epoch, UTC); `int`
 //! values are taken as µs too. The logic ([`process`]) is plain Rust over a
 //! [`WatermarkHost`], tested natively against a model of the host; the
-//! WebAssembly bindings (built for `wasm32` only) are a thin layer over it.
+//! WebAssembly face (built for `wasm32` only) is a thin layer over it on
+//! `tributary-transform-sdk`.
 
-pub mod duration;
+pub use tributary_transform_sdk::duration;
 
 /// Parsed config.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,23 +127,15 @@ pub fn process(
     verdicts
 }
 
-/// The WebAssembly face of the transform. The generated bindings use unsafe
-/// code for the canonical ABI; nothing else in the crate does.
+/// The WebAssembly face of the transform: SDK types in, [`process`] decides,
+/// SDK output out.
 #[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)]
 mod guest {
-    wit_bindgen::generate!({ path: "../../wit", world: "transform" });
-
-    use std::sync::Mutex;
-
-    use exports::tributary::transform::processor::Guest;
-    use tributary::transform::types::{Batch, DropReason, Dropped, Emit, Output, Rejected, Value};
-    use tributary::transform::watermark;
+    use tributary_transform_sdk::{
+        self as sdk, Batch, DropReason, Output, Transform, Value, watermark,
+    };
 
     use super::{Config, EventTime, Verdict};
-
-    /// Set by `init` (again on a second `init`); the guest is single-threaded.
-    static CONFIG: Mutex<Option<Config>> = Mutex::new(None);
 
     struct Host;
 
@@ -167,60 +160,39 @@ mod guest {
         }
     }
 
-    fn empty() -> Output {
-        Output {
-            emit: Vec::new(),
-            dropped: Vec::new(),
-            rejected: Vec::new(),
-        }
-    }
+    struct Watermark(Config);
 
-    struct Watermark;
+    impl Transform for Watermark {
+        const NAME: &'static str = "watermark";
 
-    impl Guest for Watermark {
-        fn init(config: Vec<(String, String)>) -> Result<Option<Vec<String>>, String> {
-            let c = super::parse_config(&config)?;
-            let projection = vec![c.event_time.clone()];
-            *CONFIG.lock().map_err(|e| e.to_string())? = Some(c);
-            Ok(Some(projection))
+        fn init(config: sdk::Config) -> Result<Self, String> {
+            super::parse_config(config.pairs()).map(Watermark)
         }
 
-        fn process(batch: Batch) -> Result<Output, String> {
-            let guard = CONFIG.lock().map_err(|e| e.to_string())?;
-            let config = guard
-                .as_ref()
-                .ok_or("watermark: process called before init")?;
-            let column = batch
-                .fields
-                .iter()
-                .position(|f| f.name == config.event_time);
+        fn fields(&self) -> Option<Vec<String>> {
+            Some(vec![self.0.event_time.clone()])
+        }
+
+        fn process(&mut self, batch: &Batch, out: &mut Output) -> Result<(), String> {
+            let column = batch.find(&self.0.event_time);
             let times = batch
-                .rows
-                .iter()
-                .map(|row| event_time(column.and_then(|c| row.get(c))));
-            let verdicts = super::process(config, &mut Host, times);
-            let mut out = empty();
-            out.emit.reserve(verdicts.len());
+                .rows()
+                .map(|row| event_time(column.map(|c| row.value(c))));
+            let verdicts = super::process(&self.0, &mut Host, times);
+            out.reserve(verdicts.len());
             for (i, verdict) in verdicts.into_iter().enumerate() {
                 let row = i as u32;
                 match verdict {
-                    Verdict::Keep => out.emit.push(Emit::Keep(row)),
-                    Verdict::Late => out.dropped.push(Dropped {
-                        row,
-                        reason: DropReason::Late,
-                    }),
-                    Verdict::Reject(reason) => out.rejected.push(Rejected { row, reason }),
+                    Verdict::Keep => out.keep(row),
+                    Verdict::Late => out.drop(row, DropReason::Late),
+                    Verdict::Reject(reason) => out.reject(row, reason),
                 }
             }
-            Ok(out)
-        }
-
-        fn on_watermark(_watermark: i64) -> Result<Output, String> {
-            Ok(empty())
+            Ok(())
         }
     }
 
-    export!(Watermark);
+    tributary_transform_sdk::export_transform!(Watermark);
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Human durations ("2 hours", "90 minutes", "30s", "1500ms", "1 day") to
-//! microseconds. Shared by the built-in transforms: the dedup crate includes
-//! this file with `#[path]` (a crate of its own for forty lines is overkill).
+//! microseconds, parsed here for every transform (and by
+//! [`Config::duration_micros`](crate::Config::duration_micros)).
 
 /// Parses `<number> <unit>` or `<number><unit>`, the number a non-negative
 /// integer or decimal. Units: ms, s/sec/second(s), m/min/minute(s),
