@@ -391,6 +391,42 @@ pub fn js_transform() -> &'static Path {
     path
 }
 
+/// `examples/transforms/rust` (on the guest SDK) built for wasm32-wasip2 by
+/// cargo, in a target folder of its own, once per test run.
+pub fn rust_transform() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"))
+            .join("example-guests");
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CARGO_") && key != "CARGO_HOME" {
+                cargo.env_remove(key);
+            }
+        }
+        let built = cargo
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                "wasm32-wasip2",
+            ])
+            .args(["-p", "tributary-example-curate"])
+            .current_dir(repo_root())
+            .env("CARGO_TARGET_DIR", &target)
+            .output_within(Duration::from_secs(600));
+        assert!(
+            built.status.success(),
+            "building examples/transforms/rust failed: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        target.join("wasm32-wasip2/release/curate.wasm")
+    })
+}
+
 /// `examples/transforms/c` built into a component by its `build.sh`
 /// (clang + wasi-libc; bindings and component from the binary under test),
 /// once per test run.

@@ -72,12 +72,13 @@ fn assert_curated(plain: &BTreeMap<String, Value>, curated: &BTreeMap<String, Va
     }
 }
 
-/// The same transform written in Python, JavaScript and C (the examples),
+/// The same transform written in Rust, Python, JavaScript and C (the examples),
 /// each built from source, each checked on every row.
 #[test]
 fn transforms_in_every_language_change_every_row_in_a_pipeline() {
     let (plain, plain_rows, _) = run_generator("poly_plain", json!([]));
     for (lang, module) in [
+        ("rust", rust_transform()),
         ("py", python_transform()),
         ("js", js_transform()),
         ("c", c_transform()),
