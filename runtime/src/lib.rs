@@ -19,6 +19,7 @@ pub mod guest_build;
 pub mod metrics;
 pub mod metrics_http;
 pub mod pipeline;
+pub mod plugins;
 pub mod registry;
 pub mod serve;
 pub mod transform_cli;

@@ -18,6 +18,10 @@ use tributary::wasm::TransformEngine;
     about = "Kafka-Connect-style pipelines with WASM transforms and exactly-once Iceberg sinks"
 )]
 struct Cli {
+    /// The folder connector plugins (shared libraries) are loaded from;
+    /// default: `plugins/` beside this binary.
+    #[arg(long, global = true, value_name = "DIR", env = "TRIBUTARY_PLUGIN_PATH")]
+    plugin_path: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +65,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         auth_token_file: Option<PathBuf>,
     },
+    /// List the connectors: built in, and loaded from the plugin folder
+    /// (with the reason for any library there that was not loaded).
+    Plugins,
     /// Look at a transform module, or run it on sample records.
     #[command(subcommand)]
     Transform(TransformCommand),
@@ -134,7 +141,13 @@ enum TransformCommand {
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
+    let plugins = tributary::plugins::install(
+        cli.plugin_path
+            .clone()
+            .or_else(tributary::plugins::default_dir),
+    );
     match cli.command {
+        Command::Plugins => list_plugins(plugins),
         Command::Validate { pipeline } => validate(&pipeline),
         Command::SchemaRegistry { listen, data } => schema_registry(listen, data),
         Command::Transform(cmd) => transform(cmd),
@@ -391,6 +404,42 @@ fn transform(cmd: TransformCommand) -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn list_plugins(set: &tributary::plugins::PluginSet) -> ExitCode {
+    for (name, kind) in tributary::registry::CONNECTORS {
+        let kind = match kind {
+            tributary_connector::ConnectorKind::Source(_) => "source",
+            tributary_connector::ConnectorKind::Sink(_) => "sink",
+        };
+        println!("{name:<16} {kind:<7} built in");
+    }
+    for p in &set.plugins {
+        println!(
+            "{:<16} {:<7} plugin {} — {}",
+            p.name,
+            p.kind,
+            p.path.display(),
+            p.description
+        );
+    }
+    match &set.dir {
+        Some(dir) => eprintln!(
+            "plugin folder: {} ({} loaded, {} refused)",
+            dir.display(),
+            set.plugins.len(),
+            set.refused.len()
+        ),
+        None => eprintln!("no plugin folder"),
+    }
+    for (path, reason) in &set.refused {
+        eprintln!("refused {}: {reason}", path.display());
+    }
+    if set.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 

@@ -1,8 +1,8 @@
 //! The built-in connectors, by the `type` a pipeline names them with.
 //!
 //! One static list you can grep: adding a connector is one line here plus a
-//! dependency in `runtime/Cargo.toml`. Connectors loaded from shared libraries
-//! will join this list at run time.
+//! dependency in `runtime/Cargo.toml`. Sinks loaded from shared libraries in
+//! the plugin folder ([`crate::plugins`]) are looked up after these.
 
 use tributary_connector::{ConnectorContext, ConnectorKind, Error, Result, Sink, Source};
 
@@ -22,10 +22,16 @@ pub const CONNECTORS: &[(&str, ConnectorKind)] = &[
 ];
 
 fn names(want_source: bool) -> String {
+    let plugins = crate::plugins::installed()
+        .plugins
+        .iter()
+        .filter(|p| (p.kind == "source") == want_source)
+        .map(|p| format!("\"{}\" (plugin)", p.name));
     CONNECTORS
         .iter()
         .filter(|(_, k)| matches!(k, ConnectorKind::Source(_)) == want_source)
         .map(|(n, _)| format!("\"{n}\""))
+        .chain(plugins)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -65,10 +71,32 @@ pub fn sink(
             "sink.type `{kind}` is a source, not a sink; sinks: {}",
             names(false)
         ))),
-        None => Err(Error::config(format!(
-            "sink.type `{kind}` is not a known sink; sinks: {}",
-            names(false)
-        ))),
+        None => crate::plugins::sink(kind, fields, ctx).unwrap_or_else(|| {
+            Err(Error::config(format!(
+                "sink.type `{kind}` is not a known sink; sinks: {}{}",
+                names(false),
+                plugin_hint()
+            )))
+        }),
+    }
+}
+
+/// Where plugins would have been found, for "unknown sink" messages.
+fn plugin_hint() -> String {
+    let set = crate::plugins::installed();
+    let refused = match set.refused.len() {
+        0 => String::new(),
+        n => format!(
+            ", and refused {n} librar{} there",
+            if n == 1 { "y" } else { "ies" }
+        ),
+    };
+    match &set.dir {
+        Some(dir) => format!(
+            " (plugins are loaded from {}{refused}; `tributary plugins` lists them and why)",
+            dir.display()
+        ),
+        None => String::new(),
     }
 }
 

@@ -823,7 +823,8 @@ async fn delete_offsets(
     Ok(axum::Json(out).into_response())
 }
 
-/// Built-in sources and sinks, and the built-in transforms.
+/// Built-in sources and sinks, the built-in transforms, and the connectors
+/// loaded from the plugin folder.
 async fn plugins() -> impl IntoResponse {
     let version = env!("CARGO_PKG_VERSION");
     let mut out: Vec<Value> = registry::CONNECTORS
@@ -838,6 +839,9 @@ async fn plugins() -> impl IntoResponse {
         .collect();
     for name in crate::builtin::BUILTIN_NAMES {
         out.push(json!({"class": format!("builtin:{name}"), "type": "transformation", "version": version}));
+    }
+    for p in &crate::plugins::installed().plugins {
+        out.push(json!({"class": p.name, "type": p.kind, "version": "plugin", "location": p.path}));
     }
     axum::Json(out)
 }

@@ -12,6 +12,7 @@ mod harness;
 mod kafka;
 mod kafka_env;
 mod metrics;
+mod plugins;
 mod polyglot;
 mod restarts;
 mod sandbox;

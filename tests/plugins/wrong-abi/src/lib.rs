@@ -1,0 +1,8 @@
+//! A test plugin built for a plugin ABI this tributary does not speak: the
+//! host must refuse it after asking its version, before reading anything else.
+
+/// Says version 2; this tributary loads version 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn tributary_plugin_abi_version() -> u32 {
+    2
+}
