@@ -59,10 +59,12 @@ impl Sink for Flaky {
 
     fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
         if self.due("error") {
+            // Not retryable (a full disk, say): the pipeline stops at once.
             return Err(Error::external(format!(
                 "flaky-csv was told to fail the commit of epoch {} (disk full, say)",
                 self.epoch
-            )));
+            ))
+            .retryable(false));
         }
         let done = self.csv.commit(commit)?;
         self.epoch = commit.epoch + 1;
