@@ -15,7 +15,8 @@
 //! every record exactly once.
 //!
 //! Build: `cargo build --release -p tributary-example-csv-sink`, then copy
-//! `target/release/libtributary_example_csv_sink.so` into the plugin folder.
+//! `$CARGO_TARGET_DIR/release/libtributary_example_csv_sink.so` (default
+//! `target/`) into the plugin folder.
 
 mod sink;
 
