@@ -94,6 +94,7 @@ impl JsonlSink {
                 ));
             }
             "-" => Target::Stdout {
+                // Without a local folder the commits cannot be recorded.
                 buffer: Vec::new(),
                 record: ctx
                     .state_dir
@@ -106,6 +107,12 @@ impl JsonlSink {
                 open: None,
             },
         };
+        if matches!(target, Target::Stdout { record: None, .. }) {
+            tracing::warn!(
+                "jsonl sink to stdout: the checkpoint location is not a local folder, so commits are not \
+                 recorded and every run prints from the start of the source"
+            );
+        }
         Ok(Self { target, rows: 0 })
     }
 }
