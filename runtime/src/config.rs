@@ -69,6 +69,12 @@ pub struct PipelineConfig {
     /// What happens to records that cannot be processed.
     #[serde(default)]
     pub errors: ErrorConfig,
+    /// The delivery guarantee this pipeline needs: `exactly-once` or
+    /// `at-least-once` (Flink's `sink.delivery-guarantee`). The run and
+    /// `tributary validate` refuse a sink that gives less. Default: whatever
+    /// the sink gives (it is logged at start).
+    #[serde(default)]
+    pub delivery: Option<tributary_connector::Delivery>,
 }
 
 /// A connector's config: its registered `type` plus the connector's own fields,
@@ -237,6 +243,20 @@ pub struct LoadedPipeline {
 impl LoadedPipeline {
     pub fn resolve(&self, path: &str) -> PathBuf {
         tributary_connector::resolve(&self.base_dir, path)
+    }
+
+    /// What the connectors of this pipeline are told when they are built:
+    /// its name, the folder relative paths resolve against, and (with a
+    /// local checkpoint folder) `<checkpoint location>/connectors` for
+    /// connector state of their own.
+    pub fn connector_context(&self) -> tributary_connector::ConnectorContext {
+        let location = &self.config.checkpoint.location;
+        tributary_connector::ConnectorContext {
+            pipeline_id: self.config.name.clone(),
+            base_dir: self.base_dir.clone(),
+            state_dir: (!location.contains("://"))
+                .then(|| self.resolve(location).join("connectors")),
+        }
     }
 
     /// The dead-letter folder, when the policy or `late_to_dead_letter` needs one.
@@ -532,6 +552,22 @@ mod tests {
         assert_eq!(c.trigger.batch_size, 2_000);
         assert_eq!(c.errors.policy, ErrorPolicy::Fail);
         assert_eq!(c.checkpoint.on_damaged, OnDamaged::Fail);
+        assert_eq!(c.delivery, None, "no guarantee asked for unless written");
+    }
+
+    #[test]
+    fn delivery_is_spelled_as_flink_spells_it() {
+        use tributary_connector::Delivery;
+        let exactly = MINIMAL.replace("}}", "}, \"delivery\": \"exactly-once\"}");
+        assert_eq!(
+            parse(&exactly).unwrap().delivery,
+            Some(Delivery::ExactlyOnce)
+        );
+        let least = MINIMAL.replace("}}", "}, \"delivery\": \"at-least-once\"}");
+        assert_eq!(parse(&least).unwrap().delivery, Some(Delivery::AtLeastOnce));
+        let typo = MINIMAL.replace("}}", "}, \"delivery\": \"exactly_once\"}");
+        let err = parse(&typo).unwrap_err();
+        assert!(err.contains("unknown variant `exactly_once`"), "{err}");
     }
 
     #[test]

@@ -209,14 +209,15 @@ fn validate(path: &std::path::Path) -> ExitCode {
         }
     };
     match tributary::pipeline::build_parts(&loaded, &engine) {
-        Ok(_) => {
+        Ok((_, sink, _)) => {
             let c = &loaded.config;
             println!(
-                "ok: pipeline `{}`: {} → {} transform(s) → {}; checkpoints in {}",
+                "ok: pipeline `{}`: {} → {} transform(s) → {} ({}); checkpoints in {}",
                 c.name,
                 c.source.kind,
                 c.transforms.len(),
                 c.sink.kind,
+                sink.delivery(),
                 c.checkpoint.location
             );
             ExitCode::SUCCESS
@@ -540,8 +541,12 @@ fn run(
                     )
                 })
                 .unwrap_or_default();
+            let delivery = summary
+                .delivery
+                .map(|d| format!("; delivery {d}"))
+                .unwrap_or_default();
             eprintln!(
-                "done: {} epoch(s) committed this run, last epoch {}; {} records in, {} out{latency}",
+                "done: {} epoch(s) committed this run, last epoch {}; {} records in, {} out{latency}{delivery}",
                 summary.epochs_committed,
                 summary.last_epoch,
                 summary.records_in,

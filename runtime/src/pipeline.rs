@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tributary_connector::{
-    CommitOutcome, ConnectorContext, EpochCommit, Offsets, Poll, Sink, Source, SourceBatch,
+    CommitOutcome, Delivery, EpochCommit, Offsets, Poll, Sink, Source, SourceBatch,
 };
 
 use crate::checkpoint::{self, Checkpoint, CheckpointStore, TransformSnapshot};
@@ -85,6 +85,8 @@ pub struct RunSummary {
     pub records_out: u64,
     /// Median and 99th percentile of this run's commit latencies.
     pub commit_latency: Option<(Duration, Duration)>,
+    /// The delivery guarantee that was in force (the sink's).
+    pub delivery: Option<Delivery>,
 }
 
 enum FromSource {
@@ -129,16 +131,32 @@ pub fn build_parts(
     engine: &TransformEngine,
 ) -> Result<Parts, PipelineError> {
     let config = &loaded.config;
-    let ctx = ConnectorContext {
-        pipeline_id: config.name.clone(),
-        base_dir: loaded.base_dir.clone(),
-    };
+    let ctx = loaded.connector_context();
     let source = registry::source(&config.source.kind, &config.source.fields, &ctx)
         .map_err(PipelineError::Source)?;
     let sink = registry::sink(&config.sink.kind, &config.sink.fields, &ctx)
         .map_err(PipelineError::Sink)?;
+    check_delivery(config.delivery, &config.sink.kind, &*sink)?;
     let chain = crate::transforms::build_chain(loaded, engine)?;
     Ok((source, sink, chain))
+}
+
+/// Refuses a sink that gives less than the pipeline's `delivery` asks for.
+pub fn check_delivery(
+    wanted: Option<Delivery>,
+    kind: &str,
+    sink: &dyn Sink,
+) -> Result<(), PipelineError> {
+    let gives = sink.delivery();
+    match wanted {
+        Some(wanted) if wanted > gives => Err(PipelineError::Config(format!(
+            "\"delivery\": \"{wanted}\" asks for more than the `{kind}` sink ({}) gives: it is {gives}. \
+             Choose a sink that gives {wanted} (iceberg, parquet, or jsonl to a folder), \
+             or set \"delivery\": \"{gives}\" to accept duplicates after a crash",
+            sink.describe()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 impl Pipeline {
@@ -170,6 +188,11 @@ impl Pipeline {
 
     pub fn name(&self) -> &str {
         &self.loaded.config.name
+    }
+
+    /// The delivery guarantee in force: the sink's.
+    pub fn delivery(&self) -> Delivery {
+        self.sink.delivery()
     }
 
     /// Finds where to resume: the sink's last commit, and the checkpoint of
@@ -266,6 +289,12 @@ impl Pipeline {
         options: RunOptions,
         stop: Arc<AtomicBool>,
     ) -> Result<RunSummary, PipelineError> {
+        tracing::info!(
+            pipeline = %self.name(),
+            "delivery: {} into {}",
+            self.delivery(),
+            self.sink.describe()
+        );
         let (resume, mut epoch) = self.recover(options.offsets_override.as_ref())?;
         let mut source = self.source.take().expect("a pipeline runs once");
         // An unreachable broker at start is retried with backoff, as later.
@@ -310,6 +339,7 @@ impl Pipeline {
             records_in: snap.records_in,
             records_out: snap.records_out,
             commit_latency: self.metrics.commit_percentiles(),
+            delivery: Some(self.sink.delivery()),
         })
     }
 
@@ -528,27 +558,11 @@ impl Pipeline {
     }
 }
 
-/// Test hook for the crash tests: `TRIBUTARY_CRASH_AT=<point>@<n>` aborts the
-/// process the n-th time this run reaches `point` (`checkpoint-written`: the
-/// checkpoint is durable, the sink commit has not happened; `committed`: the
-/// sink committed, nothing else knows yet). Off unless the variable is set.
+/// The crash tests' hook (`TRIBUTARY_CRASH_AT=<point>@<n>`): `checkpoint-written`
+/// (the checkpoint is durable, the sink commit has not happened) and `committed`
+/// (the sink committed, nothing else knows yet). See the contract crate.
 fn crash_point(point: &str) {
-    use std::sync::OnceLock;
-    use std::sync::atomic::AtomicU64;
-    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
-    static SEEN: AtomicU64 = AtomicU64::new(0);
-    let target = TARGET.get_or_init(|| {
-        let spec = std::env::var("TRIBUTARY_CRASH_AT").ok()?;
-        let (name, n) = spec.split_once('@')?;
-        Some((name.to_string(), n.parse().ok()?))
-    });
-    if let Some((name, n)) = target
-        && name == point
-        && SEEN.fetch_add(1, Relaxed) + 1 == *n
-    {
-        eprintln!("TRIBUTARY_CRASH_AT: aborting at {point} #{n}");
-        std::process::abort();
-    }
+    tributary_connector::crash_point(point);
 }
 
 /// Retries a connector call while its error says retrying may help, with

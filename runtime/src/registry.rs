@@ -6,7 +6,8 @@
 
 use tributary_connector::{ConnectorContext, ConnectorKind, Error, Result, Sink, Source};
 
-/// Every built-in connector: `(type, kind + constructor)`.
+/// Every built-in connector: `(type, kind + constructor)`. A type may be
+/// both a source and a sink (`kafka`): one entry for each.
 pub const CONNECTORS: &[(&str, ConnectorKind)] = &[
     (
         "blackhole",
@@ -18,7 +19,16 @@ pub const CONNECTORS: &[(&str, ConnectorKind)] = &[
         ConnectorKind::Source(tributary_generator::factory),
     ),
     ("iceberg", ConnectorKind::Sink(tributary_iceberg::factory)),
+    (
+        "jsonl",
+        ConnectorKind::Sink(tributary_folder::jsonl::factory),
+    ),
     ("kafka", ConnectorKind::Source(tributary_kafka::factory)),
+    ("kafka", ConnectorKind::Sink(tributary_kafka::sink::factory)),
+    (
+        "parquet",
+        ConnectorKind::Sink(tributary_folder::parquet::factory),
+    ),
 ];
 
 fn names(want_source: bool) -> String {
@@ -36,8 +46,17 @@ fn names(want_source: bool) -> String {
         .join(", ")
 }
 
-fn lookup(kind: &str) -> Option<ConnectorKind> {
-    CONNECTORS.iter().find(|(n, _)| *n == kind).map(|(_, k)| *k)
+/// The entry named `kind`, the one of the wanted role first.
+fn lookup(kind: &str, want_source: bool) -> Option<ConnectorKind> {
+    let named = || {
+        CONNECTORS
+            .iter()
+            .filter(|(n, _)| *n == kind)
+            .map(|(_, k)| *k)
+    };
+    named()
+        .find(|k| matches!(k, ConnectorKind::Source(_)) == want_source)
+        .or_else(|| named().next())
 }
 
 /// Builds the source named by `kind` from its config fields.
@@ -46,7 +65,7 @@ pub fn source(
     fields: &serde_json::Value,
     ctx: &ConnectorContext,
 ) -> Result<Box<dyn Source>> {
-    match lookup(kind) {
+    match lookup(kind, true) {
         Some(ConnectorKind::Source(make)) => make(fields, ctx),
         Some(ConnectorKind::Sink(_)) => Err(Error::config(format!(
             "source.type `{kind}` is a sink, not a source; sources: {}",
@@ -65,7 +84,7 @@ pub fn sink(
     fields: &serde_json::Value,
     ctx: &ConnectorContext,
 ) -> Result<Box<dyn Sink>> {
-    match lookup(kind) {
+    match lookup(kind, false) {
         Some(ConnectorKind::Sink(make)) => make(fields, ctx),
         Some(ConnectorKind::Source(_)) => Err(Error::config(format!(
             "sink.type `{kind}` is a source, not a sink; sinks: {}",
@@ -117,5 +136,13 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("is a source, not a sink"), "{err}");
+        // `kafka` is both: each role finds its own entry.
+        let err = sink("kafka", &serde_json::json!({"topics": ["t"]}), &ctx)
+            .err()
+            .unwrap();
+        assert!(err.to_string().starts_with("kafka sink config"), "{err}");
+        for name in ["parquet", "jsonl", "kafka", "iceberg", "blackhole"] {
+            assert!(names(false).contains(&format!("\"{name}\"")), "{name}");
+        }
     }
 }

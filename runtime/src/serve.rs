@@ -39,7 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tributary_connector::{ConnectorContext, ConnectorKind, Offsets};
+use tributary_connector::{ConnectorKind, Offsets};
 
 use crate::config;
 use crate::metrics::{Metrics, render_prometheus};
@@ -484,10 +484,7 @@ impl Worker {
     fn committed(&self, name: &str, config: &Value) -> ApiResult<(u64, Option<Value>, String)> {
         let loaded = config::load_value(config, &self.data, &format!("connector {name}"))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let ctx = ConnectorContext {
-            pipeline_id: name.to_string(),
-            base_dir: loaded.base_dir.clone(),
-        };
+        let ctx = loaded.connector_context();
         let mut sink =
             registry::sink(&loaded.config.sink.kind, &loaded.config.sink.fields, &ctx)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;

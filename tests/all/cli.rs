@@ -11,11 +11,22 @@ use crate::harness::*;
 fn every_example_pipeline_validates() {
     let examples = repo_root().join("examples");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&examples).unwrap().flatten() {
-        let pipeline = entry.path().join("pipeline.json");
-        if !pipeline.exists() {
-            continue;
-        }
+    // Every `pipeline*.json` of every example folder.
+    let pipelines = std::fs::read_dir(&examples)
+        .unwrap()
+        .flatten()
+        .flat_map(|dir| {
+            std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|f| f.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("pipeline") && name.ends_with(".json")
+        });
+    for pipeline in pipelines {
         let out = std::process::Command::new(binary())
             .arg("validate")
             .arg(&pipeline)

@@ -17,4 +17,5 @@ mod polyglot;
 mod restarts;
 mod sandbox;
 mod serve;
+mod sinks;
 mod transform_cli;

@@ -4,7 +4,8 @@
 //! source and its transforms.
 //!
 //! It keeps nothing, so it cannot say what was committed: every run starts
-//! from the source's beginning (or `start` position).
+//! from the source's beginning (or `start` position). **Delivery:
+//! at-least-once** — every row is counted, and counted again by the next run.
 //!
 //! ```json
 //! {"type": "blackhole"}
@@ -51,6 +52,11 @@ impl Sink for Blackhole {
 
     fn describe(&self) -> String {
         "blackhole (rows are discarded)".into()
+    }
+
+    /// At-least-once: nothing is recorded, so a new run counts every row again.
+    fn delivery(&self) -> tributary_connector::Delivery {
+        tributary_connector::Delivery::AtLeastOnce
     }
 
     fn row_count(&mut self) -> Option<u64> {

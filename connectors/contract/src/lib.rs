@@ -27,6 +27,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+pub mod commit_record;
+
 pub use arrow_array::RecordBatch;
 pub use arrow_schema::{Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
@@ -172,8 +174,9 @@ pub trait Sink: Send {
     /// before anything is written.
     fn last_commit(&mut self, pipeline_id: &str) -> Result<Option<CommittedEpoch>>;
 
-    /// Stages a batch. Nothing written here may be visible to readers before
-    /// [`Sink::commit`] returns.
+    /// Stages a batch. For an exactly-once sink nothing written here may be
+    /// visible to readers before [`Sink::commit`] returns; an at-least-once
+    /// sink may send it on at once (a Kafka producer does).
     fn write(&mut self, batch: &RecordBatch) -> Result<()>;
 
     /// Makes everything staged since the previous commit visible, together with
@@ -190,6 +193,43 @@ pub trait Sink: Send {
     /// Rows currently visible in the destination, if cheap to know.
     fn row_count(&mut self) -> Option<u64> {
         None
+    }
+
+    /// The delivery guarantee this sink gives, as configured. The runtime
+    /// refuses a pipeline that asks for more (its `delivery` setting) and
+    /// states the guarantee in force when it starts. Default: at-least-once,
+    /// the most a sink that does not say otherwise can be trusted with.
+    fn delivery(&self) -> Delivery {
+        Delivery::AtLeastOnce
+    }
+}
+
+/// What a sink promises about each record the source produced, across crashes
+/// and restarts (Flink's `DeliveryGuarantee`, minus `none`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Nothing is lost; after a crash, records of the epoch that was in flight
+    /// may be delivered again.
+    AtLeastOnce,
+    /// Nothing is lost and nothing is delivered twice: an epoch's records
+    /// become visible atomically, together with the offsets they came from.
+    ExactlyOnce,
+}
+
+impl Delivery {
+    /// `at-least-once` or `exactly-once`, as configs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AtLeastOnce => "at-least-once",
+            Self::ExactlyOnce => "exactly-once",
+        }
+    }
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -214,6 +254,12 @@ pub struct ConnectorContext {
     pub pipeline_id: String,
     /// Folder of the pipeline file, for resolving relative paths in the config.
     pub base_dir: std::path::PathBuf,
+    /// A local folder, private to this pipeline, where a connector may keep
+    /// small state of its own: the commit record of a sink whose destination
+    /// cannot hold one (Kafka, stdout). The runtime sets it to
+    /// `<checkpoint location>/connectors` when checkpoints are kept in a local
+    /// folder; `None` otherwise (a `postgres://` checkpoint store).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl ConnectorContext {
@@ -353,6 +399,30 @@ pub fn redact_uri(uri: &str) -> String {
 /// Microseconds since the Unix epoch for Arrow's timestamp types with a UTC zone,
 /// the one time zone Tributary writes (`+00:00`, as Iceberg's `timestamptz`).
 pub const UTC: &str = "+00:00";
+
+/// Test hook for crash tests: `TRIBUTARY_CRASH_AT=<point>@<n>` aborts the
+/// process the n-th time it reaches `point`. The runtime's points are
+/// `checkpoint-written` and `committed`; folder sinks add `files-published`
+/// (an epoch's files are visible, its commit record not yet written). Off
+/// unless the variable is set.
+pub fn crash_point(point: &str) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let target = TARGET.get_or_init(|| {
+        let spec = std::env::var("TRIBUTARY_CRASH_AT").ok()?;
+        let (name, n) = spec.split_once('@')?;
+        Some((name.to_string(), n.parse().ok()?))
+    });
+    if let Some((name, n)) = target
+        && name == point
+        && SEEN.fetch_add(1, Relaxed) + 1 == *n
+    {
+        eprintln!("TRIBUTARY_CRASH_AT: aborting at {point} #{n}");
+        std::process::abort();
+    }
+}
 
 /// Shared-ownership schema helper.
 pub fn schema_ref(schema: Schema) -> SchemaRef {

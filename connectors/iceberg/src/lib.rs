@@ -13,6 +13,8 @@
 //! The table is created from the first batch's schema when missing, and a batch
 //! with new fields adds them as optional columns.
 //!
+//! **Delivery: exactly-once.**
+//!
 //! ```json
 //! {"type": "iceberg", "catalog_uri": "sqlite:warehouse/catalog.db",
 //!  "warehouse": "warehouse", "table": "demo.news.articles_raw"}
@@ -713,6 +715,12 @@ impl Sink for IcebergSink {
 
     fn describe(&self) -> String {
         format!("iceberg table {}", self.config.table)
+    }
+
+    /// Exactly-once: an epoch's data files and its offsets land in one
+    /// snapshot, and an epoch already in the table is never appended again.
+    fn delivery(&self) -> tributary_connector::Delivery {
+        tributary_connector::Delivery::ExactlyOnce
     }
 
     fn row_count(&mut self) -> Option<u64> {

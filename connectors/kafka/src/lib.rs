@@ -1,5 +1,7 @@
-//! Kafka source for Tributary: every partition of its topics, read with
-//! rdkafka, resumed exactly where the sink's last commit says ([`source`]).
+//! Kafka for Tributary: a source ([`source`]: every partition of its topics,
+//! read with rdkafka, resumed exactly where the sink's last commit says) and
+//! an at-least-once sink ([`sink`]: rows produced as JSON or Avro, values
+//! encoded by [`encode`]).
 //!
 //! A message value becomes a row of an Arrow record batch. How a value is read
 //! is the [`format`] module: Avro in the Confluent wire format with its writer
@@ -20,7 +22,10 @@
 //! ```
 
 pub mod decode;
+pub mod encode;
 pub mod format;
+pub mod sink;
 pub mod source;
 
+pub use sink::{KafkaSink, KafkaSinkConfig};
 pub use source::{KafkaSource, KafkaSourceConfig, factory};

@@ -1019,6 +1019,7 @@ mod tests {
         let ctx = ConnectorContext {
             pipeline_id: "p".into(),
             base_dir: ".".into(),
+            state_dir: None,
         };
         let err = KafkaSource::new(config, &ctx).unwrap_err().to_string();
         assert!(

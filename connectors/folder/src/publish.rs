@@ -1,0 +1,374 @@
+//! The commit protocol of the folder sinks.
+//!
+//! ```text
+//! <path>/<pipeline>-e<epoch, 20 digits>-<seq, 5 digits>.<ext>   visible data files
+//! <path>/_tributary/<pipeline>/commit.json                      the commit record
+//! <path>/_tributary/<pipeline>/staging/<n>.tmp                  files being written
+//! ```
+//!
+//! At the end of an epoch: every staged file is synced, renamed to its data
+//! file name (names depend only on the pipeline, the epoch and the file's
+//! place in it), the folder is synced, and the commit record is replaced
+//! atomically ([`RecordFile::write`]). The record is the commit point.
+//!
+//! On open, files of the epoch after the recorded one are removed: they are
+//! what a crash between the renames and the record left behind, and the epoch
+//! is about to be written again. Staging leftovers go too. A data file of a
+//! later epoch still is not a crash's leftover but a commit record that was
+//! removed or replaced: that stops the sink, as deleting data on a guess would
+//! be wrong.
+
+use std::path::{Path, PathBuf};
+
+use tributary_connector::commit_record::{CommitRecord, RecordFile, io_error, sync_dir};
+use tributary_connector::{CommitOutcome, EpochCommit, Error, Result, crash_point};
+
+/// A pipeline's share of an output folder.
+#[derive(Debug)]
+pub struct Folder {
+    dir: PathBuf,
+    pipeline: String,
+    ext: &'static str,
+    record: RecordFile,
+    staging: PathBuf,
+    last: Option<CommitRecord>,
+    opened: bool,
+    next_staged: u64,
+}
+
+impl Folder {
+    /// `ext` is the data files' extension without the dot (`parquet`).
+    pub fn new(dir: PathBuf, pipeline: &str, ext: &'static str) -> Result<Self> {
+        if pipeline.is_empty() || pipeline == "." || pipeline == ".." || pipeline.contains('/') {
+            return Err(Error::config(format!(
+                "pipeline name `{pipeline}` cannot name files: use letters, digits, `_`, `-` and `.`"
+            )));
+        }
+        let meta = dir.join("_tributary").join(pipeline);
+        Ok(Self {
+            record: RecordFile::new(meta.join("commit.json")),
+            staging: meta.join("staging"),
+            dir,
+            pipeline: pipeline.to_string(),
+            ext,
+            last: None,
+            opened: false,
+            next_staged: 0,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// Reads the commit record and removes what an interrupted commit left
+    /// behind. Does the work once; later calls return the same record.
+    pub fn open(&mut self) -> Result<Option<&CommitRecord>> {
+        if !self.opened {
+            self.recover()?;
+            self.opened = true;
+        }
+        Ok(self.last.as_ref())
+    }
+
+    /// The last committed epoch's record (after [`Folder::open`]).
+    pub fn last(&self) -> Option<&CommitRecord> {
+        self.last.as_ref()
+    }
+
+    fn recover(&mut self) -> Result<()> {
+        std::fs::create_dir_all(&self.staging)
+            .map_err(|e| io_error(&format!("create {}", self.staging.display()), e))?;
+        let last = self.record.read()?;
+        if let Some(r) = &last
+            && r.pipeline_id != self.pipeline
+        {
+            return Err(Error::data(format!(
+                "{} belongs to pipeline `{}`, not `{}`",
+                self.record.path().display(),
+                r.pipeline_id,
+                self.pipeline
+            )));
+        }
+        let last_epoch = last.as_ref().map_or(0, |r| r.epoch);
+        for entry in read_dir(&self.staging)? {
+            std::fs::remove_file(&entry)
+                .map_err(|e| io_error(&format!("remove {}", entry.display()), e))?;
+        }
+        // Every file of ours past the record, checked before any is removed.
+        let mut ahead = Vec::new();
+        for path in read_dir(&self.dir)? {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            match self.epoch_of(name) {
+                Some(epoch) if epoch > last_epoch => ahead.push((epoch, path)),
+                _ => {}
+            }
+        }
+        if let Some((epoch, path)) = ahead.iter().find(|(e, _)| *e > last_epoch + 1) {
+            return Err(Error::data(format!(
+                "{} is a file of epoch {epoch} of pipeline `{}`, but its commit record {} says epoch {last_epoch} \
+                 was the last committed: the record was removed or replaced. Restore it, or remove the \
+                 pipeline's files ({}/{}-e*.{}) to write everything again",
+                path.display(),
+                self.pipeline,
+                self.record.path().display(),
+                self.dir.display(),
+                self.pipeline,
+                self.ext
+            )));
+        }
+        let removed = !ahead.is_empty();
+        for (epoch, path) in ahead {
+            tracing::warn!(
+                "removing {}: epoch {epoch} was made visible but not committed (a crash); it is written again",
+                path.display()
+            );
+            std::fs::remove_file(&path)
+                .map_err(|e| io_error(&format!("remove {}", path.display()), e))?;
+        }
+        if removed {
+            sync_dir(&self.dir)
+                .map_err(|e| io_error(&format!("sync {}", self.dir.display()), e))?;
+        }
+        self.last = last;
+        Ok(())
+    }
+
+    /// A fresh path in the staging folder, where readers do not look.
+    pub fn staging_file(&mut self) -> Result<PathBuf> {
+        self.open()?;
+        self.next_staged += 1;
+        Ok(self.staging.join(format!("{:05}.tmp", self.next_staged)))
+    }
+
+    /// The visible name of file `seq` of `epoch`.
+    pub fn data_file_name(&self, epoch: u64, seq: usize) -> String {
+        format!("{}-e{epoch:020}-{seq:05}.{}", self.pipeline, self.ext)
+    }
+
+    /// The epoch of one of this pipeline's data files; `None` for any other
+    /// name (other pipelines' files, files nobody of ours wrote).
+    pub fn epoch_of(&self, name: &str) -> Option<u64> {
+        let rest = name
+            .strip_prefix(self.pipeline.as_str())?
+            .strip_prefix("-e")?
+            .strip_suffix(self.ext)?
+            .strip_suffix('.')?;
+        let (epoch, seq) = rest.split_once('-')?;
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        (digits(epoch, 20) && digits(seq, 5)).then(|| epoch.parse().ok())?
+    }
+
+    /// Makes `staged` (synced, complete files) visible as `commit.epoch`'s
+    /// files and records the commit. Idempotent: an epoch at or before the
+    /// recorded one is not committed again (its staged files are dropped).
+    pub fn commit(
+        &mut self,
+        commit: &EpochCommit,
+        staged: Vec<PathBuf>,
+        rows: u64,
+    ) -> Result<CommitOutcome> {
+        self.open()?;
+        let last_epoch = self.last.as_ref().map_or(0, |r| r.epoch);
+        if commit.epoch <= last_epoch {
+            self.discard(staged);
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        let names = self.publish(commit.epoch, staged)?;
+        crash_point("files-published");
+        let total = self.last.as_ref().map_or(0, |r| r.total_rows) + rows;
+        let record = CommitRecord::new(commit, rows, total, names);
+        self.record.write(&record)?;
+        self.last = Some(record);
+        Ok(CommitOutcome::Committed)
+    }
+
+    /// Renames the staged files to their visible names (step one of
+    /// [`Folder::commit`]; public for the crash tests).
+    pub fn publish(&mut self, epoch: u64, staged: Vec<PathBuf>) -> Result<Vec<String>> {
+        let mut names = Vec::with_capacity(staged.len());
+        for (seq, from) in staged.iter().enumerate() {
+            let name = self.data_file_name(epoch, seq);
+            let to = self.dir.join(&name);
+            std::fs::rename(from, &to).map_err(|e| {
+                io_error(&format!("move {} to {}", from.display(), to.display()), e)
+            })?;
+            names.push(name);
+        }
+        if !names.is_empty() {
+            sync_dir(&self.dir)
+                .map_err(|e| io_error(&format!("sync {}", self.dir.display()), e))?;
+        }
+        Ok(names)
+    }
+
+    /// Forgets staged files.
+    pub fn discard(&mut self, staged: Vec<PathBuf>) {
+        for path in staged {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| io_error(&format!("list {}", dir.display()), e))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(&format!("list {}", dir.display()), e))?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_connector::Offsets;
+
+    fn commit(epoch: u64) -> EpochCommit {
+        EpochCommit {
+            pipeline_id: "p-1".into(),
+            epoch,
+            offsets: Offsets::new(serde_json::json!({"position": epoch * 10})),
+            watermark_micros: Some(epoch as i64),
+        }
+    }
+
+    fn stage(folder: &mut Folder, text: &str) -> PathBuf {
+        let path = folder.staging_file().unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn visible(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".jsonl"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn names_parse_back_only_for_this_pipeline() {
+        let f = Folder::new("out".into(), "p-1", "parquet").unwrap();
+        let name = f.data_file_name(42, 3);
+        assert_eq!(name, "p-1-e00000000000000000042-00003.parquet");
+        assert_eq!(f.epoch_of(&name), Some(42));
+        let other = Folder::new("out".into(), "p", "parquet").unwrap();
+        assert_eq!(other.epoch_of(&name), None, "pipeline `p` is not `p-1`");
+        assert_eq!(f.epoch_of("p-1-e42-3.parquet"), None);
+        assert_eq!(f.epoch_of("p-1-e00000000000000000042-00003.jsonl"), None);
+        assert!(Folder::new("out".into(), "..", "parquet").is_err());
+    }
+
+    #[test]
+    fn commits_are_recorded_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        assert!(f.open().unwrap().is_none());
+        let a = stage(&mut f, "a\n");
+        let b = stage(&mut f, "b\n");
+        assert!(
+            visible(dir.path()).is_empty(),
+            "staged files are not visible"
+        );
+        assert_eq!(
+            f.commit(&commit(1), vec![a, b], 2).unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(
+            visible(dir.path()),
+            [
+                "p-1-e00000000000000000001-00000.jsonl",
+                "p-1-e00000000000000000001-00001.jsonl"
+            ]
+        );
+        let again = stage(&mut f, "a\n");
+        assert_eq!(
+            f.commit(&commit(1), vec![again.clone()], 1).unwrap(),
+            CommitOutcome::AlreadyCommitted
+        );
+        assert!(!again.exists(), "the repeated epoch's files are dropped");
+        // An empty epoch moves the offsets without a file.
+        f.commit(&commit(2), vec![], 0).unwrap();
+        let mut reopened = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        let last = reopened.open().unwrap().unwrap().clone();
+        assert_eq!(last.committed(), commit(2));
+        assert_eq!(last.total_rows, 2);
+        assert_eq!(visible(dir.path()).len(), 2);
+    }
+
+    #[test]
+    fn a_crash_between_publishing_and_recording_is_undone_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        let a = stage(&mut f, "a\n");
+        f.commit(&commit(1), vec![a], 1).unwrap();
+        // Epoch 2: files made visible, then the process dies before the record.
+        let b = stage(&mut f, "b\n");
+        let c = stage(&mut f, "c\n");
+        f.publish(2, vec![b, c]).unwrap();
+        // And a file of epoch 3 still in staging.
+        let leftover = stage(&mut f, "d\n");
+        drop(f);
+        // Another pipeline's files in the same folder are not ours to touch.
+        std::fs::write(
+            dir.path().join("q-e00000000000000000009-00000.jsonl"),
+            "x\n",
+        )
+        .unwrap();
+        assert_eq!(visible(dir.path()).len(), 4);
+
+        let mut f = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        assert_eq!(f.open().unwrap().unwrap().epoch, 1);
+        assert_eq!(
+            visible(dir.path()),
+            [
+                "p-1-e00000000000000000001-00000.jsonl",
+                "q-e00000000000000000009-00000.jsonl"
+            ]
+        );
+        assert!(!leftover.exists(), "staging is emptied");
+        // Epoch 2 again, as the runtime replays it: one file this time.
+        let b = stage(&mut f, "b\nc\n");
+        f.commit(&commit(2), vec![b], 2).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("p-1-e00000000000000000002-00000.jsonl"))
+                .unwrap(),
+            "b\nc\n"
+        );
+        assert!(
+            !dir.path()
+                .join("p-1-e00000000000000000002-00001.jsonl")
+                .exists()
+        );
+    }
+
+    #[test]
+    fn files_ahead_of_a_lost_record_stop_the_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        for epoch in 1..=2 {
+            let s = stage(&mut f, "a\n");
+            f.commit(&commit(epoch), vec![s], 1).unwrap();
+        }
+        std::fs::remove_file(dir.path().join("_tributary/p-1/commit.json")).unwrap();
+        let mut f = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        let err = f.open().unwrap_err().to_string();
+        assert!(err.contains("the record was removed or replaced"), "{err}");
+        assert_eq!(visible(dir.path()).len(), 2, "nothing deleted on a guess");
+    }
+}

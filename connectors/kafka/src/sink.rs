@@ -1,0 +1,429 @@
+//! The `kafka` sink: every row becomes one message on a topic, its value JSON
+//! or Avro (Confluent wire format: magic byte 0, the 4-byte schema id, the
+//! Avro body; the schema is derived from the rows' Arrow schema and registered
+//! as `<topic>-value`), its key optionally a column's value.
+//!
+//! **Delivery: at-least-once.** Without Kafka transactions (Tansu, our test
+//! broker, has none) a topic cannot take an epoch's messages and its offsets in
+//! one atomic step. So rows are produced as they arrive (idempotent producer:
+//! librdkafka's own retries add no duplicates), and at the end of an epoch
+//! [`Sink::commit`] waits until every message is acknowledged by the broker
+//! (`acks=all`), fails the epoch if any was not, and only then writes the
+//! commit record: a small local file,
+//! `<checkpoint location>/connectors/kafka-<topic>.commit.json` (or
+//! `commit_record`), holding the epoch, offsets and watermark. A restart
+//! resumes from that record, so nothing is lost; a crash (or a failed
+//! delivery) after some of an epoch's messages were sent but before its
+//! record was written sends that epoch's rows again. Consumers see duplicates
+//! only then, and only of that one epoch; dedup downstream by key if that
+//! matters.
+//!
+//! ```json
+//! {"type": "kafka", "bootstrap_servers": "localhost:9092", "topic": "articles.curated.v1",
+//!  "format": "avro", "schema_registry_url": "http://localhost:8081", "key_field": "id"}
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apache_avro::writer::datum::GenericDatumWriter;
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use schema_registry_converter::blocking::schema_registry::{SrSettings, post_schema};
+use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+use serde::Deserialize;
+use tributary_connector::commit_record::{CommitRecord, RecordFile};
+use tributary_connector::{
+    CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, RecordBatch,
+    Result, SchemaRef, Sink, parse_config,
+};
+
+use crate::encode;
+
+/// Config of the `kafka` sink.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    /// `host:port[,host:port…]` of the brokers.
+    pub bootstrap_servers: String,
+    /// The topic to write; it must exist.
+    pub topic: String,
+    /// `json` (default: one JSON object per message) or `avro` (Confluent
+    /// wire format; needs `schema_registry_url`).
+    #[serde(default)]
+    pub format: SinkFormat,
+    /// The Schema Registry, for `avro`: `http://host:port`.
+    #[serde(default)]
+    pub schema_registry_url: Option<String>,
+    /// The column whose value (as text) keys each message; none: no key
+    /// (messages spread over partitions by librdkafka).
+    #[serde(default)]
+    pub key_field: Option<String>,
+    /// Where the commit record is kept (relative to the pipeline file).
+    /// Default: `<checkpoint location>/connectors/kafka-<topic>.commit.json`;
+    /// required when the checkpoint location is not a local folder.
+    #[serde(default)]
+    pub commit_record: Option<String>,
+    /// How long a commit waits for the broker to acknowledge the epoch's
+    /// messages, in milliseconds (librdkafka's `message.timeout.ms`).
+    #[serde(default = "default_delivery_timeout_ms")]
+    pub delivery_timeout_ms: u64,
+    /// Extra librdkafka producer properties (`security.protocol`, `sasl.*`,
+    /// `compression.type`, `linger.ms`, …), passed as they are. Ones this sink
+    /// sets for its guarantee cannot be overridden.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_delivery_timeout_ms() -> u64 {
+    60_000
+}
+
+/// How message values are encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkFormat {
+    #[default]
+    Json,
+    Avro,
+}
+
+/// Properties this sink owns.
+const RESERVED: &[&str] = &[
+    "bootstrap.servers",
+    "enable.idempotence",
+    "acks",
+    "message.timeout.ms",
+];
+
+/// Delivery reports, counted by the producer's background thread.
+#[derive(Default)]
+struct Reports {
+    failed: u64,
+    first_error: Option<String>,
+}
+
+struct DeliveryContext {
+    reports: Arc<Mutex<Reports>>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            let mut r = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+            r.failed += 1;
+            r.first_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// The Avro schema in use: for which Arrow schema, and its registry id.
+struct AvroWriter {
+    arrow: SchemaRef,
+    schema: apache_avro::Schema,
+    id: u32,
+}
+
+/// The sink. Connects lazily, at [`Sink::last_commit`].
+pub struct KafkaSink {
+    config: KafkaSinkConfig,
+    record: RecordFile,
+    producer: Option<ThreadedProducer<DeliveryContext>>,
+    reports: Arc<Mutex<Reports>>,
+    avro: Option<AvroWriter>,
+    last: Option<CommitRecord>,
+    rows: u64,
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// Registry entry point (the source's is [`crate::factory`]).
+pub fn factory(config: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box<dyn Sink>> {
+    let config: KafkaSinkConfig = parse_config("kafka sink", config)?;
+    Ok(Box::new(KafkaSink::new(config, ctx)?))
+}
+
+impl KafkaSink {
+    pub fn new(config: KafkaSinkConfig, ctx: &ConnectorContext) -> Result<Self> {
+        if config.topic.trim().is_empty() {
+            return Err(Error::config("kafka sink: `topic` is empty"));
+        }
+        match (config.format, config.schema_registry_url.as_deref()) {
+            (SinkFormat::Avro, None | Some("")) => {
+                return Err(Error::config(
+                    "kafka sink: \"format\": \"avro\" needs schema_registry_url, e.g. \"http://localhost:8081\" \
+                     (or use \"format\": \"json\")",
+                ));
+            }
+            (SinkFormat::Json, Some(_)) => {
+                return Err(Error::config(
+                    "kafka sink: schema_registry_url is for \"format\": \"avro\"; remove it or set the format to avro",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(key) = config
+            .properties
+            .keys()
+            .find(|k| RESERVED.contains(&k.as_str()))
+        {
+            return Err(Error::config(format!(
+                "kafka sink: properties.`{key}` is set by the sink itself (for its delivery guarantee); remove it"
+            )));
+        }
+        let file_name = format!("kafka-{}.commit.json", config.topic);
+        let record = match (&config.commit_record, &ctx.state_dir) {
+            (Some(path), _) => ctx.resolve(path),
+            (None, Some(dir)) => dir.join(file_name),
+            (None, None) => {
+                return Err(Error::config(
+                    "kafka sink: the commit record needs a local file, and checkpoint.location is not a local \
+                     folder: set the sink's \"commit_record\" to a file path (e.g. \"state/kafka-sink.commit.json\")",
+                ));
+            }
+        };
+        Ok(Self {
+            config,
+            record: RecordFile::new(record),
+            producer: None,
+            reports: Arc::default(),
+            avro: None,
+            last: None,
+            rows: 0,
+        })
+    }
+
+    fn connect(&mut self) -> Result<&ThreadedProducer<DeliveryContext>> {
+        if self.producer.is_none() {
+            let mut cc = ClientConfig::new();
+            cc.set("linger.ms", "5");
+            for (k, v) in &self.config.properties {
+                cc.set(k, v);
+            }
+            cc.set("bootstrap.servers", &self.config.bootstrap_servers)
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set(
+                    "message.timeout.ms",
+                    self.config.delivery_timeout_ms.to_string(),
+                );
+            let producer: ThreadedProducer<DeliveryContext> = cc
+                .create_with_context(DeliveryContext {
+                    reports: self.reports.clone(),
+                })
+                .map_err(|e| Error::config(format!("kafka sink: {e}")))?;
+            // Tansu (and brokers with auto-creation off) will not create the
+            // topic: say so now rather than after a delivery timeout.
+            let meta = producer
+                .client()
+                .fetch_metadata(Some(&self.config.topic), Duration::from_secs(10))
+                .map_err(|e| {
+                    Error::external(format!(
+                        "kafka sink: cannot reach {}: {e}",
+                        self.config.bootstrap_servers
+                    ))
+                })?;
+            let known = meta.topics().iter().any(|t| {
+                t.name() == self.config.topic && t.error().is_none() && !t.partitions().is_empty()
+            });
+            if !known {
+                return Err(Error::config(format!(
+                    "kafka sink: topic `{}` does not exist on {}: create it first (kafka-topics --create)",
+                    self.config.topic, self.config.bootstrap_servers
+                )));
+            }
+            self.producer = Some(producer);
+        }
+        Ok(self.producer.as_ref().expect("connected above"))
+    }
+
+    /// The Avro schema and id for rows of `arrow`, registered on first use.
+    fn avro_for(&mut self, arrow: &SchemaRef) -> Result<&AvroWriter> {
+        if self.avro.as_ref().is_none_or(|a| a.arrow != *arrow) {
+            let json = encode::avro_schema(arrow, &self.config.topic)?;
+            let schema = apache_avro::Schema::parse(&json)
+                .map_err(|e| Error::internal(format!("kafka sink: derived Avro schema: {e}")))?;
+            let url = self.config.schema_registry_url.clone().unwrap_or_default();
+            let subject = format!("{}-value", self.config.topic);
+            let registered = post_schema(
+                &SrSettings::new(url.clone()),
+                subject.clone(),
+                SuppliedSchema::new(None, SchemaType::Avro, json.to_string()),
+            )
+            .map_err(|e| {
+                Error::external(format!(
+                    "kafka sink: cannot register the value schema under `{subject}` at {url}: {e}"
+                ))
+            })?;
+            self.avro = Some(AvroWriter {
+                arrow: arrow.clone(),
+                schema,
+                id: registered.id,
+            });
+        }
+        Ok(self.avro.as_ref().expect("set above"))
+    }
+
+    fn values(&mut self, batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+        match self.config.format {
+            SinkFormat::Json => encode::json_values(batch),
+            SinkFormat::Avro => {
+                let avro = self.avro_for(&batch.schema())?;
+                let fail = |e: apache_avro::Error| {
+                    Error::data(format!("kafka sink: encode a row as Avro: {e}"))
+                };
+                let writer = GenericDatumWriter::builder(&avro.schema)
+                    .build()
+                    .map_err(fail)?;
+                (0..batch.num_rows())
+                    .map(|row| {
+                        let mut out = vec![0u8];
+                        out.extend_from_slice(&avro.id.to_be_bytes());
+                        let value = encode::avro_record(batch, row)?;
+                        writer.write_value(&mut out, value).map_err(fail)?;
+                        Ok(out)
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl Sink for KafkaSink {
+    fn last_commit(&mut self, _pipeline_id: &str) -> Result<Option<CommittedEpoch>> {
+        self.connect()?;
+        self.last = self.record.read()?;
+        Ok(self.last.as_ref().map(CommitRecord::committed))
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let values = self.values(batch)?;
+        let keys = match &self.config.key_field {
+            Some(field) => encode::keys(batch, field)?,
+            None => vec![None; batch.num_rows()],
+        };
+        let topic = self.config.topic.clone();
+        let producer = self.connect()?;
+        for (value, key) in values.iter().zip(&keys) {
+            let mut record = BaseRecord::<str, [u8]>::to(&topic).payload(value.as_slice());
+            if let Some(key) = key {
+                record = record.key(key.as_str());
+            }
+            // A full local queue: wait for deliveries to make room.
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => {
+                        return Err(Error::external(format!(
+                            "kafka sink: cannot produce to `{topic}`: {e}"
+                        ))
+                        .retryable(false));
+                    }
+                }
+            }
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
+        if self.last.as_ref().is_some_and(|l| l.epoch >= commit.epoch) {
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        let timeout = Duration::from_millis(self.config.delivery_timeout_ms + 10_000);
+        let producer = self.connect()?;
+        // Not retryable: a message that failed is not sent again by
+        // retrying the commit. The pipeline stops, and the restart sends the
+        // whole epoch again from the last commit.
+        producer.flush(timeout).map_err(|e| {
+            Error::external(format!(
+                "kafka sink: epoch {} was not acknowledged by {} in time: {e}; it is sent again on restart",
+                commit.epoch, self.config.bootstrap_servers
+            ))
+            .retryable(false)
+        })?;
+        let failed = std::mem::take(&mut *self.reports.lock().unwrap_or_else(|p| p.into_inner()));
+        if failed.failed > 0 {
+            return Err(Error::external(format!(
+                "kafka sink: {} message(s) of epoch {} were not delivered to `{}` ({}); the epoch is sent again on restart",
+                failed.failed,
+                commit.epoch,
+                self.config.topic,
+                failed.first_error.unwrap_or_default()
+            ))
+            .retryable(false));
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let total = self.last.as_ref().map_or(0, |l| l.total_rows) + rows;
+        let record = CommitRecord::new(commit, rows, total, Vec::new());
+        self.record.write(&record)?;
+        self.last = Some(record);
+        Ok(CommitOutcome::Committed)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "kafka topic {} on {}",
+            self.config.topic, self.config.bootstrap_servers
+        )
+    }
+
+    fn row_count(&mut self) -> Option<u64> {
+        self.last.as_ref().map(|l| l.total_rows)
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::AtLeastOnce
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> ConnectorContext {
+        ConnectorContext {
+            pipeline_id: "p".into(),
+            base_dir: ".".into(),
+            state_dir: Some("chk/connectors".into()),
+        }
+    }
+
+    #[test]
+    fn config_mistakes_are_named() {
+        let err = |v: serde_json::Value| factory(&v, &ctx()).err().unwrap().to_string();
+        let base = serde_json::json!({"bootstrap_servers": "127.0.0.1:1", "topic": "t"});
+        let sink = factory(&base, &ctx()).unwrap();
+        assert_eq!(sink.delivery(), Delivery::AtLeastOnce);
+        let mut avro = base.clone();
+        avro["format"] = "avro".into();
+        assert!(err(avro).contains("needs schema_registry_url"));
+        let mut reserved = base.clone();
+        reserved["properties"] = serde_json::json!({"acks": "1"});
+        assert!(err(reserved).contains("properties.`acks`"));
+        let no_state = ConnectorContext {
+            state_dir: None,
+            ..ctx()
+        };
+        let e = factory(&base, &no_state).err().unwrap().to_string();
+        assert!(e.contains("commit_record"), "{e}");
+    }
+}
