@@ -20,7 +20,8 @@ use std::sync::OnceLock;
 
 use arrow_array::{Array, RecordBatch, StructArray};
 use tributary_connector::{
-    CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, Error, ErrorKind, Result, Sink,
+    CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, ErrorKind,
+    Result, Sink,
 };
 use tributary_plugin::abi::{self, ABI_VERSION, Buf, PluginV1};
 
@@ -305,8 +306,12 @@ fn library_names(stem: &std::ffi::OsStr, kind: &str) -> bool {
 fn open(plugin: &Plugin, config: &serde_json::Value, ctx: &ConnectorContext) -> Result<PluginSink> {
     let table = plugin.table;
     let config = config.to_string();
-    let context =
-        serde_json::json!({"pipeline_id": ctx.pipeline_id, "base_dir": ctx.base_dir}).to_string();
+    let context = serde_json::json!({
+        "pipeline_id": ctx.pipeline_id,
+        "base_dir": ctx.base_dir,
+        "state_dir": ctx.state_dir,
+    })
+    .to_string();
     let mut handle: *mut c_void = std::ptr::null_mut();
     call(table, "open", |err| {
         // SAFETY: pointers and lengths of live strings; `handle` is writable.
@@ -407,6 +412,25 @@ impl Sink for PluginSink {
         } else {
             CommitOutcome::Committed
         })
+    }
+
+    fn delivery(&self) -> Delivery {
+        let mut out = abi::DELIVERY_AT_LEAST_ONCE;
+        let mut err = Buf::EMPTY;
+        if self.poisoned.is_none() {
+            // SAFETY: a live handle and valid pointers.
+            let code = unsafe { (self.table.delivery)(self.handle, &mut out, &mut err) };
+            let _ = take(self.table, err);
+            if code != abi::OK {
+                // Unknown: claim the lesser guarantee.
+                out = abi::DELIVERY_AT_LEAST_ONCE;
+            }
+        }
+        if out == abi::DELIVERY_EXACTLY_ONCE {
+            Delivery::ExactlyOnce
+        } else {
+            Delivery::AtLeastOnce
+        }
     }
 
     fn describe(&self) -> String {

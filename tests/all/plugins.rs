@@ -116,8 +116,11 @@ fn a_pipeline_switches_to_a_plugin_sink_by_json_alone() {
     }
 
     pipeline["sink"] = json!({"type": "csv", "path": s.path("csv")});
+    // The plugin's guarantee crosses the ABI: exactly-once may be asked for.
+    pipeline["delivery"] = json!("exactly-once");
     let stderr = assert_ok(&run_with_plugins(&s, &pipeline));
     assert!(stderr.contains("(plugin `csv`)"), "{stderr}");
+    assert!(stderr.contains("delivery exactly-once"), "{stderr}");
     assert_eq!(checksum(binary()), bin_before, "the binary was not rebuilt");
     let in_csv = csv_ids(&s.path("csv"));
     assert_eq!(in_csv.len(), in_table.len());

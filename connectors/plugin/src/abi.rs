@@ -58,6 +58,10 @@ impl Buf {
     };
 }
 
+/// What `delivery` answers.
+pub const DELIVERY_AT_LEAST_ONCE: u32 = 0;
+pub const DELIVERY_EXACTLY_ONCE: u32 = 1;
+
 /// What `commit` reports in its `outcome`.
 pub const OUTCOME_COMMITTED: u32 = 0;
 pub const OUTCOME_ALREADY_COMMITTED: u32 = 1;
@@ -73,7 +77,7 @@ pub struct PluginV1 {
     /// JSON `{"name", "kind", "description", "config_schema"}` into `out`.
     pub describe: unsafe extern "C" fn(out: *mut Buf, err: *mut Buf) -> i32,
     /// Builds a sink from its config (JSON object) and context (JSON
-    /// `{"pipeline_id", "base_dir"}`); its handle goes to `handle`.
+    /// `{"pipeline_id", "base_dir", "state_dir"}`); its handle goes to `handle`.
     pub open: unsafe extern "C" fn(
         config: *const u8,
         config_len: usize,
@@ -107,6 +111,9 @@ pub struct PluginV1 {
         outcome: *mut u32,
         err: *mut Buf,
     ) -> i32,
+    /// The guarantee the sink gives ([`DELIVERY_AT_LEAST_ONCE`] or
+    /// [`DELIVERY_EXACTLY_ONCE`]); the host refuses a pipeline asking for more.
+    pub delivery: unsafe extern "C" fn(handle: *mut c_void, out: *mut u32, err: *mut Buf) -> i32,
     /// Where the data goes, in words, into `out`.
     pub describe_sink:
         unsafe extern "C" fn(handle: *mut c_void, out: *mut Buf, err: *mut Buf) -> i32,

@@ -7,7 +7,9 @@ use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use arrow_array::{Array, RecordBatch, StructArray};
-use tributary_connector::{CommitOutcome, ConnectorContext, EpochCommit, Error, ErrorKind, Result};
+use tributary_connector::{
+    CommitOutcome, ConnectorContext, Delivery, EpochCommit, Error, ErrorKind, Result,
+};
 
 use crate::SinkPlugin;
 use crate::abi::{self, Buf, FFI_ArrowArray, FFI_ArrowSchema, PluginV1};
@@ -21,6 +23,7 @@ pub const fn sink_table<T: SinkPlugin>() -> PluginV1 {
         last_commit: last_commit::<T>,
         write: write::<T>,
         commit: commit::<T>,
+        delivery: delivery::<T>,
         describe_sink: describe_sink::<T>,
         close: close::<T>,
         free_buf,
@@ -120,6 +123,8 @@ unsafe extern "C" fn describe<T: SinkPlugin>(out: *mut Buf, err: *mut Buf) -> i3
 struct Context {
     pipeline_id: String,
     base_dir: std::path::PathBuf,
+    #[serde(default)]
+    state_dir: Option<std::path::PathBuf>,
 }
 
 unsafe extern "C" fn open<T: SinkPlugin>(
@@ -139,6 +144,7 @@ unsafe extern "C" fn open<T: SinkPlugin>(
             let ctx = ConnectorContext {
                 pipeline_id: context.pipeline_id,
                 base_dir: context.base_dir,
+                state_dir: context.state_dir,
             };
             let sink = T::open(&config, &ctx)?;
             handle.write(Box::into_raw(Box::new(sink)).cast());
@@ -207,6 +213,23 @@ unsafe extern "C" fn commit<T: SinkPlugin>(
             outcome.write(match done {
                 CommitOutcome::Committed => abi::OUTCOME_COMMITTED,
                 CommitOutcome::AlreadyCommitted => abi::OUTCOME_ALREADY_COMMITTED,
+            });
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn delivery<T: SinkPlugin>(
+    handle: *mut c_void,
+    out: *mut u32,
+    err: *mut Buf,
+) -> i32 {
+    // SAFETY: the host passes a live handle and valid pointers.
+    unsafe {
+        guard(err, || {
+            out.write(match sink::<T>(handle).delivery() {
+                Delivery::AtLeastOnce => abi::DELIVERY_AT_LEAST_ONCE,
+                Delivery::ExactlyOnce => abi::DELIVERY_EXACTLY_ONCE,
             });
             Ok(())
         })

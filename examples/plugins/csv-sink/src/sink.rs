@@ -8,7 +8,8 @@ use arrow_array::RecordBatch;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use serde::Deserialize;
 use tributary_plugin::connector::{
-    CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, Error, Result, Sink, parse_config,
+    CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, Result, Sink,
+    parse_config,
 };
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +178,10 @@ impl Sink for CsvSink {
         self.staged.clear();
         self.header = None;
         Ok(CommitOutcome::Committed)
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::ExactlyOnce
     }
 
     fn describe(&self) -> String {

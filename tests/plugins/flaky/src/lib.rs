@@ -14,7 +14,7 @@ mod csv;
 use arrow_array::RecordBatch;
 use serde::Deserialize;
 use tributary_plugin::connector::{
-    CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, Error, Result, Sink,
+    CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, Result, Sink,
 };
 use tributary_plugin::{SinkPlugin, export_sink};
 
@@ -55,6 +55,10 @@ impl Sink for Flaky {
             panic!("flaky-csv was told to panic in epoch {}", self.epoch);
         }
         self.csv.write(batch)
+    }
+
+    fn delivery(&self) -> Delivery {
+        self.csv.delivery()
     }
 
     fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
