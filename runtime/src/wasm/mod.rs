@@ -661,7 +661,7 @@ impl TransformInstance {
     }
 
     pub fn evict_expired(&mut self, watermark: i64) -> usize {
-        self.state_mut().take_expired(watermark).len()
+        self.state_mut().evict_expired(watermark)
     }
 }
 

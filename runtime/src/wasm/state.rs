@@ -11,6 +11,7 @@
 //! a discarded instance never leaves half-applied state behind.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq)]
 struct Entry {
@@ -18,13 +19,18 @@ struct Entry {
     expires_at: Option<i64>,
 }
 
+/// A key, shared by the map, the expiry index and the journal: one
+/// allocation per key instead of one per structure (dedup makes one entry
+/// per record, so this is on the hot path).
+type Key = Arc<str>;
+
 /// An undo record: the key and what it held before (None: absent).
-type Undo = (String, Option<Entry>);
+type Undo = (Key, Option<Entry>);
 
 #[derive(Debug, Default)]
 pub struct KeyedState {
-    entries: HashMap<String, Entry>,
-    by_expiry: BTreeSet<(i64, String)>,
+    entries: HashMap<Key, Entry>,
+    by_expiry: BTreeSet<(i64, Key)>,
     journal: Option<Vec<Undo>>,
 }
 
@@ -41,74 +47,96 @@ impl KeyedState {
         self.entries.get(key).map(|e| e.value.as_slice())
     }
 
-    fn record(&mut self, key: &str, before: Option<Entry>) {
+    fn record(&mut self, key: &Key, before: Option<Entry>) {
         if let Some(j) = self.journal.as_mut() {
-            j.push((key.to_string(), before));
+            j.push((key.clone(), before));
         }
     }
 
-    fn set(&mut self, key: &str, entry: Option<Entry>) -> Option<Entry> {
+    /// The stored `Key` for `key`, or a new one.
+    fn key(&self, key: &str) -> Key {
+        self.entries
+            .get_key_value(key)
+            .map_or_else(|| Key::from(key), |(k, _)| k.clone())
+    }
+
+    fn set(&mut self, key: &Key, entry: Option<Entry>) -> Option<Entry> {
+        let new_expiry = entry.as_ref().and_then(|e| e.expires_at);
         let old = match entry {
             Some(e) => {
                 if let Some(t) = e.expires_at {
-                    self.by_expiry.insert((t, key.to_string()));
+                    self.by_expiry.insert((t, key.clone()));
                 }
-                self.entries.insert(key.to_string(), e)
+                self.entries.insert(key.clone(), e)
             }
             None => self.entries.remove(key),
         };
-        if let Some(Entry {
-            expires_at: Some(t),
-            ..
-        }) = &old
+        if let Some(t) = old.as_ref().and_then(|e| e.expires_at)
+            && new_expiry != Some(t)
         {
-            // The new entry may carry the same expiry: keep its index entry.
-            let still = self.entries.get(key).and_then(|e| e.expires_at) == Some(*t);
-            if !still {
-                self.by_expiry.remove(&(*t, key.to_string()));
-            }
+            // The new entry may carry the same expiry: then keep its index entry.
+            self.by_expiry.remove(&(t, key.clone()));
         }
         old
     }
 
     pub fn put(&mut self, key: &str, value: Vec<u8>, expires_at: Option<i64>) {
-        let old = self.set(key, Some(Entry { value, expires_at }));
-        self.record(key, old);
+        let key = self.key(key);
+        let old = self.set(&key, Some(Entry { value, expires_at }));
+        self.record(&key, old);
     }
 
     pub fn put_if_absent(&mut self, key: &str, value: Vec<u8>, expires_at: Option<i64>) -> bool {
         if self.entries.contains_key(key) {
             return false;
         }
-        self.put(key, value, expires_at);
+        let key = Key::from(key);
+        self.set(&key, Some(Entry { value, expires_at }));
+        self.record(&key, None);
         true
     }
 
     pub fn remove(&mut self, key: &str) -> bool {
-        let old = self.set(key, None);
-        let was = old.is_some();
-        if was {
-            self.record(key, old);
-        }
-        was
+        let Some((key, _)) = self.entries.get_key_value(key) else {
+            return false;
+        };
+        let key = key.clone();
+        let old = self.set(&key, None);
+        self.record(&key, old);
+        true
     }
 
     /// Removes and returns entries expiring at or before `watermark`, oldest
     /// expiry first.
     pub fn take_expired(&mut self, watermark: i64) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
-        while let Some((t, key)) = self.by_expiry.first().cloned() {
-            if t > watermark {
+        self.expire(watermark, |key, value| {
+            out.push((key.to_string(), value.to_vec()))
+        });
+        out
+    }
+
+    /// Removes the entries expiring at or before `watermark` (what the host
+    /// does after the watermark moves); returns how many.
+    pub fn evict_expired(&mut self, watermark: i64) -> usize {
+        let mut n = 0;
+        self.expire(watermark, |_, _| n += 1);
+        n
+    }
+
+    /// Removes entries expiring at or before `watermark`, oldest first,
+    /// showing each to `seen`.
+    fn expire(&mut self, watermark: i64, mut seen: impl FnMut(&str, &[u8])) {
+        while self.by_expiry.first().is_some_and(|(t, _)| *t <= watermark) {
+            let Some((_, key)) = self.by_expiry.pop_first() else {
                 break;
-            }
-            if let Some(old) = self.set(&key, None) {
-                out.push((key.clone(), old.value.clone()));
+            };
+            // The index holds one entry per stored expiry, so the key is there.
+            if let Some(old) = self.entries.remove(&key) {
+                seen(&key, &old.value);
                 self.record(&key, Some(old));
-            } else {
-                self.by_expiry.remove(&(t, key));
             }
         }
-        out
     }
 
     /// Starts journaling changes (one guest call).
@@ -143,7 +171,7 @@ impl KeyedState {
         let mut out = Vec::with_capacity(16 + size);
         out.extend_from_slice(b"TRBSTAT1");
         out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        let mut keys: Vec<&String> = self.entries.keys().collect();
+        let mut keys: Vec<&Key> = self.entries.keys().collect();
         keys.sort_unstable();
         for k in keys {
             let e = &self.entries[k];
@@ -185,7 +213,7 @@ impl KeyedState {
             let vlen = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
             let value = take(vlen)?.to_vec();
             state.set(
-                &key,
+                &Key::from(key),
                 Some(Entry {
                     value,
                     expires_at: has.then_some(expiry),
@@ -233,6 +261,76 @@ mod tests {
             vec![("keep".to_string(), b"k".to_vec())],
             "the expiry index is restored too"
         );
+    }
+
+    /// Random operations against a plain model (a map; expiry by scan):
+    /// the same answers, the same contents, and rollbacks undo exactly.
+    #[test]
+    fn behaves_as_a_plain_map() {
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+        type Model = BTreeMap<String, (Vec<u8>, Option<i64>)>;
+        fn model_expire(m: &mut Model, w: i64) -> Vec<(String, Vec<u8>)> {
+            let mut gone: Vec<(i64, String)> = m
+                .iter()
+                .filter_map(|(k, (_, t))| t.filter(|t| *t <= w).map(|t| (t, k.clone())))
+                .collect();
+            gone.sort();
+            gone.into_iter()
+                .map(|(_, k)| {
+                    let (v, _) = m.remove(&k).unwrap();
+                    (k, v)
+                })
+                .collect()
+        }
+        let op = (0u8..6, 0u8..8, 0i64..20);
+        proptest!(|(ops in proptest::collection::vec(op, 1..200))| {
+            let mut s = KeyedState::default();
+            let mut m = Model::new();
+            let mut saved: Option<Model> = None;
+            for (kind, k, t) in ops {
+                let key = format!("k{k}");
+                let expiry = (t % 4 != 0).then_some(t);
+                match kind {
+                    0 => {
+                        s.put(&key, vec![k, t as u8], expiry);
+                        m.insert(key, (vec![k, t as u8], expiry));
+                    }
+                    1 => {
+                        let absent = !m.contains_key(&key);
+                        prop_assert_eq!(s.put_if_absent(&key, vec![k], expiry), absent);
+                        if absent {
+                            m.insert(key, (vec![k], expiry));
+                        }
+                    }
+                    2 => prop_assert_eq!(s.remove(&key), m.remove(&key).is_some()),
+                    3 => prop_assert_eq!(s.take_expired(t), model_expire(&mut m, t)),
+                    4 => {
+                        if saved.is_none() {
+                            s.begin();
+                            saved = Some(m.clone());
+                        } else {
+                            s.commit();
+                            saved = None;
+                        }
+                    }
+                    _ => {
+                        if let Some(before) = saved.take() {
+                            s.rollback();
+                            m = before;
+                        } else {
+                            prop_assert_eq!(s.evict_expired(t), model_expire(&mut m, t).len());
+                        }
+                    }
+                }
+                prop_assert_eq!(s.len(), m.len());
+                for (key, (value, _)) in &m {
+                    prop_assert_eq!(s.get(key), Some(value.as_slice()));
+                }
+            }
+            // The expiry index matches the entries: everything expires.
+            prop_assert_eq!(s.take_expired(i64::MAX), model_expire(&mut m, i64::MAX));
+        });
     }
 
     #[test]
