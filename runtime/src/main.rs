@@ -68,7 +68,8 @@ enum Command {
     /// List the connectors: built in, and loaded from the plugin folder
     /// (with the reason for any library there that was not loaded).
     Plugins,
-    /// Look at a transform module, or run it on sample records.
+    /// Start a transform, build a C one, look at a module, or run one on
+    /// sample records.
     #[command(subcommand)]
     Transform(TransformCommand),
     /// Run a small Confluent-compatible Schema Registry (Avro; schemas kept in
