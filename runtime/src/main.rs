@@ -142,13 +142,19 @@ enum TransformCommand {
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    let plugins = tributary::plugins::install(
-        cli.plugin_path
-            .clone()
-            .or_else(tributary::plugins::default_dir),
-    );
+    // Only the commands that build connectors open the plugin libraries.
+    if matches!(
+        cli.command,
+        Command::Run { .. } | Command::Validate { .. } | Command::Serve { .. } | Command::Plugins
+    ) {
+        tributary::plugins::install(
+            cli.plugin_path
+                .clone()
+                .or_else(tributary::plugins::default_dir),
+        );
+    }
     match cli.command {
-        Command::Plugins => list_plugins(plugins),
+        Command::Plugins => list_plugins(tributary::plugins::installed()),
         Command::Validate { pipeline } => validate(&pipeline),
         Command::SchemaRegistry { listen, data } => schema_registry(listen, data),
         Command::Transform(cmd) => transform(cmd),
@@ -322,60 +328,25 @@ fn transform(cmd: TransformCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cmd {
+    let wrote = |files: Vec<PathBuf>| -> String {
+        files
+            .iter()
+            .map(|f| format!("wrote {}\n", f.display()))
+            .collect()
+    };
+    let answer = match cmd {
         TransformCommand::New { name, lang } => {
-            match tributary::transform_cli::scaffold(&name, &lang, std::path::Path::new(".")) {
-                Ok(files) => {
-                    for f in files {
-                        println!("wrote {}", f.display());
-                    }
-                    println!("next: see {name}/README.md to build and try it");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-            }
+            tributary::transform_cli::scaffold(&name, &lang, std::path::Path::new(".")).map(
+                |files| wrote(files) + &format!("next: see {name}/README.md to build and try it\n"),
+            )
         }
         TransformCommand::Bindings { lang, dir } => {
-            match tributary::guest_build::write_bindings(&lang, &dir) {
-                Ok(files) => {
-                    for f in files {
-                        println!("wrote {}", f.display());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-            }
+            tributary::guest_build::write_bindings(&lang, &dir).map(wrote)
         }
         TransformCommand::Component { core, output } => {
-            match tributary::transform_cli::component(&engine, &core, &output) {
-                Ok(report) => {
-                    print!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-            }
+            tributary::transform_cli::component(&engine, &core, &output)
         }
-        TransformCommand::Inspect { module } => {
-            match tributary::transform_cli::inspect(&engine, &module) {
-                Ok(report) => {
-                    print!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        TransformCommand::Inspect { module } => tributary::transform_cli::inspect(&engine, &module),
         TransformCommand::Test {
             module,
             input,
@@ -392,7 +363,8 @@ fn transform(cmd: TransformCommand) -> ExitCode {
                     .unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
                 map.insert(k.to_string(), value);
             }
-            match tributary::transform_cli::test(&engine, &module, &input, map, batch_size) {
+            // A failed run is exit 1, not 2: the module and input were usable.
+            return match tributary::transform_cli::test(&engine, &module, &input, map, batch_size) {
                 Ok(report) => {
                     for row in report.output {
                         println!("{row}");
@@ -404,18 +376,24 @@ fn transform(cmd: TransformCommand) -> ExitCode {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }
-            }
+            };
+        }
+    };
+    match answer {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }
 
 fn list_plugins(set: &tributary::plugins::PluginSet) -> ExitCode {
     for (name, kind) in tributary::registry::CONNECTORS {
-        let kind = match kind {
-            tributary_connector::ConnectorKind::Source(_) => "source",
-            tributary_connector::ConnectorKind::Sink(_) => "sink",
-        };
-        println!("{name:<16} {kind:<7} built in");
+        println!("{name:<16} {:<7} built in", kind.role());
     }
     for p in &set.plugins {
         println!(

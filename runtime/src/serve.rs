@@ -39,7 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tributary_connector::{ConnectorKind, Offsets};
+use tributary_connector::Offsets;
 
 use crate::config;
 use crate::metrics::{Metrics, render_prometheus};
@@ -826,13 +826,7 @@ async fn plugins() -> impl IntoResponse {
     let version = env!("CARGO_PKG_VERSION");
     let mut out: Vec<Value> = registry::CONNECTORS
         .iter()
-        .map(|(name, kind)| {
-            let kind = match kind {
-                ConnectorKind::Source(_) => "source",
-                ConnectorKind::Sink(_) => "sink",
-            };
-            json!({"class": name, "type": kind, "version": version})
-        })
+        .map(|(name, kind)| json!({"class": name, "type": kind.role(), "version": version}))
         .collect();
     for name in crate::builtin::BUILTIN_NAMES {
         out.push(json!({"class": format!("builtin:{name}"), "type": "transformation", "version": version}));

@@ -333,13 +333,16 @@ fn bindings_and_component_refuse_clearly() {
     let core = dir.path().join("empty.core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let target = dir.path().join("empty.wasm");
-    let out = tributary(&[
-        "transform",
-        "component",
-        core.to_str().unwrap(),
-        "-o",
-        target.to_str().unwrap(),
-    ]);
+    let component = || {
+        tributary(&[
+            "transform",
+            "component",
+            core.to_str().unwrap(),
+            "-o",
+            target.to_str().unwrap(),
+        ])
+    };
+    let out = component();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a Tributary transform"), "{err}");
@@ -352,13 +355,7 @@ fn bindings_and_component_refuse_clearly() {
 
     // Not wasm at all.
     std::fs::write(&core, b"int main() {}").unwrap();
-    let out = tributary(&[
-        "transform",
-        "component",
-        core.to_str().unwrap(),
-        "-o",
-        target.to_str().unwrap(),
-    ]);
+    let out = component();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot make a component"));
 }

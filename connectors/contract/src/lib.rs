@@ -307,6 +307,16 @@ pub enum ConnectorKind {
     Sink(SinkFactory),
 }
 
+impl ConnectorKind {
+    /// `source` or `sink`, as listings name it.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Self::Source(_) => "source",
+            Self::Sink(_) => "sink",
+        }
+    }
+}
+
 impl fmt::Debug for ConnectorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
