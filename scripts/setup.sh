@@ -2,7 +2,8 @@
 # Installs what Tributary's main job and tests need, skipping what is there:
 # the wasm32-wasip2 Rust target, the Tansu Kafka broker (built from crates.io
 # into ~/.cache/tributary/tools; 10-20 minutes the first time), Node.js, npm,
-# clang and wasi-libc (Debian packages, when missing), and a Python venv with PyIceberg,
+# clang and wasi-libc (Debian packages, when missing), a PostgreSQL server on
+# 127.0.0.1:5432 (scripts/postgres.sh), and a Python venv with PyIceberg,
 # DuckDB, confluent-kafka and componentize-py.
 # Prints the venv's python path as its last line.
 set -euo pipefail
@@ -56,6 +57,12 @@ if ! c_links; then
   else
     log "clang cannot build for wasm32-wasi: install clang lld wasi-libc libclang-rt-dev-wasm32 (the C transform tests need them)"
   fi
+fi
+
+# PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`) for the
+# Postgres checkpoint-store and catalog tests; started when nothing listens.
+if [ -z "${TRIBUTARY_SKIP_POSTGRES:-}" ]; then
+  "$(dirname "$0")/postgres.sh"
 fi
 
 VENV="${TRIBUTARY_VENV:-$HOME/.cache/tributary/venv}"
