@@ -19,6 +19,8 @@
 //!
 //! The header carries pipeline id, epoch, offsets, watermark and the length of
 //! each transform's state; state bytes stay binary (they can be megabytes).
+//!
+//! [`testing`] is the conformance suite, public for stores written elsewhere.
 
 mod local;
 mod postgres;
@@ -216,5 +218,4 @@ pub fn decode(bytes: &[u8], location: &str) -> Result<Checkpoint> {
     })
 }
 
-#[cfg(test)]
-mod conformance;
+pub mod testing;

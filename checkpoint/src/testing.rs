@@ -1,9 +1,18 @@
-//! One behaviour, every backend: the same checks run against the local
-//! directory store and the PostgreSQL store.
+//! One behaviour, every backend: the conformance suite every
+//! [`CheckpointStore`] passes, public so that a store written elsewhere runs
+//! the same checks. This crate runs it against the local directory store and
+//! the PostgreSQL store.
+//!
+//! ```no_run
+//! use tributary_checkpoint::{LocalDirStore, testing};
+//! let mut store = LocalDirStore::open("/tmp/chk".into()).unwrap();
+//! testing::round_trips(&mut store, "my-pipeline");
+//! ```
 
-use super::*;
+use crate::{Checkpoint, CheckpointStore, TransformSnapshot};
 
-fn checkpoint(pipeline: &str, epoch: u64, state_bytes: usize) -> Checkpoint {
+/// A checkpoint of `pipeline` at `epoch`, with `state_bytes` of transform state.
+pub fn checkpoint(pipeline: &str, epoch: u64, state_bytes: usize) -> Checkpoint {
     Checkpoint {
         pipeline_id: pipeline.into(),
         epoch,
@@ -23,7 +32,10 @@ fn checkpoint(pipeline: &str, epoch: u64, state_bytes: usize) -> Checkpoint {
     }
 }
 
-fn round_trips(store: &mut dyn CheckpointStore, p: &str) {
+/// The contract: put, get, latest, epochs and prune behave as the pipeline
+/// relies on (a 3 MiB state, a rewritten epoch). Panics on the first breach.
+/// Call it on an empty store.
+pub fn round_trips(store: &mut dyn CheckpointStore, p: &str) {
     assert_eq!(store.latest(p).unwrap(), None);
     assert_eq!(store.get(p, 1).unwrap(), None);
     let big = checkpoint(p, 1, 3 * 1024 * 1024 + 7);
@@ -44,115 +56,120 @@ fn round_trips(store: &mut dyn CheckpointStore, p: &str) {
     assert!(store.describe().len() > 5);
 }
 
-#[test]
-fn format_detects_every_kind_of_damage() {
-    let c = checkpoint("p", 5, 1000);
-    let bytes = encode(&c);
-    assert_eq!(decode(&bytes, "x").unwrap(), c);
-    for flip in [0, 9, 20, bytes.len() / 2, bytes.len() - 1] {
-        let mut bad = bytes.clone();
-        bad[flip] ^= 0x01;
-        let err = decode(&bad, "the-file").unwrap_err().to_string();
-        assert!(err.contains("the-file is damaged"), "byte {flip}: {err}");
-        assert!(err.contains("on_damaged"), "the fix is named: {err}");
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::*;
+
+    #[test]
+    fn format_detects_every_kind_of_damage() {
+        let c = checkpoint("p", 5, 1000);
+        let bytes = encode(&c);
+        assert_eq!(decode(&bytes, "x").unwrap(), c);
+        for flip in [0, 9, 20, bytes.len() / 2, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[flip] ^= 0x01;
+            let err = decode(&bad, "the-file").unwrap_err().to_string();
+            assert!(err.contains("the-file is damaged"), "byte {flip}: {err}");
+            assert!(err.contains("on_damaged"), "the fix is named: {err}");
+        }
+        assert!(
+            decode(&bytes[..bytes.len() - 10], "f")
+                .unwrap_err()
+                .to_string()
+                .contains("damaged")
+        );
+        assert!(
+            decode(b"garbage", "f")
+                .unwrap_err()
+                .to_string()
+                .contains("truncated")
+        );
     }
-    assert!(
-        decode(&bytes[..bytes.len() - 10], "f")
-            .unwrap_err()
-            .to_string()
-            .contains("damaged")
-    );
-    assert!(
-        decode(b"garbage", "f")
-            .unwrap_err()
-            .to_string()
-            .contains("truncated")
-    );
-}
 
-#[test]
-fn local_store_conforms() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = LocalDirStore::open(dir.path().join("chk")).unwrap();
-    round_trips(&mut store, "pipe");
-}
-
-#[test]
-fn local_store_refuses_another_pipeline_and_reports_damage() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
-    store.put(&checkpoint("a", 1, 10)).unwrap();
-    let err = store.put(&checkpoint("b", 1, 10)).unwrap_err().to_string();
-    assert!(
-        err.contains("holds checkpoints of pipeline `a`, not `b`"),
-        "{err}"
-    );
-    // Truncate the file as a crash of a non-atomic writer would.
-    let file = dir.path().join("epoch-00000000000000000001.ckpt");
-    let bytes = std::fs::read(&file).unwrap();
-    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
-    let err = store.get("a", 1).unwrap_err().to_string();
-    assert!(
-        err.contains(&file.display().to_string()) && err.contains("damaged"),
-        "{err}"
-    );
-}
-
-#[test]
-fn local_store_ignores_a_write_interrupted_by_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
-    store.put(&checkpoint("a", 1, 10)).unwrap();
-    // A crash between create and rename leaves a partial temp file behind.
-    std::fs::write(
-        dir.path().join("epoch-00000000000000000002.tmp"),
-        b"TRBCKPT1 partial",
-    )
-    .unwrap();
-    let mut reopened = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
-    assert_eq!(reopened.epochs("a").unwrap(), vec![1]);
-    assert_eq!(reopened.latest("a").unwrap().unwrap().epoch, 1);
-    assert!(
-        !dir.path().join("epoch-00000000000000000002.tmp").exists(),
-        "leftovers are cleaned"
-    );
-}
-
-/// PostgreSQL on 127.0.0.1:5432 (trust auth). CI machines run it; elsewhere
-/// set TRIBUTARY_SKIP_POSTGRES=1 to skip loudly.
-fn postgres_uri(table: &str) -> Option<String> {
-    if std::env::var_os("TRIBUTARY_SKIP_POSTGRES").is_some() {
-        eprintln!("SKIPPED: PostgreSQL checkpoint store (TRIBUTARY_SKIP_POSTGRES is set)");
-        return None;
+    #[test]
+    fn local_store_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LocalDirStore::open(dir.path().join("chk")).unwrap();
+        round_trips(&mut store, "pipe");
     }
-    let base = std::env::var("TRIBUTARY_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    Some(format!("{base}?table={table}"))
-}
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
+    #[test]
+    fn local_store_refuses_another_pipeline_and_reports_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
+        store.put(&checkpoint("a", 1, 10)).unwrap();
+        let err = store.put(&checkpoint("b", 1, 10)).unwrap_err().to_string();
+        assert!(
+            err.contains("holds checkpoints of pipeline `a`, not `b`"),
+            "{err}"
+        );
+        // Truncate the file as a crash of a non-atomic writer would.
+        let file = dir.path().join("epoch-00000000000000000001.ckpt");
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+        let err = store.get("a", 1).unwrap_err().to_string();
+        assert!(
+            err.contains(&file.display().to_string()) && err.contains("damaged"),
+            "{err}"
+        );
+    }
 
-#[test]
-fn postgres_store_conforms() {
-    let Some(uri) = postgres_uri(&unique("trib_ckpt")) else {
-        return;
-    };
-    let mut store = PostgresStore::connect(&uri)
-        .expect("PostgreSQL at 127.0.0.1:5432 (set TRIBUTARY_SKIP_POSTGRES=1 to skip)");
-    round_trips(&mut store, "pipe");
-    // Pipelines share the table without seeing each other.
-    store.put(&checkpoint("other", 7, 1)).unwrap();
-    assert_eq!(store.epochs("pipe").unwrap(), vec![2]);
-    assert_eq!(store.epochs("other").unwrap(), vec![7]);
-    // Damage a row behind the store's back.
-    let table = store.table().to_string();
-    store
+    #[test]
+    fn local_store_ignores_a_write_interrupted_by_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
+        store.put(&checkpoint("a", 1, 10)).unwrap();
+        // A crash between create and rename leaves a partial temp file behind.
+        std::fs::write(
+            dir.path().join("epoch-00000000000000000002.tmp"),
+            b"TRBCKPT1 partial",
+        )
+        .unwrap();
+        let mut reopened = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
+        assert_eq!(reopened.epochs("a").unwrap(), vec![1]);
+        assert_eq!(reopened.latest("a").unwrap().unwrap().epoch, 1);
+        assert!(
+            !dir.path().join("epoch-00000000000000000002.tmp").exists(),
+            "leftovers are cleaned"
+        );
+    }
+
+    /// PostgreSQL on 127.0.0.1:5432 (trust auth). CI machines run it; elsewhere
+    /// set TRIBUTARY_SKIP_POSTGRES=1 to skip loudly.
+    fn postgres_uri(table: &str) -> Option<String> {
+        if std::env::var_os("TRIBUTARY_SKIP_POSTGRES").is_some() {
+            eprintln!("SKIPPED: PostgreSQL checkpoint store (TRIBUTARY_SKIP_POSTGRES is set)");
+            return None;
+        }
+        let base = std::env::var("TRIBUTARY_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        Some(format!("{base}?table={table}"))
+    }
+
+    fn unique(prefix: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("{prefix}_{}_{nanos}", std::process::id())
+    }
+
+    #[test]
+    fn postgres_store_conforms() {
+        let Some(uri) = postgres_uri(&unique("trib_ckpt")) else {
+            return;
+        };
+        let mut store = PostgresStore::connect(&uri)
+            .expect("PostgreSQL at 127.0.0.1:5432 (set TRIBUTARY_SKIP_POSTGRES=1 to skip)");
+        round_trips(&mut store, "pipe");
+        // Pipelines share the table without seeing each other.
+        store.put(&checkpoint("other", 7, 1)).unwrap();
+        assert_eq!(store.epochs("pipe").unwrap(), vec![2]);
+        assert_eq!(store.epochs("other").unwrap(), vec![7]);
+        // Damage a row behind the store's back.
+        let table = store.table().to_string();
+        store
         .rt
         .block_on(
             sqlx::query(&format!(
@@ -161,28 +178,29 @@ fn postgres_store_conforms() {
             .execute(&store.pool),
         )
         .unwrap();
-    let err = store.get("other", 7).unwrap_err().to_string();
-    assert!(err.contains("damaged") && err.contains("epoch 7"), "{err}");
-    store
-        .rt
-        .block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&store.pool))
-        .unwrap();
-}
+        let err = store.get("other", 7).unwrap_err().to_string();
+        assert!(err.contains("damaged") && err.contains("epoch 7"), "{err}");
+        store
+            .rt
+            .block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&store.pool))
+            .unwrap();
+    }
 
-#[test]
-fn unreachable_postgres_is_a_clear_retryable_error() {
-    let err = PostgresStore::connect("postgres://nobody:hunter2@127.0.0.1:1/none").unwrap_err();
-    let msg = err.to_string();
-    assert!(msg.contains("cannot connect"), "{msg}");
-    assert!(
-        !msg.contains("hunter2"),
-        "the password must not be shown: {msg}"
-    );
-    assert!(matches!(
-        err,
-        CheckpointError::Io {
-            retryable: true,
-            ..
-        }
-    ));
+    #[test]
+    fn unreachable_postgres_is_a_clear_retryable_error() {
+        let err = PostgresStore::connect("postgres://nobody:hunter2@127.0.0.1:1/none").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("cannot connect"), "{msg}");
+        assert!(
+            !msg.contains("hunter2"),
+            "the password must not be shown: {msg}"
+        );
+        assert!(matches!(
+            err,
+            CheckpointError::Io {
+                retryable: true,
+                ..
+            }
+        ));
+    }
 }

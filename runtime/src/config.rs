@@ -27,6 +27,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tributary_wasm_host::sandbox;
 
 /// A problem with a pipeline file, phrased for the person who wrote it.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +129,8 @@ pub struct TransformConfig {
     pub limits: LimitsConfig,
 }
 
-/// Sandbox limits of one transform instance.
+/// Sandbox limits of one transform instance (defaults and ranges:
+/// `tributary_wasm_host::sandbox`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -141,8 +143,8 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
-            memory_mb: 256,
-            call_timeout_ms: 5_000,
+            memory_mb: sandbox::DEFAULT_MEMORY_MB,
+            call_timeout_ms: sandbox::DEFAULT_CALL_TIMEOUT_MS,
         }
     }
 }
@@ -386,7 +388,9 @@ impl PipelineConfig {
     }
 }
 
-pub(crate) fn check_name(field: &str, name: &str) -> Result<(), String> {
+/// A name's rule (pipelines, connectors): 1-128 letters, digits, `_`, `-`
+/// or `.`; `field` names it in the message.
+pub fn check_name(field: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name

@@ -1,27 +1,23 @@
-//! Tributary's host: it loads a pipeline's connectors, runs its WASM transforms
-//! in a sandbox, and moves records in checkpointed epochs so that what reaches
-//! the sink is exactly once across crashes and restarts.
+//! Tributary's engine: it builds a pipeline's connectors from one
+//! [`registry::Registry`], runs its WASM transforms (through
+//! `tributary-wasm-host`), and moves records in checkpointed epochs (stores in
+//! `tributary-checkpoint`) so that what reaches the sink is exactly once
+//! across crashes and restarts. No HTTP, no command line, no `unsafe`: the
+//! worker, the CLI and the plugin loader sit on top of it.
 //!
 //! - [`config`]: the pipeline JSON (interpolation, shape and meaning checks).
-//! - [`registry`]: built-in connectors by `type`.
-//! - [`wasm`]: the wasmtime host of the `tributary:transform` WIT world.
-//! - [`checkpoint`]: where offsets, watermark and transform state are kept.
+//! - [`registry`]: the connectors by `type`: built-ins and plugins, one value.
+//! - [`transforms`]: a pipeline's `transforms` list → a running chain.
 //! - [`pipeline`]: the epoch loop and its recovery protocol.
-//! - [`serve`]: the REST worker (`tributary serve`), Kafka Connect's API.
-//! - [`dead_letter`], [`metrics`], [`metrics_http`]: what went wrong, and how
-//!   it is going (progress line and Prometheus endpoint).
+//! - [`dead_letter`], [`metrics`]: what went wrong, and how it is going
+//!   (the progress line and the Prometheus text).
 
-pub mod builtin;
-pub mod checkpoint;
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod dead_letter;
-pub mod guest_build;
+pub mod error;
 pub mod metrics;
-pub mod metrics_http;
 pub mod pipeline;
-pub mod plugins;
 pub mod registry;
-pub mod serve;
-pub mod transform_cli;
 pub mod transforms;
-pub mod wasm;

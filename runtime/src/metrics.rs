@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tributary_connector::Backlog;
+pub use tributary_wasm_host::format_micros;
 
 const NO_WATERMARK: i64 = i64::MIN;
 
@@ -483,13 +484,6 @@ fn unix_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// Microseconds since the Unix epoch as an RFC 3339 UTC time.
-pub fn format_micros(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| format!("{micros}µs"))
 }
 
 #[cfg(test)]

@@ -26,31 +26,14 @@ use tributary_connector::{
     CommitOutcome, Delivery, EpochCommit, Offsets, Poll, Sink, Source, SourceBatch,
 };
 
-use crate::checkpoint::{self, Checkpoint, CheckpointStore, TransformSnapshot};
+use tributary_checkpoint::{self as checkpoint, Checkpoint, CheckpointStore, TransformSnapshot};
+use tributary_wasm_host::{ChainState, TransformChain, TransformEngine};
+
 use crate::config::{ErrorPolicy, LoadedPipeline, OnDamaged};
 use crate::dead_letter::{DeadLetter, DeadLetterOutput};
+pub use crate::error::PipelineError;
 use crate::metrics::Metrics;
-use crate::registry;
-use crate::wasm::{ChainState, TransformChain, TransformEngine, TransformError};
-
-/// Why a pipeline stopped with an error. Each message names the thing and the fix.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error("{0}")]
-    Config(String),
-    #[error("source: {0}")]
-    Source(tributary_connector::Error),
-    #[error("sink: {0}")]
-    Sink(tributary_connector::Error),
-    #[error("{0}")]
-    Transform(#[from] TransformError),
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
-    #[error("{0}")]
-    BadInput(String),
-    #[error("dead-letter output: {0}")]
-    DeadLetter(std::io::Error),
-}
+use crate::registry::Registry;
 
 /// How a run ends.
 #[derive(Clone, Debug, Default)]
@@ -129,12 +112,15 @@ pub type Parts = (Box<dyn Source>, Box<dyn Sink>, TransformChain);
 pub fn build_parts(
     loaded: &LoadedPipeline,
     engine: &TransformEngine,
+    registry: &Registry,
 ) -> Result<Parts, PipelineError> {
     let config = &loaded.config;
     let ctx = loaded.connector_context();
-    let source = registry::source(&config.source.kind, &config.source.fields, &ctx)
+    let source = registry
+        .source(&config.source.kind, &config.source.fields, &ctx)
         .map_err(PipelineError::Source)?;
-    let sink = registry::sink(&config.sink.kind, &config.sink.fields, &ctx)
+    let sink = registry
+        .sink(&config.sink.kind, &config.sink.fields, &ctx)
         .map_err(PipelineError::Sink)?;
     check_delivery(config.delivery, &config.sink.kind, &*sink)?;
     let chain = crate::transforms::build_chain(loaded, engine)?;
@@ -160,8 +146,12 @@ pub fn check_delivery(
 }
 
 impl Pipeline {
-    pub fn build(loaded: LoadedPipeline, engine: &TransformEngine) -> Result<Self, PipelineError> {
-        let (source, sink, chain) = build_parts(&loaded, engine)?;
+    pub fn build(
+        loaded: LoadedPipeline,
+        engine: &TransformEngine,
+        registry: &Registry,
+    ) -> Result<Self, PipelineError> {
+        let (source, sink, chain) = build_parts(&loaded, engine, registry)?;
         let store = checkpoint::open_store(&loaded.config.checkpoint.location, &loaded.base_dir)
             .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
         let dead_letter = match loaded.dead_letter_dir() {
@@ -439,7 +429,7 @@ impl Pipeline {
                 // the next batch.
                 tracing::warn!(pipeline = %self.name(), "{e}; {} records sent to the dead-letter output", batch.records.num_rows());
                 let stage = format!("transform:{}", e.transform());
-                for record in crate::wasm::rows_as_json(&batch.records) {
+                for record in tributary_wasm_host::rows_as_json(&batch.records) {
                     self.dead_letter_push(DeadLetter {
                         stage: stage.clone(),
                         reason: e.to_string(),

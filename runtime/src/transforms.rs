@@ -2,12 +2,10 @@
 //! resolves each `module` (a built-in or a `.wasm` file), and instantiates it
 //! with its config and sandbox limits.
 
-use std::time::Duration;
+use tributary_wasm_host::{Limits, TransformChain, TransformEngine, TransformSpec, builtin};
 
-use crate::builtin;
 use crate::config::{LoadedPipeline, TransformConfig};
-use crate::pipeline::PipelineError;
-use crate::wasm::{Limits, TransformChain, TransformEngine, TransformSpec};
+use crate::error::PipelineError;
 
 /// The component bytes a `module` reference names.
 pub fn resolve_module(
@@ -46,10 +44,7 @@ pub fn build_chain(
             name: t.name.clone(),
             bytes: resolve_module(loaded, i, t)?,
             config: serde_json::Value::Object(t.config.clone()),
-            limits: Limits {
-                memory_bytes: t.limits.memory_mb * 1024 * 1024,
-                call_timeout: Duration::from_millis(t.limits.call_timeout_ms),
-            },
+            limits: Limits::from_config(t.limits.memory_mb, t.limits.call_timeout_ms),
         });
     }
     Ok(TransformChain::new(engine, specs)?)

@@ -67,7 +67,7 @@ pub fn python() -> String {
 
 /// Where the sandbox test guests (`tests/guests/*`) were built.
 pub fn guest(name: &str) -> PathBuf {
-    let path = Path::new(tributary::builtin::TEST_GUEST_DIR).join(format!("{name}.wasm"));
+    let path = Path::new(env!("TRIBUTARY_TEST_GUEST_DIR")).join(format!("{name}.wasm"));
     assert!(path.exists(), "test guest {} was not built", path.display());
     path
 }

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use tributary::wasm::{Limits, TransformChain, TransformEngine, TransformError, TransformSpec};
+use tributary_wasm_host::{Limits, TransformChain, TransformEngine, TransformError, TransformSpec};
 
 fn guest(name: &str) -> Vec<u8> {
-    let path =
-        std::path::Path::new(tributary::builtin::TEST_GUEST_DIR).join(format!("{name}.wasm"));
+    let path = std::path::Path::new(env!("TRIBUTARY_TEST_GUEST_DIR")).join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -47,7 +46,9 @@ fn spec(name: &str, bytes: Vec<u8>, config: serde_json::Value) -> TransformSpec 
 }
 
 fn dedup() -> TransformSpec {
-    let bytes = tributary::builtin::builtin("dedup").unwrap().to_vec();
+    let bytes = tributary_wasm_host::builtin::builtin("dedup")
+        .unwrap()
+        .to_vec();
     spec(
         "dedup",
         bytes,
@@ -122,7 +123,7 @@ fn the_sandbox_has_no_files_no_network_no_environment() {
     )
     .unwrap();
     let out = chain.run(&batch(&["x"], &[1])).unwrap();
-    let rows = tributary::wasm::rows_as_json(&out.batches[0]);
+    let rows = tributary_wasm_host::rows_as_json(&out.batches[0]);
     let report = rows[0]["escape"].as_str().unwrap();
     for attempt in [
         "read /etc/passwd",
@@ -167,7 +168,9 @@ fn modules_that_are_not_transforms_are_refused_with_the_reason() {
         "{err}"
     );
     // A refused config names the key.
-    let bytes = tributary::builtin::builtin("dedup").unwrap().to_vec();
+    let bytes = tributary_wasm_host::builtin::builtin("dedup")
+        .unwrap()
+        .to_vec();
     let err = TransformChain::new(
         &engine,
         vec![spec("d", bytes, serde_json::json!({"key": "id"}))],

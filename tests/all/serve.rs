@@ -514,7 +514,7 @@ fn one_failing_pipeline_does_not_stop_the_others() {
 }
 
 /// Every operation of `docs/openapi.json` is served by a live worker (the
-/// unit test in `runtime/src/serve.rs` checks the list against the router).
+/// unit test in `worker/src/http.rs` checks the list against the router).
 #[test]
 fn openapi_description_matches_what_the_worker_serves() {
     let data = tempfile::tempdir().unwrap();

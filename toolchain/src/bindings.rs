@@ -23,7 +23,7 @@ use wasi_preview1_component_adapter_provider::{
 };
 use wit_bindgen_core::wit_parser::Resolve;
 
-use crate::transform_cli::WIT;
+use crate::wit::WIT;
 
 /// The languages `bindings` writes for.
 pub const BINDING_LANGUAGES: &[&str] = &["c"];

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use arrow_array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use tributary::wasm::{ChainOutput, Limits, TransformChain, TransformEngine, TransformSpec};
+use tributary_wasm_host::{ChainOutput, Limits, TransformChain, TransformEngine, TransformSpec};
 
 const H: i64 = 3_600_000_000;
 const T0: i64 = 1_700_000_000_000_000;
@@ -42,7 +42,9 @@ fn batch(rows: &[(&str, Option<i64>, &str)]) -> RecordBatch {
 fn chain(engine: &TransformEngine, keep: &str) -> TransformChain {
     let spec = |name: &str, config: serde_json::Value| TransformSpec {
         name: name.into(),
-        bytes: tributary::builtin::builtin(name).unwrap().to_vec(),
+        bytes: tributary_wasm_host::builtin::builtin(name)
+            .unwrap()
+            .to_vec(),
         config,
         limits: Limits {
             memory_bytes: 64 << 20,

@@ -16,7 +16,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::metrics::Metrics;
+use tributary_runtime::metrics::Metrics;
 
 /// Binds `addr` now (so a port in use is an error at start-up, not later) and
 /// serves the endpoint in the background until the process exits. Returns the

@@ -13,8 +13,8 @@
 
 use serde::Deserialize;
 use tributary_connector::{
-    CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, RecordBatch, Result, Sink,
-    parse_config,
+    CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, FromConfig, RecordBatch, Result,
+    Sink,
 };
 
 /// Config of the `blackhole` sink: no fields.
@@ -29,10 +29,12 @@ pub struct Blackhole {
     committed: u64,
 }
 
-/// Registry entry point.
-pub fn factory(config: &serde_json::Value, _ctx: &ConnectorContext) -> Result<Box<dyn Sink>> {
-    let _: BlackholeConfig = parse_config("blackhole sink", config)?;
-    Ok(Box::new(Blackhole::default()))
+impl FromConfig for Blackhole {
+    type Config = BlackholeConfig;
+    const NAME: &'static str = "blackhole sink";
+    fn from_config(_config: BlackholeConfig, _ctx: &ConnectorContext) -> Result<Self> {
+        Ok(Blackhole::default())
+    }
 }
 
 impl Sink for Blackhole {
@@ -72,7 +74,11 @@ mod tests {
     fn counts_and_discards() {
         use std::sync::Arc;
         use tributary_connector::{Offsets, Schema};
-        let mut sink = factory(&serde_json::json!({}), &ConnectorContext::default()).unwrap();
+        let mut sink = tributary_connector::build_sink::<Blackhole>(
+            &serde_json::json!({}),
+            &ConnectorContext::default(),
+        )
+        .unwrap();
         let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(5));
         let batch =
             RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &options).unwrap();
@@ -92,7 +98,7 @@ mod tests {
         assert_eq!(sink.commit(&commit).unwrap(), CommitOutcome::Committed);
         assert_eq!(sink.row_count(), Some(10));
         assert!(sink.last_commit("p").unwrap().is_none());
-        let err = factory(
+        let err = tributary_connector::build_sink::<Blackhole>(
             &serde_json::json!({"path": "x"}),
             &ConnectorContext::default(),
         )

@@ -300,6 +300,54 @@ pub fn resolve(base: &std::path::Path, path: &str) -> std::path::PathBuf {
     }
 }
 
+/// A connector made from its typed config. Implementing this is all a
+/// connector does to be registered: the one generic factory
+/// ([`build_source`] / [`build_sink`], or [`ConnectorKind::source`] /
+/// [`ConnectorKind::sink`] for a registry entry) parses the JSON into
+/// [`FromConfig::Config`], naming the connector in serde's message, and calls
+/// [`FromConfig::from_config`].
+///
+/// ```ignore
+/// impl FromConfig for Blackhole {
+///     type Config = BlackholeConfig;
+///     const NAME: &'static str = "blackhole sink";
+///     fn from_config(_: BlackholeConfig, _: &ConnectorContext) -> Result<Self> {
+///         Ok(Blackhole::default())
+///     }
+/// }
+/// registry.insert("blackhole", ConnectorKind::sink::<Blackhole>());
+/// ```
+pub trait FromConfig: Sized {
+    /// The config struct (serde, `deny_unknown_fields`).
+    type Config: serde::de::DeserializeOwned;
+    /// How messages name the connector: `"kafka source"`.
+    const NAME: &'static str;
+    /// Builds the connector; checks the config's meaning (ranges, paths).
+    fn from_config(config: Self::Config, ctx: &ConnectorContext) -> Result<Self>;
+}
+
+/// The factory of every source: parse the config as `S::Config`, build `S`.
+pub fn build_source<S: Source + FromConfig + 'static>(
+    config: &serde_json::Value,
+    ctx: &ConnectorContext,
+) -> Result<Box<dyn Source>> {
+    Ok(Box::new(S::from_config(
+        parse_config(S::NAME, config)?,
+        ctx,
+    )?))
+}
+
+/// The factory of every sink: parse the config as `S::Config`, build `S`.
+pub fn build_sink<S: Sink + FromConfig + 'static>(
+    config: &serde_json::Value,
+    ctx: &ConnectorContext,
+) -> Result<Box<dyn Sink>> {
+    Ok(Box::new(S::from_config(
+        parse_config(S::NAME, config)?,
+        ctx,
+    )?))
+}
+
 /// A registered connector type.
 #[derive(Clone, Copy)]
 pub enum ConnectorKind {
@@ -308,6 +356,16 @@ pub enum ConnectorKind {
 }
 
 impl ConnectorKind {
+    /// The registry entry of a source type.
+    pub fn source<S: Source + FromConfig + 'static>() -> Self {
+        Self::Source(build_source::<S>)
+    }
+
+    /// The registry entry of a sink type.
+    pub fn sink<S: Sink + FromConfig + 'static>() -> Self {
+        Self::Sink(build_sink::<S>)
+    }
+
     /// `source` or `sink`, as listings name it.
     pub fn role(&self) -> &'static str {
         match self {

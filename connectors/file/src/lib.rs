@@ -26,7 +26,7 @@ use arrow_schema::SchemaRef;
 use serde::Deserialize;
 use serde_json::Value;
 use tributary_connector::{
-    BadRecord, ConnectorContext, Error, Offsets, Poll, Result, Source, SourceBatch, parse_config,
+    BadRecord, ConnectorContext, Error, FromConfig, Offsets, Poll, Result, Source, SourceBatch,
 };
 
 mod rows;
@@ -74,11 +74,13 @@ struct Current {
     byte: u64,
 }
 
-/// Registry entry point.
-pub fn factory(config: &Value, ctx: &ConnectorContext) -> Result<Box<dyn Source>> {
-    let config: FileSourceConfig = parse_config("file source", config)?;
-    let dir = ctx.resolve(&config.path);
-    Ok(Box::new(FileSource::new(config, dir)?))
+impl FromConfig for FileSource {
+    type Config = FileSourceConfig;
+    const NAME: &'static str = "file source";
+    fn from_config(config: FileSourceConfig, ctx: &ConnectorContext) -> Result<Self> {
+        let dir = ctx.resolve(&config.path);
+        FileSource::new(config, dir)
+    }
 }
 
 fn matches(pattern: &str, name: &str) -> bool {
@@ -390,7 +392,7 @@ mod tests {
 
     #[test]
     fn missing_folder_is_a_config_error() {
-        let err = factory(
+        let err = tributary_connector::build_source::<FileSource>(
             &serde_json::json!({"path": "/no/such/folder", "schema": [{"name": "id", "type": "string"}]}),
             &ConnectorContext::default(),
         )

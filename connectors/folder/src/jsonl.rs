@@ -27,8 +27,8 @@ use arrow_json::writer::{LineDelimited, WriterBuilder};
 use serde::Deserialize;
 use tributary_connector::commit_record::{CommitRecord, RecordFile, io_error};
 use tributary_connector::{
-    CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, RecordBatch,
-    Result, Sink, parse_config,
+    CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, FromConfig,
+    RecordBatch, Result, Sink,
 };
 
 use crate::publish::Folder;
@@ -68,10 +68,12 @@ impl std::fmt::Debug for JsonlSink {
     }
 }
 
-/// Registry entry point.
-pub fn factory(config: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box<dyn Sink>> {
-    let config: JsonlSinkConfig = parse_config("jsonl sink", config)?;
-    Ok(Box::new(JsonlSink::new(config, ctx)?))
+impl FromConfig for JsonlSink {
+    type Config = JsonlSinkConfig;
+    const NAME: &'static str = "jsonl sink";
+    fn from_config(config: JsonlSinkConfig, ctx: &ConnectorContext) -> Result<Self> {
+        JsonlSink::new(config, ctx)
+    }
 }
 
 /// Appends `batch` to `out` as JSON lines.
@@ -252,7 +254,9 @@ mod tests {
             base_dir: dir.path().into(),
             state_dir: None,
         };
-        let mut sink = factory(&serde_json::json!({"path": "out"}), &ctx).unwrap();
+        let mut sink =
+            tributary_connector::build_sink::<JsonlSink>(&serde_json::json!({"path": "out"}), &ctx)
+                .unwrap();
         assert_eq!(sink.delivery(), Delivery::ExactlyOnce);
         sink.write(&batch(&["a", "b"])).unwrap();
         sink.write(&batch(&["c"])).unwrap();
@@ -272,12 +276,16 @@ mod tests {
             base_dir: dir.path().into(),
             state_dir: Some(dir.path().join("state")),
         };
-        let mut sink = factory(&serde_json::json!({"path": "-"}), &ctx).unwrap();
+        let mut sink =
+            tributary_connector::build_sink::<JsonlSink>(&serde_json::json!({"path": "-"}), &ctx)
+                .unwrap();
         assert_eq!(sink.delivery(), Delivery::AtLeastOnce);
         assert!(sink.last_commit("p").unwrap().is_none());
         sink.write(&batch(&["a"])).unwrap();
         assert_eq!(sink.commit(&commit(1)).unwrap(), CommitOutcome::Committed);
-        let mut again = factory(&serde_json::json!({"path": "-"}), &ctx).unwrap();
+        let mut again =
+            tributary_connector::build_sink::<JsonlSink>(&serde_json::json!({"path": "-"}), &ctx)
+                .unwrap();
         assert_eq!(again.last_commit("p").unwrap(), Some(commit(1)));
         assert_eq!(
             again.commit(&commit(1)).unwrap(),

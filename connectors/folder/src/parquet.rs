@@ -27,8 +27,8 @@ use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
 use tributary_connector::commit_record::io_error;
 use tributary_connector::{
-    CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, RecordBatch,
-    Result, Sink, parse_config,
+    CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, FromConfig,
+    RecordBatch, Result, Sink,
 };
 
 use crate::publish::Folder;
@@ -102,10 +102,13 @@ impl std::fmt::Debug for ParquetSink {
     }
 }
 
-/// Registry entry point. Touches nothing on disk until the pipeline starts.
-pub fn factory(config: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box<dyn Sink>> {
-    let config: ParquetSinkConfig = parse_config("parquet sink", config)?;
-    Ok(Box::new(ParquetSink::new(config, ctx)?))
+/// Touches nothing on disk until the pipeline starts.
+impl FromConfig for ParquetSink {
+    type Config = ParquetSinkConfig;
+    const NAME: &'static str = "parquet sink";
+    fn from_config(config: ParquetSinkConfig, ctx: &ConnectorContext) -> Result<Self> {
+        ParquetSink::new(config, ctx)
+    }
 }
 
 impl ParquetSink {
@@ -278,7 +281,7 @@ mod tests {
             base_dir: dir.path().into(),
             state_dir: None,
         };
-        let mut sink = factory(
+        let mut sink = tributary_connector::build_sink::<ParquetSink>(
             &serde_json::json!({"path": "out", "compression": "snappy"}),
             &ctx,
         )
@@ -305,7 +308,11 @@ mod tests {
         assert_eq!(rows, [2, 1]);
         assert_eq!(sink.row_count(), Some(3));
 
-        let mut again = factory(&serde_json::json!({"path": "out"}), &ctx).unwrap();
+        let mut again = tributary_connector::build_sink::<ParquetSink>(
+            &serde_json::json!({"path": "out"}),
+            &ctx,
+        )
+        .unwrap();
         assert_eq!(again.last_commit("p").unwrap(), Some(commit(1)));
         again.write(&batch(&["x"], false)).unwrap();
         assert_eq!(
@@ -314,7 +321,7 @@ mod tests {
         );
         assert_eq!(files(&out).len(), 2);
 
-        let err = factory(
+        let err = tributary_connector::build_sink::<ParquetSink>(
             &serde_json::json!({"path": "out", "compression": "brotli"}),
             &ctx,
         )

@@ -35,7 +35,8 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 use tributary_connector::{
-    ConnectorContext, Error, Offsets, Poll, Result, Source, SourceBatch, UTC, parse_config,
+    ConnectorContext, Error, FromConfig, Offsets, Poll, Result, Source, SourceBatch, UTC,
+    parse_config,
 };
 
 /// Config of the `generator` source.
@@ -337,10 +338,12 @@ pub struct GeneratorSource {
     opened: Option<(Instant, u64)>,
 }
 
-/// Registry entry point.
-pub fn factory(config: &serde_json::Value, _ctx: &ConnectorContext) -> Result<Box<dyn Source>> {
-    let config: GeneratorConfig = parse_config("generator source", config)?;
-    Ok(Box::new(GeneratorSource::new(config)?))
+impl FromConfig for GeneratorSource {
+    type Config = GeneratorConfig;
+    const NAME: &'static str = "generator source";
+    fn from_config(config: GeneratorConfig, _ctx: &ConnectorContext) -> Result<Self> {
+        GeneratorSource::new(config)
+    }
 }
 
 impl GeneratorSource {
@@ -515,14 +518,14 @@ mod tests {
 
     #[test]
     fn bad_config_is_named() {
-        let err = factory(
+        let err = tributary_connector::build_source::<GeneratorSource>(
             &serde_json::json!({"seed": 1, "recrods": 5}),
             &ConnectorContext::default(),
         )
         .err()
         .unwrap();
         assert!(err.to_string().contains("unknown field `recrods`"), "{err}");
-        let err = factory(
+        let err = tributary_connector::build_source::<GeneratorSource>(
             &serde_json::json!({"late_ratio": 2.0}),
             &ConnectorContext::default(),
         )

@@ -46,8 +46,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
 use tributary_connector::{
-    CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, Error, Offsets, Result, Sink,
-    parse_config,
+    CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, Error, FromConfig, Offsets,
+    Result, Sink,
 };
 
 /// Snapshot summary keys Tributary writes with every commit.
@@ -113,10 +113,12 @@ impl std::fmt::Debug for IcebergSink {
     }
 }
 
-/// Registry entry point.
-pub fn factory(config: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box<dyn Sink>> {
-    let config: IcebergSinkConfig = parse_config("iceberg sink", config)?;
-    Ok(Box::new(IcebergSink::new(config, ctx)?))
+impl FromConfig for IcebergSink {
+    type Config = IcebergSinkConfig;
+    const NAME: &'static str = "iceberg sink";
+    fn from_config(config: IcebergSinkConfig, ctx: &ConnectorContext) -> Result<Self> {
+        IcebergSink::new(config, ctx)
+    }
 }
 
 fn ice(what: &str, e: iceberg::Error) -> Error {

@@ -175,7 +175,7 @@ fn postgres_catalog() {
 #[test]
 fn config_errors_name_the_field() {
     let ctx = ConnectorContext::default();
-    let err = tributary_iceberg::factory(
+    let err = tributary_connector::build_sink::<tributary_iceberg::IcebergSink>(
         &json!({"catalog_uri": "sqlite:x.db", "warehouse": "w", "table": "articles"}),
         &ctx,
     )
@@ -186,7 +186,7 @@ fn config_errors_name_the_field() {
         err.contains("table `articles` must be `namespace.table`"),
         "{err}"
     );
-    let err = tributary_iceberg::factory(
+    let err = tributary_connector::build_sink::<tributary_iceberg::IcebergSink>(
         &json!({"catalog_uri": "http://rest", "warehouse": "w", "table": "a.b"}),
         &ctx,
     )
@@ -197,7 +197,7 @@ fn config_errors_name_the_field() {
         err.contains("catalog_uri `http://rest` is not supported"),
         "{err}"
     );
-    let err = tributary_iceberg::factory(
+    let err = tributary_connector::build_sink::<tributary_iceberg::IcebergSink>(
         &json!({"catalog_uri": "sqlite:x.db", "warehouse": "w", "tabel": "a.b"}),
         &ctx,
     )

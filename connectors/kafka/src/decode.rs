@@ -11,7 +11,6 @@ use tributary_connector::{Error, RecordBatch, Result, Schema, SchemaRef};
 
 pub use crate::format::DecodeError;
 use crate::format::{AvroBatchBuilder, JsonBatchBuilder};
-use crate::source::KafkaSourceConfig;
 
 /// How message values are encoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -35,17 +34,22 @@ pub enum ValueDecoder {
 }
 
 impl ValueDecoder {
-    /// Checks that the format's own fields are there (and only those).
-    pub fn new(config: &KafkaSourceConfig) -> Result<Self> {
-        match config.format {
+    /// Checks that the format's own fields are there (and only those):
+    /// `schema_registry_url` for Avro, `schema` for JSON, neither for bytes.
+    pub fn new(
+        format: ValueFormat,
+        schema_registry_url: Option<&str>,
+        schema: Option<&[tributary_file::FieldSpec]>,
+    ) -> Result<Self> {
+        match format {
             ValueFormat::Avro => {
-                if config.schema.is_some() {
+                if schema.is_some() {
                     return Err(Error::config(
                         "kafka source: `schema` is for \"format\": \"json\"; Avro values carry their schema \
                          (from schema_registry_url): remove `schema`",
                     ));
                 }
-                let url = config.schema_registry_url.as_deref().unwrap_or("");
+                let url = schema_registry_url.unwrap_or("");
                 if url.trim().is_empty() {
                     return Err(Error::config(
                         "kafka source: \"format\": \"avro\" needs schema_registry_url, e.g. \"http://localhost:8081\" \
@@ -55,24 +59,24 @@ impl ValueDecoder {
                 Ok(Self::Avro(Box::new(AvroBatchBuilder::new(url)?)))
             }
             ValueFormat::Json => {
-                if config.schema_registry_url.is_some() {
+                if schema_registry_url.is_some() {
                     return Err(Error::config(
                         "kafka source: schema_registry_url is for \"format\": \"avro\"; remove it or set the format to avro",
                     ));
                 }
-                let Some(schema) = &config.schema else {
+                let Some(schema) = schema else {
                     return Err(Error::config(
                         "kafka source: \"format\": \"json\" needs `schema`, the columns to read, e.g. \
                          [{\"name\": \"id\", \"type\": \"string\"}, {\"name\": \"published_at\", \"type\": \"timestamp\"}]",
                     ));
                 };
                 Ok(Self::Json(JsonBatchBuilder::new(
-                    schema.clone(),
+                    schema.to_vec(),
                     tributary_file::UnknownFields::Ignore,
                 )?))
             }
             ValueFormat::Bytes => {
-                if config.schema_registry_url.is_some() || config.schema.is_some() {
+                if schema_registry_url.is_some() || schema.is_some() {
                     return Err(Error::config(
                         "kafka source: \"format\": \"bytes\" takes values as they are: remove schema_registry_url and schema",
                     ));

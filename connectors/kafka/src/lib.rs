@@ -28,4 +28,4 @@ pub mod sink;
 pub mod source;
 
 pub use sink::{KafkaSink, KafkaSinkConfig};
-pub use source::{KafkaSource, KafkaSourceConfig, factory};
+pub use source::{KafkaSource, KafkaSourceConfig};

@@ -38,8 +38,8 @@ use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSche
 use serde::Deserialize;
 use tributary_connector::commit_record::{CommitRecord, RecordFile};
 use tributary_connector::{
-    CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, RecordBatch,
-    Result, SchemaRef, Sink, parse_config,
+    CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, FromConfig,
+    RecordBatch, Result, SchemaRef, Sink,
 };
 
 use crate::encode;
@@ -148,10 +148,12 @@ impl std::fmt::Debug for KafkaSink {
     }
 }
 
-/// Registry entry point (the source's is [`crate::factory`]).
-pub fn factory(config: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box<dyn Sink>> {
-    let config: KafkaSinkConfig = parse_config("kafka sink", config)?;
-    Ok(Box::new(KafkaSink::new(config, ctx)?))
+impl FromConfig for KafkaSink {
+    type Config = KafkaSinkConfig;
+    const NAME: &'static str = "kafka sink";
+    fn from_config(config: KafkaSinkConfig, ctx: &ConnectorContext) -> Result<Self> {
+        KafkaSink::new(config, ctx)
+    }
 }
 
 impl KafkaSink {
@@ -409,9 +411,14 @@ mod tests {
 
     #[test]
     fn config_mistakes_are_named() {
-        let err = |v: serde_json::Value| factory(&v, &ctx()).err().unwrap().to_string();
+        let err = |v: serde_json::Value| {
+            tributary_connector::build_sink::<KafkaSink>(&v, &ctx())
+                .err()
+                .unwrap()
+                .to_string()
+        };
         let base = serde_json::json!({"bootstrap_servers": "127.0.0.1:1", "topic": "t"});
-        let sink = factory(&base, &ctx()).unwrap();
+        let sink = tributary_connector::build_sink::<KafkaSink>(&base, &ctx()).unwrap();
         assert_eq!(sink.delivery(), Delivery::AtLeastOnce);
         let mut avro = base.clone();
         avro["format"] = "avro".into();
@@ -423,7 +430,10 @@ mod tests {
             state_dir: None,
             ..ctx()
         };
-        let e = factory(&base, &no_state).err().unwrap().to_string();
+        let e = tributary_connector::build_sink::<KafkaSink>(&base, &no_state)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("commit_record"), "{e}");
     }
 }

@@ -54,8 +54,8 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::Deserialize;
 use tributary_connector::{
-    Backlog, BadRecord, ConnectorContext, Error, Offsets, Poll, Result, SchemaRef, Source,
-    SourceBatch, parse_config,
+    Backlog, BadRecord, ConnectorContext, Error, FromConfig, Offsets, Poll, Result, SchemaRef,
+    Source, SourceBatch,
 };
 
 use crate::decode::{DecodeError, ValueDecoder, ValueFormat};
@@ -131,10 +131,12 @@ const RESERVED: &[&str] = &[
     "enable.partition.eof",
 ];
 
-/// Registry entry point.
-pub fn factory(config: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box<dyn Source>> {
-    let config: KafkaSourceConfig = parse_config("kafka source", config)?;
-    Ok(Box::new(KafkaSource::new(config, ctx)?))
+impl FromConfig for KafkaSource {
+    type Config = KafkaSourceConfig;
+    const NAME: &'static str = "kafka source";
+    fn from_config(config: KafkaSourceConfig, ctx: &ConnectorContext) -> Result<Self> {
+        KafkaSource::new(config, ctx)
+    }
 }
 
 /// High watermarks per partition from librdkafka's statistics, which arrive
@@ -302,7 +304,11 @@ impl KafkaSource {
             .group_id
             .clone()
             .unwrap_or_else(|| format!("tributary-{}", ctx.pipeline_id));
-        let decoder = ValueDecoder::new(&config)?;
+        let decoder = ValueDecoder::new(
+            config.format,
+            config.schema_registry_url.as_deref(),
+            config.schema.as_deref(),
+        )?;
         Ok(Self {
             config,
             group_id,

@@ -1,29 +1,41 @@
-//! Connector plugins: shared libraries in the plugin folder (`--plugin-path`,
-//! default `plugins/` beside the binary), loaded at start and used by pipeline
-//! JSON exactly like the built-in connectors. The ABI is
-//! `tributary_plugin::abi` (version 1: sinks).
+//! The host side of the plugin ABI: loading connector plugins, shared
+//! libraries in the plugin folder (`--plugin-path`, default `plugins/`
+//! beside the binary), and calling them. Behind the `host` feature, so the
+//! plugins themselves (which link this crate for [`crate::abi`] and the SDK)
+//! do not pull in `libloading`; the engine never touches `unsafe` or this
+//! module: the CLI loads the folder and registers each plugin's
+//! [`Plugin::sink`] in the engine's registry, which checks names (a plugin
+//! may not take a built-in's or another plugin's name).
 //!
 //! Loading checks, in order: the library opens; it exports
 //! `tributary_plugin_abi_version` and that says [`ABI_VERSION`] (only then
-//! is the table read); its description parses; its name is not a built-in's
-//! or another plugin's. A library failing any of these is listed as refused,
-//! with the reason, and a pipeline naming it gets that reason.
+//! is the table read); its description parses. A library failing any of
+//! these is listed as refused, with the reason, and a pipeline naming it
+//! gets that reason.
 //!
 //! Calls: a plugin error comes back as a connector error of the same kind; a
 //! panic inside the plugin (caught by the SDK) fails the call with "panicked"
 //! and the sink is not called again, so the pipeline stops before its next
 //! commit and resumes from the last one when run again — nothing is lost.
+//!
+//! ```no_run
+//! for (path, loaded) in tributary_plugin::host::load_dir("plugins".as_ref()) {
+//!     match loaded {
+//!         Ok(plugin) => println!("{}: {}", plugin.name, plugin.description),
+//!         Err(reason) => println!("refused {}: {reason}", path.display()),
+//!     }
+//! }
+//! ```
 
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
+use crate::abi::{self, ABI_VERSION, Buf, PluginV1};
 use arrow_array::{Array, RecordBatch, StructArray};
 use tributary_connector::{
     CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, ErrorKind,
     Result, Sink,
 };
-use tributary_plugin::abi::{self, ABI_VERSION, Buf, PluginV1};
 
 /// A loaded plugin.
 #[derive(Debug)]
@@ -38,36 +50,11 @@ pub struct Plugin {
     table: &'static PluginV1,
 }
 
-/// Everything found in the plugin folder.
-#[derive(Debug, Default)]
-pub struct PluginSet {
-    pub dir: Option<PathBuf>,
-    pub plugins: Vec<Plugin>,
-    /// Libraries that were not loaded, and why.
-    pub refused: Vec<(PathBuf, String)>,
-}
-
-static INSTALLED: OnceLock<PluginSet> = OnceLock::new();
-
 /// The default plugin folder: `plugins/` beside the running binary.
 pub fn default_dir() -> Option<PathBuf> {
     std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|d| d.join("plugins")))
-}
-
-/// Loads the plugins of `dir` (once per process; later calls return the
-/// first set). A missing folder is an empty set.
-pub fn install(dir: Option<PathBuf>) -> &'static PluginSet {
-    INSTALLED.get_or_init(|| match dir {
-        Some(dir) => load_dir(&dir),
-        None => PluginSet::default(),
-    })
-}
-
-/// The installed plugins (none before [`install`]).
-pub fn installed() -> &'static PluginSet {
-    INSTALLED.get_or_init(PluginSet::default)
 }
 
 fn is_library(path: &Path) -> bool {
@@ -77,13 +64,11 @@ fn is_library(path: &Path) -> bool {
     )
 }
 
-fn load_dir(dir: &Path) -> PluginSet {
-    let mut set = PluginSet {
-        dir: Some(dir.to_path_buf()),
-        ..PluginSet::default()
-    };
+/// Every shared library of `dir`, sorted by path, loaded, or the reason it
+/// was not. A missing folder has none.
+pub fn load_dir(dir: &Path) -> Vec<(PathBuf, std::result::Result<Plugin, String>)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return set;
+        return Vec::new();
     };
     let mut paths: Vec<PathBuf> = entries
         .flatten()
@@ -91,42 +76,13 @@ fn load_dir(dir: &Path) -> PluginSet {
         .filter(|p| is_library(p))
         .collect();
     paths.sort();
-    for path in paths {
-        match load(&path) {
-            Ok(plugin) => {
-                let builtin = crate::registry::CONNECTORS
-                    .iter()
-                    .any(|(name, _)| *name == plugin.name);
-                let taken = set.plugins.iter().find(|p| p.name == plugin.name);
-                if builtin {
-                    set.refused.push((
-                        path,
-                        format!(
-                            "it calls itself `{}`, the name of a built-in connector; rename the plugin",
-                            plugin.name
-                        ),
-                    ));
-                } else if let Some(first) = taken {
-                    set.refused.push((
-                        path,
-                        format!(
-                            "it calls itself `{}`, as {} does already; keep one of them",
-                            plugin.name,
-                            first.path.display()
-                        ),
-                    ));
-                } else {
-                    tracing::debug!("plugin `{}` loaded from {}", plugin.name, path.display());
-                    set.plugins.push(plugin);
-                }
-            }
-            Err(reason) => {
-                tracing::warn!("plugin {} not loaded: {reason}", path.display());
-                set.refused.push((path, reason));
-            }
-        }
-    }
-    set
+    paths
+        .into_iter()
+        .map(|path| {
+            let loaded = load(&path);
+            (path, loaded)
+        })
+        .collect()
 }
 
 /// Opens one library and reads its table (see the module docs for the checks).
@@ -273,33 +229,15 @@ impl std::fmt::Debug for PluginSink {
     }
 }
 
-/// Builds the sink of the installed plugin named `kind`, if there is one.
-pub fn sink(
-    kind: &str,
-    config: &serde_json::Value,
-    ctx: &ConnectorContext,
-) -> Option<Result<Box<dyn Sink>>> {
-    let set = installed();
-    if let Some((path, reason)) = set
-        .refused
-        .iter()
-        .find(|(path, _)| path.file_stem().is_some_and(|s| library_names(s, kind)))
-    {
-        return Some(Err(Error::config(format!(
-            "sink.type `{kind}`: the plugin {} was not loaded: {reason}",
-            path.display()
-        ))));
+impl Plugin {
+    /// Builds a sink of this plugin from its config fields.
+    pub fn sink(
+        &self,
+        config: &serde_json::Value,
+        ctx: &ConnectorContext,
+    ) -> Result<Box<dyn Sink>> {
+        open(self, config, ctx).map(|s| Box::new(s) as Box<dyn Sink>)
     }
-    let plugin = set.plugins.iter().find(|p| p.name == kind)?;
-    Some(open(plugin, config, ctx).map(|s| Box::new(s) as Box<dyn Sink>))
-}
-
-/// Whether a library file stem (`libcsv_sink`) is plausibly the plugin a
-/// pipeline names (`csv-sink`, `csv_sink`): to explain a refused plugin.
-fn library_names(stem: &std::ffi::OsStr, kind: &str) -> bool {
-    let stem = stem.to_string_lossy();
-    let stem = stem.strip_prefix("lib").unwrap_or(&stem);
-    stem.replace('-', "_") == kind.replace('-', "_")
 }
 
 #[allow(unsafe_code)]

@@ -24,12 +24,15 @@
 //! refuses a library built for another [`abi::ABI_VERSION`]. A panic inside
 //! a call becomes an error the host reports (the pipeline stops, nothing
 //! past the last commit is lost); it never unwinds into the host.
-//! `examples/plugins/csv-sink` is a complete plugin.
+//! `examples/plugins/csv-sink` is a complete plugin. [`host`] (feature
+//! `host`) is the other side: the loader `tributary` uses.
 
 pub mod abi;
 #[doc(hidden)]
 #[allow(unsafe_code)]
 pub mod ffi;
+#[cfg(feature = "host")]
+pub mod host;
 
 /// The connector contract, re-exported: what a plugin implements.
 pub use tributary_connector as connector;

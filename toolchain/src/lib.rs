@@ -1,0 +1,23 @@
+//! The transform toolchain behind `tributary transform`: everything a
+//! transform author runs besides their own compiler.
+//!
+//! - [`new`]: `transform new NAME --lang rust|python|js|c`, a buildable
+//!   transform from the templates in `templates/<lang>/`;
+//! - [`bindings`]: `transform bindings c` (the C bindings of the WIT world)
+//!   and the component wrapping behind `transform component`;
+//! - [`inspect`]: `transform inspect` (what a module implements, whether
+//!   this tributary runs it) and `transform component`;
+//! - [`test`]: `transform test`, a module run on JSON-lines records.
+//!
+//! ```no_run
+//! let engine = tributary_wasm_host::TransformEngine::new(None).unwrap();
+//! print!("{}", tributary_toolchain::inspect::inspect(&engine, "builtin:dedup").unwrap());
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod bindings;
+pub mod inspect;
+pub mod new;
+pub mod test;
+pub mod wit;

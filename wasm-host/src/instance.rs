@@ -1,0 +1,321 @@
+//! One sandboxed guest: its `Store` and what the host gives it (state,
+//! watermark, log), the calls under the limits of [`crate::sandbox`], and how
+//! a failure is named.
+
+use arrow_array::RecordBatch;
+use serde_json::Value as Json;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store};
+
+use crate::bindings::exports::tributary::transform::processor::Output;
+use crate::bindings::{Transform, TransformPre};
+use crate::convert;
+use crate::engine::{TransformEngine, TransformSpec, WIT_VERSION};
+use crate::error::TransformError;
+use crate::host::Host;
+use crate::sandbox::{self, Limiter, Limits};
+use crate::state::KeyedState;
+
+/// One sandboxed transform.
+pub struct TransformInstance {
+    pub(crate) name: String,
+    engine: Engine,
+    pre: TransformPre<Host>,
+    limits: Limits,
+    config: Vec<(String, String)>,
+    projection: Option<Vec<String>>,
+    live: Option<(Store<Host>, Transform)>,
+    /// The state while no Store is live.
+    parked: Option<KeyedState>,
+}
+
+/// Flattens a transform's `config` object for `init`: strings as they are,
+/// everything else as JSON text.
+fn flatten_config(config: &Json) -> Vec<(String, String)> {
+    match config {
+        Json::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    match v {
+                        Json::String(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl TransformInstance {
+    /// Compiles (or loads from the cache) and instantiates a guest, and calls
+    /// its `init`.
+    pub fn new(engine: &TransformEngine, spec: TransformSpec) -> Result<Self, TransformError> {
+        let load = |message: String| TransformError::Load {
+            transform: spec.name.clone(),
+            message,
+        };
+        let started = std::time::Instant::now();
+        let (component, cached) = engine.compile(&spec.bytes).map_err(|e| {
+            let text = format!("{e:#}");
+            if text.contains("component") && text.contains("module") {
+                load(format!("the module is a core WebAssembly module, not a component ({text}); build it as a component (e.g. for wasm32-wasip2)"))
+            } else {
+                load(format!("not a valid WebAssembly component: {text}"))
+            }
+        })?;
+        if let Some(other) = component
+            .component_type()
+            .exports(&engine.engine)
+            .map(|(n, _)| n.to_string())
+            .find(|n| {
+                n.starts_with("tributary:transform/processor@")
+                    && !n.ends_with(&format!("@{WIT_VERSION}"))
+            })
+        {
+            let version = other.rsplit_once('@').map_or("?", |(_, v)| v);
+            return Err(load(format!(
+                "the module implements tributary:transform@{version}, but this tributary hosts \
+                 tributary:transform@{WIT_VERSION}: rebuild it against the wit/ folder of this version \
+                 (it exports {other}, the host needs tributary:transform/processor@{WIT_VERSION})"
+            )));
+        }
+        tracing::info!(
+            "transform `{}`: {} in {} ms",
+            spec.name,
+            if cached {
+                "loaded from the compile cache"
+            } else {
+                "compiled"
+            },
+            started.elapsed().as_millis()
+        );
+        let pre = engine.linker.instantiate_pre(&component).map_err(|e| {
+            load(format!(
+                "it does not fit the world tributary:transform/transform@0.1.0: {e:#}"
+            ))
+        })?;
+        let pre = TransformPre::new(pre).map_err(|e| {
+            load(format!(
+                "it does not export tributary:transform/processor@0.1.0: {e:#}"
+            ))
+        })?;
+        let mut instance = Self {
+            name: spec.name.clone(),
+            engine: engine.engine.clone(),
+            pre,
+            limits: spec.limits,
+            config: flatten_config(&spec.config),
+            projection: None,
+            live: None,
+            parked: Some(KeyedState::default()),
+        };
+        instance.ensure_live()?;
+        Ok(instance)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn new_store(&self, state: KeyedState) -> Store<Host> {
+        let stderr = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(64 * 1024);
+        let host = Host {
+            wasi: sandbox::wasi_ctx(stderr.clone()),
+            stderr,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(&self.limits),
+            state,
+            watermark: None,
+            proposal: None,
+            name: self.name.clone(),
+        };
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|h| &mut h.limiter);
+        store
+    }
+
+    /// Makes sure a Store and instance exist (after a discard, a fresh one,
+    /// initialised again with the same config).
+    fn ensure_live(&mut self) -> Result<(), TransformError> {
+        if self.live.is_some() {
+            return Ok(());
+        }
+        let state = self.parked.take().unwrap_or_default();
+        let mut store = self.new_store(state);
+        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_trap();
+        let result = self.pre.instantiate(&mut store).and_then(|t| {
+            t.tributary_transform_processor()
+                .call_init(&mut store, &self.config)
+                .map(|r| (t, r))
+        });
+        match result {
+            Ok((t, Ok(projection))) => {
+                self.projection = projection;
+                self.live = Some((store, t));
+                Ok(())
+            }
+            Ok((_, Err(message))) => {
+                self.parked = Some(store.into_data().state);
+                Err(TransformError::Config {
+                    transform: self.name.clone(),
+                    message,
+                })
+            }
+            Err(e) => {
+                let (denied, said) = (store.data().limiter.denied, store.data().stderr.contents());
+                self.parked = Some(store.into_data().state);
+                Err(self.classify(e, denied, &said))
+            }
+        }
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        self.limits.deadline_ticks()
+    }
+
+    fn classify(&self, e: wasmtime::Error, memory_denied: bool, stderr: &[u8]) -> TransformError {
+        let transform = self.name.clone();
+        if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+            return TransformError::Timeout {
+                transform,
+                limit_ms: self.limits.call_timeout.as_millis() as u64,
+            };
+        }
+        if memory_denied {
+            return TransformError::OutOfMemory {
+                transform,
+                limit_mb: self.limits.memory_bytes / (1024 * 1024),
+            };
+        }
+        let mut message = match e.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{e:#}")
+                .lines()
+                .next()
+                .unwrap_or("unknown failure")
+                .to_string(),
+        };
+        // The guest's last words (a Rust panic prints "thread … panicked at
+        // file:line:" then the message, then a backtrace note we skip).
+        let said = String::from_utf8_lossy(stderr);
+        let mut last: Vec<&str> = said
+            .lines()
+            .rev()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("note:"))
+            .take(2)
+            .collect();
+        last.reverse();
+        if !last.is_empty() {
+            let text: String = last.join(" ").chars().take(300).collect();
+            message.push_str(&format!(" (the guest said: {text})"));
+        }
+        TransformError::Trap { transform, message }
+    }
+
+    /// Runs one guest call under the limits, with the state journaled: a
+    /// failure of any kind rolls the state back, and a trap discards the Store.
+    fn call<R>(
+        &mut self,
+        watermark: Option<i64>,
+        f: impl FnOnce(&Transform, &mut Store<Host>) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<(R, Option<i64>), TransformError> {
+        self.ensure_live()?;
+        let ticks = self.deadline_ticks();
+        let (store, bindings) = self.live.as_mut().expect("live");
+        store.set_epoch_deadline(ticks);
+        {
+            let host = store.data_mut();
+            host.watermark = watermark;
+            host.proposal = None;
+            host.limiter.denied = false;
+            host.state.begin();
+        }
+        let result = f(bindings, store);
+        match result {
+            Ok(Ok(r)) => {
+                let host = store.data_mut();
+                host.state.commit();
+                Ok((r, host.proposal.take()))
+            }
+            Ok(Err(message)) => {
+                store.data_mut().state.rollback();
+                Err(TransformError::Guest {
+                    transform: self.name.clone(),
+                    message,
+                })
+            }
+            Err(e) => {
+                let (store, _) = self.live.take().expect("live");
+                let mut host = store.into_data();
+                let (denied, said) = (host.limiter.denied, host.stderr.contents());
+                host.state.rollback();
+                self.parked = Some(host.state);
+                let err = self.classify(e, denied, &said);
+                tracing::warn!("{err}; a fresh instance will take the next batch");
+                Err(err)
+            }
+        }
+    }
+
+    /// `process` on one batch; returns the guest's answer and its watermark
+    /// proposal.
+    pub fn process(
+        &mut self,
+        batch: &RecordBatch,
+        watermark: Option<i64>,
+    ) -> Result<(Output, Option<i64>), TransformError> {
+        let wit = convert::to_wit(batch, self.projection.as_deref());
+        self.call(watermark, |t, store| {
+            t.tributary_transform_processor().call_process(store, &wit)
+        })
+    }
+
+    /// `on-watermark` after the watermark moved.
+    pub fn on_watermark(&mut self, watermark: i64) -> Result<Output, TransformError> {
+        self.call(Some(watermark), |t, store| {
+            t.tributary_transform_processor()
+                .call_on_watermark(store, watermark)
+        })
+        .map(|(o, _)| o)
+    }
+
+    fn state_mut(&mut self) -> &mut KeyedState {
+        match self.live.as_mut() {
+            Some((store, _)) => &mut store.data_mut().state,
+            None => self.parked.get_or_insert_with(KeyedState::default),
+        }
+    }
+
+    fn state(&self) -> Option<&KeyedState> {
+        match self.live.as_ref() {
+            Some((store, _)) => Some(&store.data().state),
+            None => self.parked.as_ref(),
+        }
+    }
+
+    /// Entries in the state store.
+    pub fn state_len(&self) -> usize {
+        self.state().map_or(0, KeyedState::len)
+    }
+
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.state().map(KeyedState::snapshot).unwrap_or_default()
+    }
+
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), TransformError> {
+        let restored = KeyedState::restore(bytes).map_err(|message| TransformError::Load {
+            transform: self.name.clone(),
+            message: format!("checkpointed {message}"),
+        })?;
+        *self.state_mut() = restored;
+        Ok(())
+    }
+
+    pub fn evict_expired(&mut self, watermark: i64) -> usize {
+        self.state_mut().evict_expired(watermark)
+    }
+}
