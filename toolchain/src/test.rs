@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use tributary_file::{FieldKind, FieldSpec, JsonRows, UnknownFields};
+use tributary_formats::rows::{FieldKind, FieldSpec, JsonRows, UnknownFields};
 use tributary_wasm_host::sandbox::{DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MEMORY_MB};
 use tributary_wasm_host::{
     Limits, TransformChain, TransformEngine, TransformSpec, format_micros, rows_as_json,

@@ -29,8 +29,7 @@ use tributary_connector::{
     BadRecord, ConnectorContext, Error, FromConfig, Offsets, Poll, Result, Source, SourceBatch,
 };
 
-mod rows;
-pub use rows::{FieldKind, FieldSpec, JsonRows, UnknownFields};
+pub use tributary_formats::rows::{FieldKind, FieldSpec, JsonRows, UnknownFields};
 
 /// Config of the `file` source.
 #[derive(Clone, Debug, Deserialize)]

@@ -1,35 +1,7 @@
-//! Message values → Arrow record batches.
-//!
-//! The consumer hands every message value to a batch builder, one at a time,
-//! and asks for a batch at the end of a poll:
-//!
-//! - [`AvroBatchBuilder`]: Avro in the Confluent wire format (`0x00`, a 4-byte
-//!   big-endian schema id, the Avro binary body); writer schemas come from a
-//!   Schema Registry, and the batch schema grows as new writer versions appear.
-//! - [`JsonBatchBuilder`]: one JSON object per value, with a schema declared in
-//!   the config (the same rules as the `file` source).
-//!
-//! Both answer a value they cannot read with a [`DecodeError`] that says whether
-//! the record is at fault (dead-letter it, or stop, by the pipeline's error
-//! policy) or the registry is (try the same message again later).
-//!
-//! ```
-//! use tributary_kafka::format::{DecodeError, JsonBatchBuilder};
-//! use tributary_file::{FieldKind, FieldSpec, UnknownFields};
-//! let fields = vec![FieldSpec { name: "id".into(), kind: FieldKind::String, required: true }];
-//! let mut json = JsonBatchBuilder::new(fields, UnknownFields::Ignore).unwrap();
-//! json.push(br#"{"id": "a1"}"#).unwrap();
-//! assert!(matches!(json.push(b"[1, 2]"), Err(DecodeError::Bad(_))));
-//! assert_eq!(json.finish().unwrap().num_rows(), 1);
-//! ```
+//! [`DecodeError`]: why a value did not become a row — a bad record, or a
+//! schema registry that cannot be asked now.
 
 use std::fmt;
-
-pub mod avro;
-pub mod json;
-
-pub use avro::AvroBatchBuilder;
-pub use json::JsonBatchBuilder;
 
 /// Why a message value did not become a row. Either way, nothing of it was
 /// appended.

@@ -2,11 +2,11 @@
 //!
 //! Each value must be one JSON object; its fields become columns by the
 //! declared [`FieldSpec`]s, exactly as the `file` source reads a line (the
-//! column logic is [`tributary_file::JsonRows`], shared, not copied).
+//! column logic is [`crate::rows::JsonRows`], shared, not copied).
 //!
 //! ```
-//! use tributary_kafka::format::JsonBatchBuilder;
-//! use tributary_file::{FieldKind, FieldSpec, UnknownFields};
+//! use tributary_formats::json::JsonBatchBuilder;
+//! use tributary_formats::rows::{FieldKind, FieldSpec, UnknownFields};
 //! let fields = vec![FieldSpec { name: "n".into(), kind: FieldKind::Long, required: false }];
 //! let mut json = JsonBatchBuilder::new(fields, UnknownFields::Ignore).unwrap();
 //! json.push(br#"{"n": 7, "other": true}"#).unwrap();
@@ -18,9 +18,9 @@
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use tributary_connector::Result;
-use tributary_file::{FieldSpec, JsonRows, UnknownFields};
 
-use super::DecodeError;
+use crate::error::DecodeError;
+use crate::rows::{FieldSpec, JsonRows, UnknownFields};
 
 /// Turns JSON message values into rows of a declared schema.
 #[derive(Debug)]

@@ -1,15 +1,15 @@
 //! JSON objects → Arrow rows with a declared schema.
 //!
-//! [`JsonRows`] is the part of the JSON-lines source that knows nothing about
-//! files: it checks each object against the declared [`FieldSpec`]s and appends
-//! it as one row, or says why it cannot. The Kafka source uses it for JSON
+//! [`JsonRows`] checks each object against the declared [`FieldSpec`]s and
+//! appends it as one row, or says why it cannot. The JSON-lines `file` source
+//! uses it for lines and the Kafka source (through [`crate::json`]) for JSON
 //! message values, so both read JSON the same way.
 //!
 //! A row is checked completely before anything is appended, so a bad object
 //! leaves the columns as they were.
 //!
 //! ```
-//! use tributary_file::{FieldKind, FieldSpec, JsonRows, UnknownFields};
+//! use tributary_formats::rows::{FieldKind, FieldSpec, JsonRows, UnknownFields};
 //! let fields = vec![FieldSpec { name: "id".into(), kind: FieldKind::String, required: true }];
 //! let mut rows = JsonRows::new("example", fields, UnknownFields::Ignore).unwrap();
 //! rows.push_text(r#"{"id": "a"}"#).unwrap();

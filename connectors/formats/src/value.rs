@@ -1,5 +1,6 @@
-//! The value format a `kafka` source decodes, chosen by its `format` field,
-//! and one decoder type over both (the builders live in [`crate::format`]).
+//! The value format a source decodes, chosen by its `format` field (Avro,
+//! JSON or bytes), and one decoder type over all three (the builders live in
+//! [`crate::avro`] and [`crate::json`]).
 
 use std::sync::Arc;
 
@@ -9,8 +10,10 @@ use arrow_schema::{DataType, Field};
 use serde::Deserialize;
 use tributary_connector::{Error, RecordBatch, Result, Schema, SchemaRef};
 
-pub use crate::format::DecodeError;
-use crate::format::{AvroBatchBuilder, JsonBatchBuilder};
+use crate::avro::AvroBatchBuilder;
+use crate::error::DecodeError;
+use crate::json::JsonBatchBuilder;
+use crate::rows::{FieldSpec, UnknownFields};
 
 /// How message values are encoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -39,7 +42,7 @@ impl ValueDecoder {
     pub fn new(
         format: ValueFormat,
         schema_registry_url: Option<&str>,
-        schema: Option<&[tributary_file::FieldSpec]>,
+        schema: Option<&[FieldSpec]>,
     ) -> Result<Self> {
         match format {
             ValueFormat::Avro => {
@@ -72,7 +75,7 @@ impl ValueDecoder {
                 };
                 Ok(Self::Json(JsonBatchBuilder::new(
                     schema.to_vec(),
-                    tributary_file::UnknownFields::Ignore,
+                    UnknownFields::Ignore,
                 )?))
             }
             ValueFormat::Bytes => {

@@ -42,7 +42,7 @@ use tributary_connector::{
     RecordBatch, Result, SchemaRef, Sink,
 };
 
-use crate::encode;
+use tributary_formats::{confluent, encode};
 
 /// Config of the `kafka` sink.
 #[derive(Clone, Debug, Deserialize)]
@@ -290,8 +290,7 @@ impl KafkaSink {
                     .map_err(fail)?;
                 (0..batch.num_rows())
                     .map(|row| {
-                        let mut out = vec![0u8];
-                        out.extend_from_slice(&avro.id.to_be_bytes());
+                        let mut out = confluent::header(avro.id).to_vec();
                         let value = encode::avro_record(batch, row)?;
                         writer.write_value(&mut out, value).map_err(fail)?;
                         Ok(out)

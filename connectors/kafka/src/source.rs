@@ -58,7 +58,9 @@ use tributary_connector::{
     Source, SourceBatch,
 };
 
-use crate::decode::{DecodeError, ValueDecoder, ValueFormat};
+use tributary_formats::DecodeError;
+use tributary_formats::rows::FieldSpec;
+use tributary_formats::value::{ValueDecoder, ValueFormat};
 
 /// Config of the `kafka` source.
 #[derive(Clone, Debug, Deserialize)]
@@ -88,7 +90,7 @@ pub struct KafkaSourceConfig {
     pub schema_registry_url: Option<String>,
     /// The columns, for `json` (as the `file` source's `schema`).
     #[serde(default)]
-    pub schema: Option<Vec<tributary_file::FieldSpec>>,
+    pub schema: Option<Vec<FieldSpec>>,
     /// Upper bound of prefetched data per partition, in MiB (librdkafka's
     /// `queued.max.messages.kbytes`).
     #[serde(default = "default_prefetch_mb")]
