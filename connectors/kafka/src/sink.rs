@@ -3,9 +3,9 @@
 //! Avro body; the schema is derived from the rows' Arrow schema and registered
 //! as `<topic>-value`), its key optionally a column's value.
 //!
-//! **Delivery: at-least-once.** Without Kafka transactions (Tansu, our test
-//! broker, has none) a topic cannot take an epoch's messages and its offsets in
-//! one atomic step. So rows are produced as they arrive (idempotent producer:
+//! **Delivery: at-least-once.** This sink does not use Kafka transactions
+//! (yet), so a topic cannot take an epoch's messages and its offsets in one
+//! atomic step. So rows are produced as they arrive (idempotent producer:
 //! librdkafka's own retries add no duplicates), and at the end of an epoch
 //! [`Sink::commit`] waits until every message is acknowledged by the broker
 //! (`acks=all`), fails the epoch if any was not, and only then writes the
@@ -223,8 +223,9 @@ impl KafkaSink {
                     reports: self.reports.clone(),
                 })
                 .map_err(|e| Error::config(format!("kafka sink: {e}")))?;
-            // Tansu (and brokers with auto-creation off) will not create the
-            // topic: say so now rather than after a delivery timeout.
+            // Brokers with auto-creation off (as production clusters are
+            // usually set) will not create the topic: say so now rather than
+            // after a delivery timeout.
             let meta = producer
                 .client()
                 .fetch_metadata(Some(&self.config.topic), Duration::from_secs(10))

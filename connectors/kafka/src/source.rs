@@ -11,16 +11,12 @@
 //! Partitions added to a topic while it runs are found (every
 //! `partition_discovery_ms`) and read from their start.
 //!
-//! **Seeking lands on a batch boundary, or before it.** Every (re)assignment
-//! (start-up, resume after a pause) fetches from up to [`REWIND`] records
-//! before the position and skips what is below it. A Kafka broker answers a
-//! fetch from the middle of a record batch with the whole batch, but some
-//! Kafka-API brokers answer only with batches that *start* at or after the
-//! offset (Tansu 0.6 does), which would silently skip the rest of that batch,
-//! or return nothing at all when it is the last one. If the first record read
-//! after a seek is still past the position, the source rewinds further (down
-//! to the log start) before it accepts a gap (a compacted log, or transaction
-//! markers).
+//! **Seeking is exact.** Every (re)assignment (start-up, resume after a
+//! pause) fetches from the position itself: a Kafka broker answers a fetch
+//! from the middle of a record batch with the whole batch, and librdkafka
+//! drops the records before the requested offset. Offsets may have gaps (a
+//! compacted log, transaction markers); the next record read is the next one
+//! there is.
 //!
 //! **Memory.** librdkafka prefetches at most `max_prefetch_mb` per partition
 //! queue and stops fetching when it is full; a poll returns at most the
@@ -183,9 +179,6 @@ pub struct KafkaSource {
     /// A message read but not decoded because the registry was unreachable;
     /// decoded first on the next poll.
     held: Option<HeldMessage>,
-    /// Partitions seeked to before their position whose first record at or
-    /// past it has not been read yet.
-    seeked: HashMap<Partition, Seeked>,
     paused: bool,
     last_discovery: Instant,
     /// When a transient consume error was last reported.
@@ -232,14 +225,6 @@ impl std::fmt::Debug for KafkaSource {
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How far before its position a partition is fetched from after a seek: at
-/// least one producer batch (librdkafka's `batch.num.messages` is at most
-/// 10,000; the Java producer's 16 KiB `batch.size` holds fewer), so the batch
-/// holding the position is fetched even from a broker that returns only the
-/// batches starting at or after the fetch offset. The records below the
-/// position are skipped undecoded.
-pub const REWIND: i64 = 10_000;
-
 /// How long a poll that has records waits for a lagging partition's share
 /// before it hands over what it has (alignment over latency, within reason).
 const ALIGN_WAIT: Duration = Duration::from_secs(1);
@@ -263,14 +248,6 @@ fn share_out(budget: usize, lags: &[Option<i64>]) -> Vec<usize> {
             }
         })
         .collect()
-}
-
-/// A partition just (re)assigned: where it was fetched from, to check that
-/// the first record read is the one at the position.
-#[derive(Clone, Copy, Debug)]
-struct Seeked {
-    from: i64,
-    low: i64,
 }
 
 impl KafkaSource {
@@ -310,7 +287,6 @@ impl KafkaSource {
             consumer: None,
             positions: BTreeMap::new(),
             held: None,
-            seeked: HashMap::new(),
             paused: false,
             last_discovery: Instant::now(),
             last_warning: None,
@@ -412,44 +388,14 @@ impl KafkaSource {
         })
     }
 
-    /// The log start of a partition (retention may have moved it).
-    fn low_watermark(&self, (topic, partition): &Partition) -> Result<i64> {
-        self.consumer()
-            .fetch_watermarks(topic, *partition, METADATA_TIMEOUT)
-            .map(|(low, _)| low)
-            .map_err(|e| self.unreachable(&format!("read the offsets of {topic}/{partition}"), e))
-    }
-
-    /// Where to fetch a partition from to read the record at `position`:
-    /// [`REWIND`] records before it (or `rewind` when further), not before
-    /// the log start.
-    fn fetch_from(position: i64, low: i64, rewind: i64) -> i64 {
-        position.saturating_sub(rewind).max(low).min(position)
-    }
-
-    /// Assigns every known partition, fetching each from a little before its
-    /// position (see [`REWIND`]). A full `assign` rather than an incremental
-    /// one: it happens at start-up, on new partitions and after a pause.
+    /// Assigns every known partition at its position. A full `assign` rather
+    /// than an incremental one: it happens at start-up, on new partitions and
+    /// after a pause.
     fn assign_all(&mut self) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
-        let mut seeked = HashMap::new();
-        let positions: Vec<(Partition, i64)> = self
-            .positions
-            .iter()
-            .map(|(p, o)| (p.clone(), *o))
-            .collect();
-        for (partition, position) in positions {
-            let low = if position > 0 {
-                self.low_watermark(&partition)?
-            } else {
-                0
-            };
-            let from = Self::fetch_from(position, low, REWIND);
-            tpl.add_partition_offset(&partition.0, partition.1, Offset::Offset(from))
+        for ((topic, partition), position) in &self.positions {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*position))
                 .map_err(|e| Error::internal(format!("kafka source: assignment: {e}")))?;
-            if from < position {
-                seeked.insert(partition, Seeked { from, low });
-            }
         }
         self.queues.clear();
         let consumer = self.consumer.as_ref().expect("open() before use");
@@ -468,60 +414,8 @@ impl KafkaSource {
                     .map(|q| (p.clone(), q))
             })
             .collect();
-        self.seeked = seeked;
         self.paused = false;
         Ok(())
-    }
-
-    /// The first record read for a partition after a seek is past its
-    /// position: either the broker skipped the batch holding it (fetch from
-    /// further back) or the records are not in the log (accept the gap).
-    /// Returns true when the message must be dropped (a further rewind is on
-    /// its way).
-    fn past_position(&mut self, partition: &Partition, offset: i64, position: i64) -> Result<bool> {
-        let Some(seek) = self.seeked.remove(partition) else {
-            return Ok(false);
-        };
-        if seek.from > seek.low {
-            let rewind = (position - seek.from).saturating_mul(4);
-            let from = Self::fetch_from(position, seek.low, rewind);
-            tracing::info!(
-                "kafka source: {}/{}: read offset {offset} after fetching from {} for position {position}; \
-                 fetching from {from} (the broker may return only batches starting at or after a fetch offset)",
-                partition.0,
-                partition.1,
-                seek.from
-            );
-            self.consumer()
-                .seek(
-                    &partition.0,
-                    partition.1,
-                    Offset::Offset(from),
-                    METADATA_TIMEOUT,
-                )
-                .map_err(|e| {
-                    Error::external(format!(
-                        "kafka source: seek {}/{}: {e}",
-                        partition.0, partition.1
-                    ))
-                })?;
-            self.seeked.insert(
-                partition.clone(),
-                Seeked {
-                    from,
-                    low: seek.low,
-                },
-            );
-            return Ok(true);
-        }
-        tracing::warn!(
-            "kafka source: {}/{}: offsets {position}..{} are not in the log (compacted, transaction markers, or \
-             deleted by retention); going on from {offset}",
-            partition.0,
-            partition.1,
-            offset - 1
-        );
-        Ok(false)
     }
 
     /// Picks up partitions added to the topics since the last look.
@@ -592,11 +486,9 @@ impl KafkaSource {
     }
 
     /// True when every partition has been read up to the high watermark of
-    /// the brokers' latest fetch responses (librdkafka's statistics). Not
-    /// ListOffsets: a fetch response's watermark is what the consumer has
-    /// actually been offered, and some Kafka-API brokers (Tansu 0.6) answer
-    /// ListOffsets "latest" wrongly. A partition not fetched yet is not
-    /// caught up.
+    /// the brokers' latest fetch responses (librdkafka's statistics): what
+    /// the consumer has actually been offered, with no extra round trip. A
+    /// partition not fetched yet is not caught up.
     fn caught_up(&self) -> bool {
         let high = self.consumer().context().high();
         self.positions
@@ -630,20 +522,16 @@ impl KafkaSource {
         })
     }
 
-    /// Whether to read `msg`: records below the position (read again after a
-    /// seek back) are skipped, and the first one past it after a seek is
-    /// checked (see [`REWIND`]).
-    fn admit(&mut self, msg: &HeldMessage) -> Result<bool> {
-        let partition = (msg.topic.clone(), msg.partition);
-        let position = self.positions.get(&partition).copied().unwrap_or(0);
-        if msg.offset < position {
-            return Ok(false);
-        }
-        if msg.offset > position && self.past_position(&partition, msg.offset, position)? {
-            return Ok(false);
-        }
-        self.seeked.remove(&partition);
-        Ok(true)
+    /// Whether to read `msg`: not when it is below the position, which only
+    /// a record fetched before the last (re)assignment can be (it may still
+    /// wait on the main queue).
+    fn admit(&self, msg: &HeldMessage) -> bool {
+        let position = self
+            .positions
+            .get(&(msg.topic.clone(), msg.partition))
+            .copied()
+            .unwrap_or(0);
+        msg.offset >= position
     }
 
     /// A consume error. Transient ones (a broker down: librdkafka reconnects
@@ -826,7 +714,7 @@ impl Source for KafkaSource {
             while let Some(next) = self.next_main(Duration::ZERO) {
                 match next {
                     Next::Record(msg) => {
-                        if self.admit(&msg)? {
+                        if self.admit(&msg) {
                             if !self.take(msg, &mut bad)? {
                                 break 'gather;
                             }
@@ -851,7 +739,7 @@ impl Source for KafkaSource {
                     };
                     match next {
                         Next::Record(msg) => {
-                            if !self.admit(&msg)? {
+                            if !self.admit(&msg) {
                                 continue;
                             }
                             if !self.take(msg, &mut bad)? {
@@ -962,10 +850,10 @@ impl Source for KafkaSource {
                 Err(e) => tracing::warn!("kafka source: pause fetching: {e}"),
             }
         } else {
-            // librdkafka drops what it had prefetched when paused and fetches
-            // again from the position, which may be inside a record batch:
-            // re-assign with the same care as at start-up. A failure leaves
-            // the partitions paused and is tried again by the next poll.
+            // Re-assign at the positions: librdkafka dropped what it had
+            // prefetched when paused, and records still on the main queue are
+            // below them and skipped. A failure leaves the partitions paused
+            // and is tried again by the next poll.
             if let Err(e) = self.assign_all() {
                 tracing::warn!("kafka source: resume fetching: {e}");
             }
@@ -976,18 +864,6 @@ impl Source for KafkaSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fetches_from_before_the_position_but_not_before_the_log_start() {
-        assert_eq!(KafkaSource::fetch_from(0, 0, REWIND), 0);
-        assert_eq!(KafkaSource::fetch_from(537, 0, REWIND), 0);
-        assert_eq!(KafkaSource::fetch_from(50_000, 0, REWIND), 40_000);
-        assert_eq!(KafkaSource::fetch_from(50_000, 45_000, REWIND), 45_000);
-        // A further rewind after a gap: four times as far.
-        assert_eq!(KafkaSource::fetch_from(50_000, 0, 40_000), 10_000);
-        // Never after the position, even with a log start past it.
-        assert_eq!(KafkaSource::fetch_from(50_000, 60_000, REWIND), 50_000);
-    }
 
     #[test]
     fn shares_follow_the_lag() {
