@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Kafka benchmark (not a test): N Avro articles (default 1,000,000) into a
-# local Tansu broker, then the seed pipeline stage by stage. See
+# local Apache Kafka broker, then the seed pipeline stage by stage. See
 # scripts/bench_kafka.py; results go in BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,5 +8,4 @@ PY="$(scripts/setup.sh)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tributary/target}"
 cargo build --release -p tributary --bin tributary
 exec "$PY" scripts/bench_kafka.py --bin "$CARGO_TARGET_DIR/release/tributary" \
-  --tansu "${TANSU_BIN:-${TRIBUTARY_TOOLS:-$HOME/.cache/tributary/tools}/bin/tansu}" \
   --records "${1:-1000000}" "${@:2}"
