@@ -65,6 +65,18 @@ if ! c_links; then
   fi
 fi
 
+# strace: the durability test watches every rename the binary makes for the
+# fsync of its folder (tests/all/open_world.rs).
+if ! command -v strace >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing strace (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >&2; }
+  else
+    log "strace is missing: install it (the durability test needs it)"
+  fi
+fi
+
 # PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`) for the
 # Postgres checkpoint-store and catalog tests; started when nothing listens.
 if [ -z "${TRIBUTARY_SKIP_POSTGRES:-}" ]; then

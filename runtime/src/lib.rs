@@ -11,6 +11,7 @@
 //! - [`dead_letter`], [`metrics`], [`metrics_http`]: what went wrong, and how
 //!   it is going (progress line and Prometheus endpoint).
 
+pub mod allowed_paths;
 pub mod builtin;
 pub mod checkpoint;
 pub mod config;

@@ -64,6 +64,12 @@ enum Command {
         /// /health must carry (`Authorization: Bearer <token>`).
         #[arg(long, value_name = "FILE")]
         auth_token_file: Option<PathBuf>,
+        /// A folder (besides --data) that connector configs may name for
+        /// checkpoints, tables, sink and source files, dead letters and
+        /// transform modules; repeat for several. Paths anywhere else are
+        /// refused.
+        #[arg(long, value_name = "DIR")]
+        allow_path: Vec<PathBuf>,
     },
     /// List the connectors: built in, and loaded from the plugin folder
     /// (with the reason for any library there that was not loaded).
@@ -162,7 +168,8 @@ fn main() -> ExitCode {
             listen,
             data,
             auth_token_file,
-        } => serve(listen, data, auth_token_file),
+            allow_path,
+        } => serve(listen, data, auth_token_file, allow_path),
         Command::Run {
             available_now,
             progress_interval,
@@ -240,6 +247,7 @@ fn serve(
     listen: std::net::SocketAddr,
     data: PathBuf,
     auth_token_file: Option<PathBuf>,
+    allow_path: Vec<PathBuf>,
 ) -> ExitCode {
     let token = match auth_token_file.as_deref().map(tributary::serve::read_token) {
         None => None,
@@ -275,8 +283,10 @@ fn serve(
         let worker = {
             let data = data.clone();
             let id = bound.clone();
-            match tokio::task::spawn_blocking(move || tributary::serve::Worker::open(data, id))
-                .await
+            match tokio::task::spawn_blocking(move || {
+                tributary::serve::Worker::open(data, &allow_path, id)
+            })
+            .await
             {
                 Ok(Ok(w)) => w,
                 Ok(Err(e)) => {

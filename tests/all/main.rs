@@ -12,6 +12,7 @@ mod harness;
 mod kafka;
 mod kafka_env;
 mod metrics;
+mod open_world;
 mod plugins;
 mod polyglot;
 mod restarts;

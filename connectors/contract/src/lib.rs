@@ -170,8 +170,19 @@ pub type CommittedEpoch = EpochCommit;
 
 /// Receives record batches and makes them visible atomically per epoch.
 pub trait Sink: Send {
-    /// The last epoch this sink committed for `pipeline_id`, if any. Called once
-    /// before anything is written.
+    /// Called once, only by the run that owns the pipeline, before
+    /// [`Sink::last_commit`]: undo what an interrupted commit left behind
+    /// (files made visible without their commit record, say). Default:
+    /// nothing to do.
+    fn recover(&mut self, pipeline_id: &str) -> Result<()> {
+        let _ = pipeline_id;
+        Ok(())
+    }
+
+    /// The last epoch this sink committed for `pipeline_id`, if any. Only
+    /// reads: anyone may ask at any time (the REST worker's offsets call asks
+    /// while the pipeline runs), so nothing may be changed or removed here;
+    /// clean-up belongs in [`Sink::recover`] or the owner's `write`/`commit`.
     fn last_commit(&mut self, pipeline_id: &str) -> Result<Option<CommittedEpoch>>;
 
     /// Stages a batch. For an exactly-once sink nothing written here may be
@@ -182,7 +193,11 @@ pub trait Sink: Send {
     /// Makes everything staged since the previous commit visible, together with
     /// `commit`'s metadata, in one atomic step. Must be idempotent per epoch: if
     /// `commit.epoch` is already committed for the pipeline, return
-    /// `Ok(CommitOutcome::AlreadyCommitted)` without writing again.
+    /// `Ok(CommitOutcome::AlreadyCommitted)` without writing again. After a
+    /// retryable error the runtime calls it again with the same `commit`: the
+    /// staged data must still be there for that call (a sink that lost it
+    /// returns a non-retryable error, and the pipeline stops and replays the
+    /// epoch from its last commit).
     fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome>;
 
     /// Short human description of where the data goes (for the progress line).

@@ -266,23 +266,43 @@ impl WasiView for Host {
     }
 }
 
-/// Caps memory (and notes when it had to say no, to name the failure).
+/// Caps memory (and notes when it had to say no, to name the failure). The
+/// cap is on the sum of every linear memory of the Store: a component may
+/// hold several (one per core module), and a cap per memory would let it
+/// take the cap times their number.
 struct Limiter {
     memory_bytes: usize,
+    /// Bytes of all memories of the Store so far (they only grow, and all go
+    /// with the Store).
+    memory_used: usize,
     denied: bool,
+}
+
+impl Limiter {
+    fn new(memory_bytes: usize) -> Self {
+        Self {
+            memory_bytes,
+            memory_used: 0,
+            denied: false,
+        }
+    }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+        let total = self
+            .memory_used
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.memory_bytes {
             self.denied = true;
             return Ok(false);
         }
+        self.memory_used = total;
         Ok(true)
     }
     fn table_growing(
@@ -465,10 +485,7 @@ impl TransformInstance {
             wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             stderr,
             table: ResourceTable::new(),
-            limiter: Limiter {
-                memory_bytes: self.limits.memory_bytes as usize,
-                denied: false,
-            },
+            limiter: Limiter::new(self.limits.memory_bytes as usize),
             state,
             watermark: None,
             proposal: None,
