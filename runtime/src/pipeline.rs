@@ -151,7 +151,7 @@ pub fn check_delivery(
     match wanted {
         Some(wanted) if wanted > gives => Err(PipelineError::Config(format!(
             "\"delivery\": \"{wanted}\" asks for more than the `{kind}` sink ({}) gives: it is {gives}. \
-             Choose a sink that gives {wanted} (iceberg, parquet, or jsonl to a folder), \
+             Choose a sink that gives {wanted} (iceberg, parquet, jsonl to a folder, or kafka with \"transactions\": true), \
              or set \"delivery\": \"{gives}\" to accept duplicates after a crash",
             sink.describe()
         ))),

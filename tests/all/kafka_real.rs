@@ -376,3 +376,70 @@ fn kafka_real_offsets_that_go_backwards_stop_the_pipeline() {
     }
     assert_eq!(output_ids(&s.path("out")).len(), 50, "nothing more written");
 }
+
+/// The `kafka` sink with `"transactions": true`: every epoch one Kafka
+/// transaction carrying its commit record. After SIGKILLs at random moments,
+/// and a second instance started while the first runs (the first, a zombie,
+/// is fenced and stops), confluent-kafka reading with read_committed finds
+/// every id exactly once.
+#[test]
+fn kafka_real_sink_exactly_once_with_transactions_survives_kill_9_and_fences_a_zombie() {
+    let broker = Broker::start().unwrap();
+    let s = Scratch::new("txn-sink");
+    let topic = "eo.out";
+    produce(
+        &broker,
+        &[
+            "--topic",
+            topic,
+            "--create",
+            "--partitions",
+            "3",
+            "--records",
+            "0",
+        ],
+    );
+    let source = json!({"type": "generator", "seed": 7, "records": 120000, "rate_per_sec": 5000});
+    let want = tributary_generator::describe_expected(&source).unwrap().ids;
+    let mut p = s.pipeline(source, watermark_and_dedup("2 hours"));
+    p["sink"] = json!({"type": "kafka", "bootstrap_servers": broker.bootstrap(), "topic": topic,
+                       "key_field": "id", "transactions": true});
+    p["delivery"] = json!("exactly-once");
+    p["trigger"] = json!({"interval_ms": 200, "max_records_per_epoch": 2000, "batch_size": 500});
+
+    // SIGKILLs at random moments, some inside a transaction.
+    let mut rng = Rng::kill_schedule();
+    for _ in 0..4 {
+        let mut child = s.spawn(&p, &[]);
+        std::thread::sleep(Duration::from_millis(rng.between(1500, 3000)));
+        assert!(child.try_wait().unwrap().is_none(), "ended too early");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // A zombie: the first instance still runs when a second one starts.
+    let mut zombie = s.spawn(&p, &[]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut second = s.spawn(&p, &[]);
+    let status = wait_within(&mut zombie, Duration::from_secs(60), "the fenced instance");
+    assert!(!status.success(), "the zombie should have stopped");
+    let log = std::fs::read_to_string(s.path("runs.log")).unwrap();
+    assert!(log.contains("fenced: another instance started"), "{log}");
+    std::thread::sleep(Duration::from_millis(1000));
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    let stderr = assert_ok(&s.run(&p));
+    assert!(stderr.contains("exactly-once"), "{stderr}");
+    let out = Command::new(python())
+        .arg(repo_root().join("scripts/read_topic.py"))
+        .args(["--bootstrap", &broker.bootstrap(), "--topic", topic])
+        .output_within(Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "read_topic.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<String> = serde_json::from_value(read["values"].clone()).unwrap();
+    assert_exactly("kafka topic after kills and a zombie", &ids, &want);
+}
