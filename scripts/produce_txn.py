@@ -8,10 +8,13 @@ produces plainly (idempotent, no markers).
     produce_txn.py --bootstrap H:P --topic T [--create --partitions 3]
                    [--prefix a] [--records 300] [--per-txn 50] [--abort-every 3]
 
-Record i goes to partition i % partitions. Every --abort-every-th
+Record i goes to partition i % partitions. With --forever (and
+--transactions) it writes transactions until killed, printing "producing"
+first. Every --abort-every-th
 transaction is aborted. Prints {"committed": [ids], "aborted": [ids]}.
 """
 import argparse
+import itertools
 import json
 import sys
 import uuid
@@ -32,6 +35,8 @@ def main():
     ap.add_argument("--per-txn", type=int, default=50)
     ap.add_argument("--abort-every", type=int, default=0,
                     help="abort every n-th transaction (0: none)")
+    ap.add_argument("--forever", action="store_true",
+                    help="with --transactions: go on with new transactions until killed")
     args = ap.parse_args()
 
     if args.create:
@@ -63,10 +68,15 @@ def main():
     else:
         producer.init_transactions(30)
         txn = 0
-        for start in range(0, args.records, args.per_txn):
+        starts = range(0, args.records, args.per_txn)
+        if args.forever:
+            starts = itertools.count(0, args.per_txn)
+            print("producing", flush=True)
+        for start in starts:
             txn += 1
             producer.begin_transaction()
-            ids = [send(i) for i in range(start, min(start + args.per_txn, args.records))]
+            end = start + args.per_txn if args.forever else min(start + args.per_txn, args.records)
+            ids = [send(i) for i in range(start, end)]
             if args.abort_every and txn % args.abort_every == 0:
                 # Flushed first, so the aborted records are in the log.
                 producer.flush(60)
