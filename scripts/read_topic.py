@@ -4,8 +4,9 @@ confluent-kafka's Consumer, values decoded as JSON or with its
 AvroDeserializer and Schema Registry client (Confluent wire format).
 
     read_topic.py --bootstrap H:P --topic T [--registry URL] [--field id]
-Reads every partition from its start up to the high watermark it had when
-the script started. Prints {"messages": N, "values": [<field of each value>],
+Reads every partition from its start up to the end it had when the script
+started, committed records only (read_committed: the end is the last stable
+offset; transaction markers and aborted records are skipped). Prints {"messages": N, "values": [<field of each value>],
 "keys": [...], "schema_ids": [...]} (schema ids only for Avro).
 """
 import argparse
@@ -27,19 +28,20 @@ def main():
     ap.add_argument("--registry", help="decode Avro values with this Schema Registry")
     ap.add_argument("--field", default="id")
     ap.add_argument("--timeout", type=float, default=120,
-                    help="fail when the high watermarks are not reached within this many seconds")
+                    help="fail when the ends are not reached within this many seconds")
     args = ap.parse_args()
 
     deserialize = None
     if args.registry:
         deserialize = AvroDeserializer(SchemaRegistryClient({"url": args.registry}))
     consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "read-topic",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "isolation.level": "read_committed"})
     meta = consumer.list_topics(args.topic, timeout=10).topics[args.topic]
     if meta.error is not None:
         sys.exit(f"topic {args.topic}: {meta.error}")
     # Where each partition starts and ends now: everything written before
-    # this script started is below the high watermark.
+    # this script started is below the end (the last stable offset).
     ends, starts = {}, []
     for p in meta.partitions:
         low, high = consumer.get_watermark_offsets(TopicPartition(args.topic, p), timeout=10)
@@ -52,7 +54,7 @@ def main():
     deadline = time.monotonic() + args.timeout
     while ends:
         if time.monotonic() > deadline:
-            sys.exit(f"partitions {sorted(ends)} did not reach their high watermarks {ends} "
+            sys.exit(f"partitions {sorted(ends)} did not reach their ends {ends} "
                      f"within {args.timeout} s ({len(values)} messages read)")
         msgs = consumer.consume(2000, timeout=1.0)
         for msg in msgs:
@@ -68,8 +70,12 @@ def main():
                 value = json.loads(raw)
             values.append(value[args.field])
             keys.append(msg.key().decode() if msg.key() is not None else None)
-            if msg.partition() in ends and msg.offset() + 1 >= ends[msg.partition()]:
-                del ends[msg.partition()]
+        # The consumer's position, not the last record's offset + 1: the
+        # last offsets of a transactional topic are commit markers, which
+        # librdkafka skips (moving the position past them) without a message.
+        for tp in consumer.position([TopicPartition(args.topic, p) for p in list(ends)]):
+            if tp.offset >= ends[tp.partition]:
+                del ends[tp.partition]
     consumer.close()
     print(json.dumps({"messages": len(values), "values": values, "keys": keys,
                       "schema_ids": sorted(ids)}))

@@ -153,7 +153,7 @@ pub fn check_delivery(
     match wanted {
         Some(wanted) if wanted > gives => Err(PipelineError::Config(format!(
             "\"delivery\": \"{wanted}\" asks for more than the `{kind}` sink ({}) gives: it is {gives}. \
-             Choose a sink that gives {wanted} (iceberg, parquet, or jsonl to a folder), \
+             Choose a sink that gives {wanted} (iceberg, parquet, jsonl to a folder, or kafka with \"transactions\": true), \
              or set \"delivery\": \"{gives}\" to accept duplicates after a crash",
             sink.describe()
         ))),
@@ -240,6 +240,17 @@ impl Pipeline {
             return Ok((o.offsets.clone(), last_epoch + 1));
         }
         let Some(last) = last else {
+            // A run that crashed before its first commit may have stored
+            // where it started (epoch 0, see `run`): resolving `latest` again
+            // would skip what arrived since.
+            let start = self
+                .store
+                .get(&name, 0)
+                .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+            if let Some(start) = start {
+                tracing::info!(pipeline = %name, "no earlier commit in {}: starting from the start position stored by the first run, {}", self.sink.describe(), start.offsets);
+                return Ok((Some(Offsets::new(start.offsets)), 1));
+            }
             tracing::info!(pipeline = %name, "no earlier commit in {}: starting from the beginning", self.sink.describe());
             return Ok((None, 1));
         };
@@ -340,6 +351,28 @@ impl Pipeline {
         let mut source = self.source.take().expect("a pipeline runs once");
         // An unreachable broker at start is retried with backoff, as later.
         retry("open the source", || source.open(resume.as_ref())).map_err(PipelineError::Source)?;
+        if resume.is_none()
+            && let Some(start) = source.start_position()
+        {
+            // Durable before the first poll: a crash before the first commit
+            // resumes here (see `recover`).
+            self.store
+                .put(&Checkpoint {
+                    pipeline_id: self.name().to_string(),
+                    epoch: 0,
+                    offsets: start.into_json(),
+                    watermark_micros: None,
+                    transforms: Vec::new(),
+                    created_at_ms: chrono::Utc::now().timestamp_millis(),
+                })
+                .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+        }
+        if options.available_now {
+            retry("fix the end of the source", || {
+                source.bound_to_available_now()
+            })
+            .map_err(PipelineError::Source)?;
+        }
 
         let trigger = self.loaded.config.trigger.clone();
         let (data_tx, data_rx) = mpsc::sync_channel::<FromSource>(4);

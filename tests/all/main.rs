@@ -11,6 +11,7 @@ mod exactly_once;
 mod harness;
 mod kafka;
 mod kafka_env;
+mod kafka_real;
 mod metrics;
 mod open_world;
 mod plugins;

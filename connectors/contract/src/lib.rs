@@ -119,6 +119,26 @@ pub trait Source: Send {
     /// Reads up to `max_records` records.
     fn poll(&mut self, max_records: usize) -> Result<Poll>;
 
+    /// Where an opened source stands before anything is read, when that is
+    /// not simply "the beginning": a Kafka source started at `latest` resolves
+    /// the end of each partition at [`Source::open`]. The runtime stores it
+    /// in the checkpoint store before the first poll, so a crash before the
+    /// first commit resumes there instead of resolving `latest` anew (and
+    /// skipping what arrived in between). Default: `None` (a restart from
+    /// the beginning reads the same records).
+    fn start_position(&self) -> Option<Offsets> {
+        None
+    }
+
+    /// Bounds an opened source to what is available now (`--available-now`,
+    /// Spark's `prepareForTriggerAvailableNow`): it fixes its end positions
+    /// and returns [`Poll::Exhausted`] once it has read up to them, however
+    /// much more arrives meanwhile. Default: nothing to fix; the run ends at
+    /// the first [`Poll::Idle`].
+    fn bound_to_available_now(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Everything the runtime has seen up to `offsets` is durably committed
     /// downstream. Sources may acknowledge upstream (e.g. Kafka group offsets, for
     /// lag monitoring only). Default: nothing to do.

@@ -125,6 +125,7 @@ const RESERVED: &[&str] = &[
     "statistics.interval.ms",
     "queued.max.messages.kbytes",
     "enable.partition.eof",
+    "isolation.level",
 ];
 
 /// Registry entry point.
@@ -133,9 +134,11 @@ pub fn factory(config: &serde_json::Value, ctx: &ConnectorContext) -> Result<Box
     Ok(Box::new(KafkaSource::new(config, ctx)?))
 }
 
-/// High watermarks per partition from librdkafka's statistics, which arrive
-/// on the consumer's poll (twice a second): lag and "caught up" without a
-/// broker round trip.
+/// The end of each partition from librdkafka's statistics, which arrive on
+/// the consumer's poll (twice a second): lag and "caught up" without a broker
+/// round trip. The end is the last stable offset (read_committed: nothing at
+/// or after the first open transaction can be read yet), or the high
+/// watermark before the broker has reported one.
 #[derive(Default)]
 struct StatsContext {
     high: Mutex<HashMap<(String, i32), i64>>,
@@ -147,8 +150,13 @@ impl ClientContext for StatsContext {
         for (topic, t) in stats.topics {
             for (partition, p) in t.partitions {
                 // Partition -1 is librdkafka's internal "unassigned" queue.
-                if partition >= 0 && p.hi_offset >= 0 {
-                    high.insert((topic.clone(), partition), p.hi_offset);
+                let end = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                if partition >= 0 && end >= 0 {
+                    high.insert((topic.clone(), partition), end);
                 }
             }
         }
@@ -189,6 +197,10 @@ pub struct KafkaSource {
     /// One queue per assigned partition (split off the main queue), so a
     /// poll can take from each its share.
     queues: Vec<(Partition, PartitionQueue<StatsContext>)>,
+    /// With `--available-now`: the last stable offset of every partition
+    /// when the run started; the source is exhausted once it has read up to
+    /// them.
+    ends: Option<BTreeMap<Partition, i64>>,
 }
 
 struct HeldMessage {
@@ -292,6 +304,7 @@ impl KafkaSource {
             last_warning: None,
             pending_error: None,
             queues: Vec::new(),
+            ends: None,
         })
     }
 
@@ -312,7 +325,11 @@ impl KafkaSource {
                 "queued.max.messages.kbytes",
                 (self.config.max_prefetch_mb * 1024).to_string(),
             )
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // Topics written by transactional producers (Kafka Streams,
+            // Flink, Debezium): only committed records, never aborted ones;
+            // the ends this source reads up to are last stable offsets.
+            .set("isolation.level", "read_committed");
         cc
     }
 
@@ -485,6 +502,33 @@ impl KafkaSource {
         Ok(true)
     }
 
+    /// Moves positions over offsets that hold nothing to read: transaction
+    /// commit/abort markers and the records of aborted transactions.
+    /// librdkafka skips them without handing anything over, but advances the
+    /// consumer's position past them (when the queue holding the marker is
+    /// polled). Without this a partition whose last offset is a marker would
+    /// never look read to its end (`--available-now` would not stop), and a
+    /// restart would resume on the marker. Safe because every record librdkafka
+    /// handed over was taken, except a held one (then nothing moves).
+    fn skip_markers(&mut self) {
+        if self.held.is_some() {
+            return;
+        }
+        let Ok(at) = self.consumer().position() else {
+            return;
+        };
+        for e in at.elements() {
+            if let (Offset::Offset(o), Some(position)) = (
+                e.offset(),
+                self.positions
+                    .get_mut(&(e.topic().to_string(), e.partition())),
+            ) && o > *position
+            {
+                *position = o;
+            }
+        }
+    }
+
     /// True when every partition has been read up to the high watermark of
     /// the brokers' latest fetch responses (librdkafka's statistics): what
     /// the consumer has actually been offered, with no extra round trip. A
@@ -591,9 +635,51 @@ impl KafkaSource {
             .any(|(lag, want)| *want > 0 && lag.is_none_or(|l| l > 0))
     }
 
+    /// The first partition whose position is outside what the broker holds
+    /// now, as a data error that names it, both offsets and the choices.
+    /// Beyond the end: the offsets went backwards (the topic was deleted and
+    /// recreated, or its log truncated); reading on from the end would skip
+    /// whatever the new log holds, so Tributary stops instead.
+    fn out_of_range(&self, only: Option<&HashMap<Partition, i64>>) -> Result<Option<Error>> {
+        for ((topic, partition), position) in &self.positions {
+            if only.is_some_and(|o| !o.contains_key(&(topic.clone(), *partition))) {
+                continue;
+            }
+            let (low, end) = self
+                .consumer()
+                .fetch_watermarks(topic, *partition, METADATA_TIMEOUT)
+                .map_err(|e| {
+                    self.unreachable(&format!("read the offsets of {topic}/{partition}"), e)
+                })?;
+            if *position > end {
+                return Ok(Some(Error::data(format!(
+                    "kafka source: offsets went backwards in {topic}/{partition}: the committed position is {position} \
+                     but the partition now ends at {end} (its log starts at {low}). The topic was deleted and recreated, \
+                     or its log was truncated, after the last commit; nothing was read from it. Choose: read the \
+                     partition again from its start ({low}) or from its end ({end}) — under `tributary serve`, stop the \
+                     connector and PATCH /connectors/<name>/offsets with the offset you choose; with `tributary run`, \
+                     give the pipeline a new \"name\" with \"start\": \"earliest\" or \"latest\" — or restore the topic."
+                ))));
+            }
+            if *position < low {
+                return Ok(Some(Error::data(format!(
+                    "kafka source: {topic}/{partition}: the position to resume from, {position}, is no longer in Kafka: \
+                     the log now starts at {low} (ends at {end}); records {position}..{low} were deleted (retention) \
+                     before Tributary read them. Choose: go on from {low}, accepting the loss — under `tributary serve`, \
+                     stop the connector and PATCH /connectors/<name>/offsets; with `tributary run`, give the pipeline a \
+                     new \"name\" with \"start\": \"earliest\" — or restore the records."
+                ))));
+            }
+        }
+        Ok(None)
+    }
+
     fn consume_error(&self, e: KafkaError) -> Error {
         match e.rdkafka_error_code() {
             Some(RDKafkaErrorCode::AutoOffsetReset) | Some(RDKafkaErrorCode::OffsetOutOfRange) => {
+                if let Ok(Some(named)) = self.out_of_range(None) {
+                    return named;
+                }
                 Error::data(format!(
                     "kafka source: {e}: the offset to resume from is no longer in Kafka (deleted by retention \
                      before Tributary read it), so records were lost upstream. To go on from the earliest \
@@ -668,6 +754,11 @@ impl Source for KafkaSource {
                     "kafka source: {topic}/{partition} has committed offsets but is no longer in source.topics or on the broker; not read"
                 );
             }
+        }
+        // Resumed positions outside the log: stop now, before a fetch
+        // (librdkafka would only say "offset out of range").
+        if let Some(e) = self.out_of_range(Some(&resume))? {
+            return Err(e);
         }
         self.assign_all()?;
         self.last_discovery = Instant::now();
@@ -781,15 +872,28 @@ impl Source for KafkaSource {
                 self.positions.values().collect::<Vec<_>>()
             );
         }
+        self.skip_markers();
         if taken == 0 {
             if self.held.is_some() {
                 return Err(Error::external(
                     "kafka source: the Schema Registry is unreachable; retrying",
                 ));
             }
+            if let Some(ends) = &self.ends {
+                // `--available-now`: done once every partition is read up to
+                // where it ended at the start, whatever arrived since.
+                let done = ends
+                    .iter()
+                    .all(|(p, end)| self.positions.get(p).is_some_and(|at| at >= end));
+                return Ok(if done {
+                    Poll::Exhausted
+                } else {
+                    Poll::Batch(SourceBatch::empty(self.decoder.schema(), self.offsets()))
+                });
+            }
             // Idle only when truly caught up: a poll can come back empty while
-            // a fetch is in flight, and `--available-now` stops at Idle. An
-            // empty batch says "nothing yet, more to come".
+            // a fetch is in flight. An empty batch says "nothing yet, more to
+            // come".
             return Ok(if self.caught_up() {
                 Poll::Idle
             } else {
@@ -802,6 +906,27 @@ impl Source for KafkaSource {
             bad,
             offsets: self.offsets(),
         }))
+    }
+
+    fn start_position(&self) -> Option<Offsets> {
+        // Only `latest` moves: a restart from `earliest` reads the same.
+        (self.config.start == StartAt::Latest).then(|| self.offsets())
+    }
+
+    fn bound_to_available_now(&mut self) -> Result<()> {
+        let mut ends = BTreeMap::new();
+        for p in self.positions.keys() {
+            // read_committed: the "high" end of a ListOffsets is the last
+            // stable offset, as Spark's AvailableNow takes it.
+            let (_, end) = self
+                .consumer()
+                .fetch_watermarks(&p.0, p.1, METADATA_TIMEOUT)
+                .map_err(|e| self.unreachable(&format!("read the end of {}/{}", p.0, p.1), e))?;
+            ends.insert(p.clone(), end);
+        }
+        tracing::info!("kafka source: --available-now reads up to {ends:?}");
+        self.ends = Some(ends);
+        Ok(())
     }
 
     fn committed(&mut self, offsets: &Offsets) -> Result<()> {
