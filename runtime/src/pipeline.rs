@@ -243,10 +243,10 @@ impl Pipeline {
             // A run that crashed before its first commit may have stored
             // where it started (epoch 0, see `run`): resolving `latest` again
             // would skip what arrived since.
-            let start = self
-                .store
-                .get(&name, 0)
-                .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+            let start = retry_store("read the stored start position", || {
+                self.store().get(&name, 0)
+            })
+            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
             if let Some(start) = start {
                 tracing::info!(pipeline = %name, "no earlier commit in {}: starting from the start position stored by the first run, {}", self.sink.describe(), start.offsets);
                 return Ok((Some(Offsets::new(start.offsets)), 1));
@@ -356,15 +356,15 @@ impl Pipeline {
         {
             // Durable before the first poll: a crash before the first commit
             // resumes here (see `recover`).
-            self.store
-                .put(&Checkpoint {
-                    pipeline_id: self.name().to_string(),
-                    epoch: 0,
-                    offsets: start.into_json(),
-                    watermark_micros: None,
-                    transforms: Vec::new(),
-                    created_at_ms: chrono::Utc::now().timestamp_millis(),
-                })
+            let start = Checkpoint {
+                pipeline_id: self.name().to_string(),
+                epoch: 0,
+                offsets: start.into_json(),
+                watermark_micros: None,
+                transforms: Vec::new(),
+                created_at_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            retry_store("write the start position", || self.store().put(&start))
                 .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
         }
         if options.available_now {
