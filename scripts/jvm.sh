@@ -31,6 +31,10 @@ if [ -d "$dir/src" ]; then
 fi
 settings=()
 if [ -f "$dir/settings.xml" ]; then settings=(-s "$dir/settings.xml"); fi
+mkdir -p "$root"
+# Tests start tools in parallel: one resolves, the others wait for it.
+exec 9>"$root/.$tool.lock"
+flock 9
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "jvm: resolving $tool from Maven Central into $out (once)" >&2
   rm -rf "$out.tmp"

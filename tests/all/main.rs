@@ -14,6 +14,8 @@ mod kafka_env;
 mod metrics;
 mod plugins;
 mod polyglot;
+mod registry;
+mod registry_env;
 mod restarts;
 mod sandbox;
 mod serve;
