@@ -20,4 +20,5 @@ mod restarts;
 mod sandbox;
 mod serve;
 mod sinks;
+mod spark;
 mod transform_cli;
