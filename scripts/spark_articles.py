@@ -8,7 +8,7 @@ bounded form `dropDuplicatesWithinWatermark(["id"])` with `--dedup within`)
 and appends to an Iceberg table with a checkpoint location, with
 Trigger.AvailableNow: everything in the topic at start, then it stops. This is
 the job Tributary's examples/articles/pipeline.json replaces; the differential
-test (tests/all/spark.rs) and the peer benchmark (scripts/bench_peers.sh) run it.
+test (tests/all/spark.rs) and the peer benchmark (scripts/bench_peers.py) run it.
 
 `read`: Spark reads an Iceberg table (Tributary's, say) through the Iceberg JDBC
 catalog on a SQLite file and prints a JSON summary: rows, distinct ids, the ids,
