@@ -30,6 +30,12 @@ if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
   fi
 fi
 "$(dirname "$0")/jvm.sh" kafka >/dev/null
+# Apicurio Registry (a Schema Registry we did not write, for the
+# interoperability tests) and Spark's Kafka and Iceberg jars (the differential
+# test against the seed's Spark job): resolved here, once, so no test waits on
+# Maven Central.
+"$(dirname "$0")/jvm.sh" apicurio >/dev/null
+"$(dirname "$0")/jvm.sh" spark >/dev/null
 
 # Node.js and npm build the JavaScript transform example (componentize-js,
 # which examples/transforms/js/build.sh installs from the npm registry).
