@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark of the seed pipeline against a real broker, stage by stage.
 
-Starts a Tansu broker and Tributary's Schema Registry on free 127.0.0.1
-ports, produces N Avro articles with confluent-kafka's AvroSerializer, then
+Starts an Apache Kafka broker (scripts/kafka.sh, one KRaft node, with the JVM
+options of Kafka's own start script) and Tributary's Schema Registry on free
+127.0.0.1 ports, produces N Avro articles with confluent-kafka's AvroSerializer, then
 runs `tributary run --available-now` over the whole topic once per stage:
 
   consume     Kafka → blackhole sink, values not decoded (format "bytes")
@@ -14,7 +15,7 @@ runs `tributary run --available-now` over the whole topic once per stage:
   peer        the same, Avro-decoded by its AvroDeserializer into a pyarrow
               table, the usual way without Tributary: compare with "+ avro"
 
-Each row also gives the CPU time the broker (Tansu) spent serving the stage:
+Each row also gives the CPU time the broker (Kafka) spent serving the stage:
 when it is close to the wall time, the broker is what limits records/s.
 
 For each: records/s (wall), records per CPU-second of the tributary process
@@ -56,6 +57,25 @@ def wait_port(port, proc, what):
                 sys.exit(f"{what} exited with {proc.returncode}")
             time.sleep(0.05)
     sys.exit(f"{what} did not listen on {port}")
+
+
+def wait_kafka(bootstrap, proc):
+    """Until the broker names itself in metadata (it listens a moment before
+    it can serve)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap, "reconnect.backoff.max.ms": 100})
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if admin.list_topics(timeout=1).brokers:
+                return
+        except KafkaException:
+            pass
+        if proc.poll() is not None:
+            sys.exit(f"kafka exited with {proc.returncode}")
+        time.sleep(0.1)
+    sys.exit(f"kafka at {bootstrap} did not serve metadata within 90 s")
 
 
 def stage_pipeline(stage, work, bootstrap, registry, topic):
@@ -151,7 +171,6 @@ def median_run(rs):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", required=True, help="the tributary binary")
-    p.add_argument("--tansu", required=True, help="the tansu binary")
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--partitions", type=int, default=3)
     p.add_argument("--repeat", type=int, default=3, help="runs of each stage; the table gives medians")
@@ -161,19 +180,22 @@ def main():
     procs = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-services-") as services:
-            kport, rport = free_port(), free_port()
-            url = f"tcp://127.0.0.1:{kport}"
-            tansu = subprocess.Popen([args.tansu, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                                      "--storage-engine", "memory://tansu/"],
-                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(services, "tansu.log"), "w"))
-            procs.append(tansu)
+            kport, cport, rport = free_port(), free_port(), free_port()
+            # Kafka's own defaults (kafka-server-start.sh), not the quick-start
+            # options the tests use: this measures a broker as it is run.
+            env = dict(os.environ, KAFKA_JVM_OPTS="-Xms1g -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 "
+                                                  "-XX:InitiatingHeapOccupancyPercent=35")
+            kafka = subprocess.Popen([os.path.join(HERE, "kafka.sh"), os.path.join(services, "kafka"),
+                                      str(kport), str(cport)], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(services, "kafka.log"), "w"))
+            procs.append(kafka)
             registry = subprocess.Popen([args.bin, "schema-registry", "--listen", f"127.0.0.1:{rport}",
                                          "--data", os.path.join(services, "schemas")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(registry)
-            wait_port(kport, tansu, "tansu")
             wait_port(rport, registry, "schema registry")
             bootstrap, reg_url, topic = f"127.0.0.1:{kport}", f"http://127.0.0.1:{rport}", "articles.bench"
+            wait_kafka(bootstrap, kafka)
 
             began = time.monotonic()
             out = subprocess.run([sys.executable, os.path.join(HERE, "produce_articles.py"),
@@ -189,12 +211,12 @@ def main():
             # machine spreads over the stages instead of hitting one.
             for _ in range(args.repeat):
                 for stage in runs:
-                    broker_cpu = cpu_seconds(tansu.pid)
+                    broker_cpu = cpu_seconds(kafka.pid)
                     if stage in ("peer", "peer-raw"):
                         r = run_peer(bootstrap, reg_url, topic, produced["produced"], stage == "peer-raw")
                     else:
                         r = run_stage(args.bin, stage, bootstrap, reg_url, topic)
-                    r["broker_cpu_s"] = round(cpu_seconds(tansu.pid) - broker_cpu, 2)
+                    r["broker_cpu_s"] = round(cpu_seconds(kafka.pid) - broker_cpu, 2)
                     print(json.dumps(r), file=sys.stderr)
                     runs[stage].append(r)
             results = [median_run(rs) for rs in runs.values()]

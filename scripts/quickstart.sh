@@ -7,7 +7,8 @@
 #     → dedup on id within the watermark (state checkpointed)
 #     → Iceberg table demo.news.articles_raw (SQLite catalog)
 #
-# It starts a local Kafka broker (Tansu) and Tributary's own Schema Registry on
+# It starts a local Apache Kafka broker (scripts/kafka.sh: one KRaft node, jars
+# from Maven Central) and Tributary's own Schema Registry on
 # free 127.0.0.1 ports, produces articles with confluent-kafka's Avro producer
 # (duplicates, out-of-order and late events, a few malformed messages), runs
 # the pipeline, kills it with kill -9 half-way, produces more (a v2 schema with
@@ -20,7 +21,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tributary/target}"
 echo "== building tributary (release)"
 cargo build --release --workspace
 BIN="$CARGO_TARGET_DIR/release/tributary"
-TANSU="${TANSU_BIN:-${TRIBUTARY_TOOLS:-$HOME/.cache/tributary/tools}/bin/tansu}"
 PIPELINE=examples/articles/pipeline.json
 WORK="$PWD/quickstart"
 
@@ -28,6 +28,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 KAFKA_PORT="$(free_port)"
+CONTROLLER_PORT="$(free_port)"
 REGISTRY_PORT="$(free_port)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -40,15 +41,30 @@ wait_port() {
   echo "nothing listens on 127.0.0.1:$1 (see $WORK/*.log)" >&2; exit 1
 }
 
-echo "== Kafka broker (Tansu) on 127.0.0.1:$KAFKA_PORT, Schema Registry on 127.0.0.1:$REGISTRY_PORT"
-"$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-  --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-  --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
+echo "== Apache Kafka on 127.0.0.1:$KAFKA_PORT, Schema Registry on 127.0.0.1:$REGISTRY_PORT"
+scripts/kafka.sh "$WORK/kafka" "$KAFKA_PORT" "$CONTROLLER_PORT" >"$WORK/kafka.log" 2>&1 &
 pids+=($!)
 "$BIN" schema-registry --listen "127.0.0.1:$REGISTRY_PORT" --data "$WORK/schemas" >"$WORK/registry.log" 2>&1 &
 pids+=($!)
-wait_port "$KAFKA_PORT"
 wait_port "$REGISTRY_PORT"
+# Kafka is ready when it names itself as a broker in metadata (it listens a
+# moment before it can serve).
+"$PY" - "127.0.0.1:$KAFKA_PORT" <<'EOF'
+import sys, time
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": sys.argv[1], "reconnect.backoff.max.ms": 100})
+deadline = time.monotonic() + 90
+while True:
+    try:
+        if admin.list_topics(timeout=1).brokers:
+            break
+    except KafkaException:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit("Apache Kafka did not serve metadata within 90 s (see quickstart/kafka.log)")
+    time.sleep(0.1)
+EOF
 
 # The pipeline reads these (see the ${VAR:-default} references in it).
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"

@@ -3,14 +3,17 @@
 confluent-kafka's Consumer, values decoded as JSON or with its
 AvroDeserializer and Schema Registry client (Confluent wire format).
 
-    read_topic.py --bootstrap H:P --topic T [--registry URL] [--field id] [--min N]
-Prints {"messages": N, "values": [<field of each value>], "keys": [...],
-"schema_ids": [...]} (schema ids only for Avro).
+    read_topic.py --bootstrap H:P --topic T [--registry URL] [--field id]
+Reads every partition from its start up to the end it had when the script
+started, committed records only (read_committed: the end is the last stable
+offset; transaction markers and aborted records are skipped). Prints {"messages": N, "values": [<field of each value>],
+"keys": [...], "schema_ids": [...]} (schema ids only for Avro).
 """
 import argparse
 import json
 import struct
 import sys
+import time
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -24,33 +27,36 @@ def main():
     ap.add_argument("--topic", required=True)
     ap.add_argument("--registry", help="decode Avro values with this Schema Registry")
     ap.add_argument("--field", default="id")
-    ap.add_argument("--min", type=int, default=0, help="read at least this many messages")
-    ap.add_argument("--quiet", type=int, default=2,
-                    help="then stop after this many seconds without a message")
+    ap.add_argument("--timeout", type=float, default=120,
+                    help="fail when the ends are not reached within this many seconds")
     args = ap.parse_args()
 
     deserialize = None
     if args.registry:
         deserialize = AvroDeserializer(SchemaRegistryClient({"url": args.registry}))
     consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "read-topic",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "isolation.level": "read_committed"})
     meta = consumer.list_topics(args.topic, timeout=10).topics[args.topic]
-    consumer.assign([TopicPartition(args.topic, p, 0) for p in meta.partitions])
+    if meta.error is not None:
+        sys.exit(f"topic {args.topic}: {meta.error}")
+    # Where each partition starts and ends now: everything written before
+    # this script started is below the end (the last stable offset).
+    ends, starts = {}, []
+    for p in meta.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(args.topic, p), timeout=10)
+        starts.append(TopicPartition(args.topic, p, low))
+        if high > low:
+            ends[p] = high
+    consumer.assign(starts)
     ctx = SerializationContext(args.topic, MessageField.VALUE)
     values, keys, ids = [], [], set()
-    # Not the high watermarks: the test broker (Tansu 0.6) reports them
-    # wrongly. Read at least --min messages, then until nothing more comes.
-    quiet, waited = 0, 0
-    while quiet < args.quiet:
+    deadline = time.monotonic() + args.timeout
+    while ends:
+        if time.monotonic() > deadline:
+            sys.exit(f"partitions {sorted(ends)} did not reach their ends {ends} "
+                     f"within {args.timeout} s ({len(values)} messages read)")
         msgs = consumer.consume(2000, timeout=1.0)
-        if msgs:
-            quiet = 0
-        elif len(values) >= args.min:
-            quiet += 1
-        else:
-            waited += 1
-            if waited > 60:
-                sys.exit(f"only {len(values)} of at least {args.min} messages after 60 s")
         for msg in msgs:
             if msg.error():
                 sys.exit(f"consume: {msg.error()}")
@@ -64,6 +70,12 @@ def main():
                 value = json.loads(raw)
             values.append(value[args.field])
             keys.append(msg.key().decode() if msg.key() is not None else None)
+        # The consumer's position, not the last record's offset + 1: the
+        # last offsets of a transactional topic are commit markers, which
+        # librdkafka skips (moving the position past them) without a message.
+        for tp in consumer.position([TopicPartition(args.topic, p) for p in list(ends)]):
+            if tp.offset >= ends[tp.partition]:
+                del ends[tp.partition]
     consumer.close()
     print(json.dumps({"messages": len(values), "values": values, "keys": keys,
                       "schema_ids": sorted(ids)}))

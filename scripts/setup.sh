@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tributary's main job and tests need, skipping what is there:
-# the wasm32-wasip2 Rust target, the Tansu Kafka broker (built from crates.io
-# into ~/.cache/tributary/tools; 10-20 minutes the first time), Node.js, npm,
+# the wasm32-wasip2 Rust target, Apache Kafka's jars (from Maven Central into
+# ~/.cache/tributary/jvm/kafka; a minute the first time), Node.js, npm,
 # clang and wasi-libc (Debian packages, when missing), a PostgreSQL server on
 # 127.0.0.1:5432 (scripts/postgres.sh), and a Python venv with PyIceberg,
 # DuckDB, confluent-kafka and componentize-py.
@@ -15,15 +15,27 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2 >&2
 fi
 
-TOOLS="${TRIBUTARY_TOOLS:-$HOME/.cache/tributary/tools}"
-TANSU_VERSION=0.6.0
-if ! "$TOOLS/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-  log "building the Tansu Kafka broker $TANSU_VERSION into $TOOLS (once; 10-20 minutes)"
-  # Build it lean: no LTO, parallel codegen (it is a test broker).
-  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    CARGO_PROFILE_RELEASE_DEBUG=0 \
-    cargo install --locked --quiet "tansu@$TANSU_VERSION" --features dynostore --root "$TOOLS" >&2
+# Apache Kafka (the broker of the tests, the quickstart and the benchmark):
+# its jars from Maven Central into ~/.cache/tributary/jvm/kafka (scripts/jvm.sh;
+# about 55 MB, once). It runs on the JVM, so Java 17+ and Maven are needed.
+if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Java 17 and Maven (Debian packages)"
+    pkgs="openjdk-17-jdk-headless maven"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2; }
+  else
+    log "java or mvn is missing: install a Java 17+ JDK and Maven (Apache Kafka, the test broker, runs on the JVM)"
+    exit 1
+  fi
 fi
+"$(dirname "$0")/jvm.sh" kafka >/dev/null
+# Apicurio Registry (a Schema Registry we did not write, for the
+# interoperability tests) and Spark's Kafka and Iceberg jars (the differential
+# test against the seed's Spark job): resolved here, once, so no test waits on
+# Maven Central.
+"$(dirname "$0")/jvm.sh" apicurio >/dev/null
+"$(dirname "$0")/jvm.sh" spark >/dev/null
 
 # Node.js and npm build the JavaScript transform example (componentize-js,
 # which examples/transforms/js/build.sh installs from the npm registry).
@@ -56,6 +68,18 @@ if ! c_links; then
       || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2; }
   else
     log "clang cannot build for wasm32-wasi: install clang lld wasi-libc libclang-rt-dev-wasm32 (the C transform tests need them)"
+  fi
+fi
+
+# strace: the durability test watches every rename the binary makes for the
+# fsync of its folder (tests/all/open_world.rs).
+if ! command -v strace >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing strace (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >&2; }
+  else
+    log "strace is missing: install it (the durability test needs it)"
   fi
 fi
 

@@ -80,6 +80,26 @@ pub enum CheckpointError {
     Config(String),
 }
 
+impl CheckpointError {
+    /// Whether trying the same call again may succeed (the store was
+    /// unreachable, not wrong): such an error is never damage.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Io {
+                retryable: true,
+                ..
+            }
+        )
+    }
+
+    /// Whether the stored content itself is bad. Only this (or a missing
+    /// checkpoint) may be answered with `on_damaged: "table"`.
+    pub fn is_damage(&self) -> bool {
+        matches!(self, Self::Damaged { .. })
+    }
+}
+
 pub type Result<T, E = CheckpointError> = std::result::Result<T, E>;
 
 const DAMAGED_FIX: &str = "Restore it from a backup, or set \"checkpoint\": {\"on_damaged\": \"table\"} to resume from the \

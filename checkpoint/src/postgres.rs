@@ -73,7 +73,13 @@ impl PostgresStore {
             .map_err(|e| CheckpointError::Io {
                 location: shown.clone(),
                 message: format!("cannot connect: {e}"),
-                retryable: true,
+                // A refused or dropped connection may be a server starting
+                // up; a bad URI, a failed login or a missing database is not.
+                retryable: match &e {
+                    sqlx::Error::Configuration(_) => false,
+                    sqlx::Error::Database(_) => transient(&e),
+                    _ => true,
+                },
             })?;
         let store = Self {
             pool,
@@ -100,15 +106,26 @@ impl PostgresStore {
             .map_err(|e| CheckpointError::Io {
                 location: self.shown.clone(),
                 message: e.to_string(),
-                retryable: matches!(
-                    e,
-                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-                ),
+                retryable: transient(&e),
             })
     }
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+}
+
+/// Errors of a server that is restarting or out of reach, not of the
+/// request: I/O, pool time-outs, and the SQLSTATEs of connection trouble
+/// (class 08), an administrator or crash shutdown and "cannot connect now"
+/// (57P01-57P03), and too many connections (53300).
+fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 

@@ -370,6 +370,22 @@ impl PipelineConfig {
                 ));
             }
         }
+        self.check_dedup_windows_close()?;
+        let needs_dead_letters =
+            self.errors.policy == ErrorPolicy::DeadLetter || self.errors.late_to_dead_letter;
+        if needs_dead_letters
+            && self.errors.dead_letter_path.is_none()
+            && self.checkpoint.location.contains("://")
+        {
+            // The default folder is inside a local checkpoint location; a
+            // URI (with its password) must never become a folder name.
+            return Err(
+                "errors.dead_letter_path is needed: the dead-letter output defaults to a folder inside a \
+                 local checkpoint location, and checkpoint.location is a URI. Give a folder, e.g. \
+                 \"errors\": {\"policy\": \"dead-letter\", \"dead_letter_path\": \"dead-letter\"}"
+                    .into(),
+            );
+        }
         if self.checkpoint.location.trim().is_empty() {
             return Err(
                 "checkpoint.location is empty: give a directory or a postgres:// URI".into(),
@@ -385,6 +401,49 @@ impl PipelineConfig {
             return Err("trigger.max_records_per_epoch must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+impl PipelineConfig {
+    /// A `builtin:dedup` keeps each key until the watermark passes its event
+    /// time + `within`; with nothing in the chain to move the watermark the
+    /// window never closes and its state grows without bound. Spark refuses
+    /// `dropDuplicatesWithinWatermark` without a watermark for the same
+    /// reason. A custom module may move the watermark, so one is enough.
+    fn check_dedup_windows_close(&self) -> Result<(), String> {
+        let moves_watermark = |t: &TransformConfig| {
+            t.module == "builtin:watermark" || !t.module.starts_with("builtin:")
+        };
+        if self.transforms.iter().any(moves_watermark) {
+            return Ok(());
+        }
+        let Some((i, t)) = self
+            .transforms
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.module == "builtin:dedup")
+        else {
+            return Ok(());
+        };
+        let field = |k: &str, default: &str| {
+            t.config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or(default)
+                .to_string()
+        };
+        let (event_time, within) = (
+            field("event_time", "published_at"),
+            field("within", "2 hours"),
+        );
+        Err(format!(
+            "transforms[{i}] `{}` (builtin:dedup) forgets a key only when the watermark passes its event time + \
+             within (\"{within}\"), but nothing in this pipeline moves the watermark: its window would never \
+             close and its state would grow with every new key. Add a watermark before it: \
+             {{\"name\": \"watermark\", \"module\": \"builtin:watermark\", \"config\": \
+             {{\"event_time\": \"{event_time}\", \"delay\": \"{within}\"}}}}",
+            t.name
+        ))
     }
 }
 

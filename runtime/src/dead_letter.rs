@@ -1,10 +1,19 @@
 //! The dead-letter output: records the pipeline could not process, with why.
 //!
-//! One JSON-lines file per epoch, `epoch-<n>.jsonl`, written atomically (temp
-//! file, fsync, rename) *before* the epoch's sink commit. An epoch that is
-//! processed again after a crash rewrites (or removes) its own file, so the
-//! dead-letter output is exactly-once like the table: every bad record is in it
-//! once, never twice, never lost.
+//! One JSON-lines file per pipeline and epoch, `<pipeline>-epoch-<n>.jsonl`,
+//! so pipelines may share a folder without touching each other's files.
+//! Letters become visible **with their epoch's commit**, as the rows do:
+//!
+//! 1. before the sink commit they are written durably to a hidden pending
+//!    file, `.<pipeline>-epoch-<n>.jsonl.pending` (temp file, fsync, rename,
+//!    fsync of the folder), which readers of `*.jsonl` do not see;
+//! 2. after the commit the pending file is renamed to its visible name (and
+//!    the folder synced).
+//!
+//! A crash between the two leaves a pending file of a committed epoch: the
+//! next start publishes it ([`DeadLetterOutput::recover`]). Pending files of
+//! an epoch that was not committed are removed, and that epoch is processed
+//! again. So every bad record is in the output once, never twice, never lost.
 //!
 //! Each line: `{"pipeline", "epoch", "stage", "reason", "position"?, "record"?, "raw"?}`
 //! where `stage` is `source` or `transform:<name>`, `record` the row as JSON
@@ -58,24 +67,67 @@ impl DeadLetterOutput {
         self.pending.len()
     }
 
+    /// The visible file of `epoch`.
     fn file(&self, epoch: u64) -> PathBuf {
-        self.dir.join(format!("epoch-{epoch:020}.jsonl"))
+        self.dir
+            .join(format!("{}-epoch-{epoch:020}.jsonl", self.pipeline))
     }
 
-    /// Writes the epoch's file durably (or removes a stale one when the epoch
-    /// has nothing), then forgets the pending letters.
-    pub fn flush(&mut self, epoch: u64) -> std::io::Result<usize> {
-        let path = self.file(epoch);
+    /// The hidden file of `epoch` until its commit.
+    fn pending_file(&self, epoch: u64) -> PathBuf {
+        self.dir.join(format!(
+            ".{}-epoch-{epoch:020}.jsonl.pending",
+            self.pipeline
+        ))
+    }
+
+    /// The epoch of one of this pipeline's pending files.
+    fn pending_epoch(&self, name: &str) -> Option<u64> {
+        let digits = name
+            .strip_prefix('.')?
+            .strip_prefix(self.pipeline.as_str())?
+            .strip_prefix("-epoch-")?
+            .strip_suffix(".jsonl.pending")?;
+        (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse().ok())?
+    }
+
+    /// At start, with the sink's last committed epoch: publishes the pending
+    /// letters of committed epochs (a crash came between the commit and
+    /// their publication) and removes those of epochs that were not
+    /// committed (they are processed again).
+    pub fn recover(&mut self, last_committed: u64) -> std::io::Result<()> {
+        let mut changed = false;
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(epoch) = self.pending_epoch(&name) else {
+                continue;
+            };
+            if epoch <= last_committed {
+                fs::rename(entry.path(), self.file(epoch))?;
+            } else {
+                fs::remove_file(entry.path())?;
+            }
+            changed = true;
+        }
+        if changed {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Before the sink commits `epoch`: writes its letters durably where
+    /// readers do not look (nothing when it has none), and forgets them.
+    pub fn stage(&mut self, epoch: u64) -> std::io::Result<usize> {
+        let path = self.pending_file(epoch);
         let count = self.pending.len();
         if self.pending.is_empty() {
-            match fs::remove_file(&path) {
-                Ok(()) => sync_dir(&self.dir)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
             return Ok(0);
         }
-        let tmp = self.dir.join(format!(".epoch-{epoch:020}.jsonl.tmp"));
+        let tmp = self
+            .dir
+            .join(format!(".{}-epoch-{epoch:020}.jsonl.tmp", self.pipeline));
         {
             let mut out = std::io::BufWriter::new(fs::File::create(&tmp)?);
             for letter in self.pending.drain(..) {
@@ -114,6 +166,15 @@ impl DeadLetterOutput {
         Ok(count)
     }
 
+    /// After the sink committed `epoch`: makes its staged letters visible.
+    pub fn publish(&mut self, epoch: u64) -> std::io::Result<()> {
+        match fs::rename(self.pending_file(epoch), self.file(epoch)) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Drops letters gathered for an epoch that will not be committed.
     pub fn discard(&mut self) {
         self.pending.clear();
@@ -138,18 +199,34 @@ mod tests {
         }
     }
 
+    fn visible(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".jsonl"))
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
-    fn epoch_files_are_rewritten_not_appended() {
+    fn letters_become_visible_with_their_commit_once() {
         let dir = tempfile::tempdir().unwrap();
-        let mut out = DeadLetterOutput::new(dir.path().join("dlq"), "p").unwrap();
+        let dlq = dir.path().join("dlq");
+        let mut out = DeadLetterOutput::new(dlq.clone(), "p").unwrap();
         out.push(letter("first try"));
         out.push(letter("first try 2"));
-        assert_eq!(out.flush(7).unwrap(), 2);
-        // The epoch is processed again after a crash: its file is replaced.
+        assert_eq!(out.stage(7).unwrap(), 2);
+        assert!(visible(&dlq).is_empty(), "not visible before the commit");
+        // The run crashes before committing epoch 7; the next start finds
+        // epoch 6 committed, drops the pending letters, and does 7 again.
+        let mut out = DeadLetterOutput::new(dlq.clone(), "p").unwrap();
+        out.recover(6).unwrap();
         out.push(letter("second try"));
-        assert_eq!(out.flush(7).unwrap(), 1);
-        let text =
-            fs::read_to_string(dir.path().join("dlq/epoch-00000000000000000007.jsonl")).unwrap();
+        out.stage(7).unwrap();
+        out.publish(7).unwrap();
+        assert_eq!(visible(&dlq), ["p-epoch-00000000000000000007.jsonl"]);
+        let text = fs::read_to_string(dlq.join("p-epoch-00000000000000000007.jsonl")).unwrap();
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -158,23 +235,25 @@ mod tests {
         assert_eq!(lines[0]["reason"], "second try");
         assert_eq!(lines[0]["position"], "a.jsonl:3");
         assert_eq!(lines[0]["raw"], "{oops");
-        // Bytes that are not text are kept exactly, as base64.
+        // Bytes that are not text are kept exactly, as base64; a crash after
+        // the commit of 8 but before publishing: the next start publishes.
         out.push(DeadLetter {
             raw: Some(vec![0x00, 0xff, 0x10]),
             ..letter("binary")
         });
-        out.flush(8).unwrap();
-        let text =
-            fs::read_to_string(dir.path().join("dlq/epoch-00000000000000000008.jsonl")).unwrap();
+        out.stage(8).unwrap();
+        let mut out = DeadLetterOutput::new(dlq.clone(), "p").unwrap();
+        out.recover(8).unwrap();
+        let text = fs::read_to_string(dlq.join("p-epoch-00000000000000000008.jsonl")).unwrap();
         let line: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["raw_base64"], "AP8Q");
         assert!(line.get("raw").is_none());
-        // And a replay with nothing to report removes the stale file.
-        assert_eq!(out.flush(7).unwrap(), 0);
-        assert!(
-            !dir.path()
-                .join("dlq/epoch-00000000000000000007.jsonl")
-                .exists()
-        );
+        // Another pipeline in the same folder: an epoch of its own without
+        // letters touches nothing of `p`.
+        let mut other = DeadLetterOutput::new(dlq.clone(), "q").unwrap();
+        other.recover(0).unwrap();
+        assert_eq!(other.stage(7).unwrap(), 0);
+        other.publish(7).unwrap();
+        assert_eq!(visible(&dlq).len(), 2);
     }
 }

@@ -91,7 +91,9 @@ pub struct Pipeline {
     source: Option<Box<dyn Source>>,
     sink: Box<dyn Sink>,
     chain: TransformChain,
-    store: Box<dyn CheckpointStore>,
+    /// `None` while the store could not be reached at build: `run` opens it,
+    /// retrying.
+    store: Option<Box<dyn CheckpointStore>>,
     dead_letter: Option<DeadLetterOutput>,
     pub metrics: Arc<Metrics>,
 }
@@ -137,7 +139,7 @@ pub fn check_delivery(
     match wanted {
         Some(wanted) if wanted > gives => Err(PipelineError::Config(format!(
             "\"delivery\": \"{wanted}\" asks for more than the `{kind}` sink ({}) gives: it is {gives}. \
-             Choose a sink that gives {wanted} (iceberg, parquet, or jsonl to a folder), \
+             Choose a sink that gives {wanted} (iceberg, parquet, jsonl to a folder, or kafka with \"transactions\": true), \
              or set \"delivery\": \"{gives}\" to accept duplicates after a crash",
             sink.describe()
         ))),
@@ -152,8 +154,14 @@ impl Pipeline {
         registry: &Registry,
     ) -> Result<Self, PipelineError> {
         let (source, sink, chain) = build_parts(&loaded, engine, registry)?;
-        let store = checkpoint::open_store(&loaded.config.checkpoint.location, &loaded.base_dir)
-            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+        // A store that is only unreachable now (a restarting server) is
+        // opened by `run`, with retries; anything else is wrong for good.
+        let store =
+            match checkpoint::open_store(&loaded.config.checkpoint.location, &loaded.base_dir) {
+                Ok(store) => Some(store),
+                Err(e) if e.is_retryable() => None,
+                Err(e) => return Err(PipelineError::Checkpoint(e.to_string())),
+            };
         let dead_letter = match loaded.dead_letter_dir() {
             Some(dir) => Some(
                 DeadLetterOutput::new(dir.clone(), &loaded.config.name).map_err(|e| {
@@ -180,6 +188,13 @@ impl Pipeline {
         &self.loaded.config.name
     }
 
+    /// The checkpoint store (opened before anything runs).
+    fn store(&mut self) -> &mut dyn CheckpointStore {
+        self.store
+            .as_deref_mut()
+            .expect("the checkpoint store is opened before the pipeline runs")
+    }
+
     /// The delivery guarantee in force: the sink's.
     pub fn delivery(&self) -> Delivery {
         self.sink.delivery()
@@ -192,9 +207,14 @@ impl Pipeline {
         offsets_override: Option<&OffsetsOverride>,
     ) -> Result<(Option<Offsets>, u64), PipelineError> {
         let name = self.name().to_string();
+        // This run owns the pipeline: only it tidies up after a crash.
+        retry("recover the sink", || self.sink.recover(&name)).map_err(PipelineError::Sink)?;
         let last = retry("read the last commit", || self.sink.last_commit(&name))
             .map_err(PipelineError::Sink)?;
         let last_epoch = last.as_ref().map_or(0, |l| l.epoch);
+        if let Some(out) = self.dead_letter.as_mut() {
+            out.recover(last_epoch).map_err(PipelineError::DeadLetter)?;
+        }
         if let Some(o) = offsets_override.filter(|o| o.after_epoch == last_epoch) {
             tracing::info!(
                 pipeline = %name,
@@ -210,10 +230,22 @@ impl Pipeline {
             return Ok((o.offsets.clone(), last_epoch + 1));
         }
         let Some(last) = last else {
+            // A run that crashed before its first commit may have stored
+            // where it started (epoch 0, see `run`): resolving `latest` again
+            // would skip what arrived since.
+            let start = retry_store("read the stored start position", || {
+                self.store().get(&name, 0)
+            })
+            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+            if let Some(start) = start {
+                tracing::info!(pipeline = %name, "no earlier commit in {}: starting from the start position stored by the first run, {}", self.sink.describe(), start.offsets);
+                return Ok((Some(Offsets::new(start.offsets)), 1));
+            }
             tracing::info!(pipeline = %name, "no earlier commit in {}: starting from the beginning", self.sink.describe());
             return Ok((None, 1));
         };
-        let found = self.store.get(&name, last.epoch);
+        let epoch = last.epoch;
+        let found = retry_store("read the checkpoint", || self.store().get(&name, epoch));
         match found {
             Ok(Some(ckpt)) => {
                 if ckpt.offsets != *last.offsets.as_json() {
@@ -231,14 +263,23 @@ impl Pipeline {
                         .map(|t| (t.name, t.state))
                         .collect(),
                 })?;
-                tracing::info!(pipeline = %name, epoch = last.epoch, "resuming after epoch {} from {}", last.epoch, self.store.describe());
+                tracing::info!(pipeline = %name, epoch = last.epoch, "resuming after epoch {} from {}", last.epoch, self.store().describe());
+            }
+            // Unreachable or unusable is not damaged: never resume with
+            // empty state because a server was restarting.
+            Err(e) if !e.is_damage() => {
+                return Err(PipelineError::Checkpoint(format!(
+                    "{e}. The checkpoint of epoch {} could not be read; this is not damage, so the pipeline \
+                     stops rather than resume without its transform state. Make the store reachable and start again",
+                    last.epoch
+                )));
             }
             other => {
                 let what = match other {
                     Ok(_) => format!(
                         "there is no checkpoint for epoch {} in {}",
                         last.epoch,
-                        self.store.describe()
+                        self.store().describe()
                     ),
                     Err(e) => e.to_string(),
                 };
@@ -285,10 +326,43 @@ impl Pipeline {
             self.delivery(),
             self.sink.describe()
         );
+        if self.store.is_none() {
+            let (location, base) = (
+                self.loaded.config.checkpoint.location.clone(),
+                self.loaded.base_dir.clone(),
+            );
+            let store = retry_store("open the checkpoint store", || {
+                checkpoint::open_store(&location, &base)
+            })
+            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+            self.store = Some(store);
+        }
         let (resume, mut epoch) = self.recover(options.offsets_override.as_ref())?;
         let mut source = self.source.take().expect("a pipeline runs once");
         // An unreachable broker at start is retried with backoff, as later.
         retry("open the source", || source.open(resume.as_ref())).map_err(PipelineError::Source)?;
+        if resume.is_none()
+            && let Some(start) = source.start_position()
+        {
+            // Durable before the first poll: a crash before the first commit
+            // resumes here (see `recover`).
+            let start = Checkpoint {
+                pipeline_id: self.name().to_string(),
+                epoch: 0,
+                offsets: start.into_json(),
+                watermark_micros: None,
+                transforms: Vec::new(),
+                created_at_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            retry_store("write the start position", || self.store().put(&start))
+                .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+        }
+        if options.available_now {
+            retry("fix the end of the source", || {
+                source.bound_to_available_now()
+            })
+            .map_err(PipelineError::Source)?;
+        }
 
         let trigger = self.loaded.config.trigger.clone();
         let (data_tx, data_rx) = mpsc::sync_channel::<FromSource>(4);
@@ -518,12 +592,11 @@ impl Pipeline {
                 .collect(),
             created_at_ms: chrono::Utc::now().timestamp_millis(),
         };
-        self.store
-            .put(&checkpoint)
+        retry_store("write the checkpoint", || self.store().put(&checkpoint))
             .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
         crash_point("checkpoint-written");
         if let Some(out) = self.dead_letter.as_mut() {
-            out.flush(*epoch).map_err(PipelineError::DeadLetter)?;
+            out.stage(*epoch).map_err(PipelineError::DeadLetter)?;
         }
         let commit = EpochCommit {
             pipeline_id: name.clone(),
@@ -536,8 +609,11 @@ impl Pipeline {
             tracing::warn!(pipeline = %name, epoch = *epoch, "epoch {} was already committed; not written again", *epoch);
         }
         crash_point("committed");
+        if let Some(out) = self.dead_letter.as_mut() {
+            out.publish(*epoch).map_err(PipelineError::DeadLetter)?;
+        }
         let _ = ctl_tx.send(ToSource::Committed(offsets));
-        if let Err(e) = self.store.prune(&name, *epoch) {
+        if let Err(e) = self.store().prune(&name, *epoch) {
             tracing::warn!(pipeline = %name, "could not remove old checkpoints: {e}");
         }
         let rows = self.sink.row_count();
@@ -570,6 +646,38 @@ fn retry<T>(
                 tracing::warn!("{what} failed (attempt {attempt}, retrying in {delay:?}): {e}");
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(10));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How long an unreachable checkpoint store is waited for before the
+/// pipeline stops.
+const STORE_RETRY_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Retries a checkpoint store call while the store is unreachable (a
+/// restarting server, a pool time-out), with exponential backoff, one log
+/// line per attempt, and a deadline ([`STORE_RETRY_DEADLINE`]).
+fn retry_store<T>(
+    what: &str,
+    mut call: impl FnMut() -> checkpoint::Result<T>,
+) -> checkpoint::Result<T> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match call() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_retryable() && started.elapsed() + delay < STORE_RETRY_DEADLINE => {
+                tracing::warn!(
+                    "{what}: the checkpoint store is unreachable (attempt {attempt}, retrying in {delay:?}, \
+                     giving up {:?} after the first): {e}",
+                    STORE_RETRY_DEADLINE
+                );
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(5));
                 attempt += 1;
             }
             Err(e) => return Err(e),

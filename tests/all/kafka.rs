@@ -1,4 +1,4 @@
-//! The seed pipeline against real Kafka: a Tansu broker, Tributary's Schema
+//! The seed pipeline against real Kafka: an Apache Kafka broker, Tributary's Schema
 //! Registry, articles produced by confluent-kafka's Python `AvroSerializer`,
 //! `examples/articles/pipeline.json` run by the release binary, and the
 //! Iceberg table read back by PyIceberg (and DuckDB).

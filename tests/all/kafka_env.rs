@@ -1,10 +1,9 @@
-//! Real Kafka for the tests: a Tansu broker (a Kafka-API broker in Rust) and
+//! Real Kafka for the tests: an Apache Kafka broker (KRaft, one node) and
 //! Tributary's own Schema Registry, each started on a free 127.0.0.1 port and
 //! stopped when dropped, and articles produced by confluent-kafka's Python
 //! Avro serializer (`scripts/produce_articles.py`).
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,17 @@ pub fn wait_for_port(
     what: &str,
     log: &std::path::Path,
 ) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_for_port_within(port, child, what, log, Duration::from_secs(30))
+}
+
+fn wait_for_port_within(
+    port: u16,
+    child: &mut Child,
+    what: &str,
+    log: &std::path::Path,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(());
@@ -43,30 +52,17 @@ pub fn wait_for_port(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("{what} did not listen on 127.0.0.1:{port} within 30 s")
+    bail!("{what} did not listen on 127.0.0.1:{port} within {limit:?}")
 }
 
-/// The Tansu binary: `$TANSU_BIN`, else where `scripts/setup.sh` installs it,
-/// else `tansu` on the PATH.
-pub fn tansu_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("TANSU_BIN") {
-        return bin.into();
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let installed = home.join(".cache/tributary/tools/bin/tansu");
-    if installed.exists() {
-        return installed;
-    }
-    PathBuf::from("tansu")
-}
-
-/// A running Tansu broker with in-memory storage.
+/// A running Apache Kafka broker: one KRaft node (broker and controller) on
+/// free 127.0.0.1 ports, its log in a temporary folder, started by
+/// `scripts/kafka.sh` (the jars come from `scripts/jvm.sh kafka`) and killed
+/// when dropped.
 pub struct Broker {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Broker {
@@ -74,39 +70,43 @@ impl Broker {
         Self::start_on(free_port())
     }
 
+    /// A broker on `port` (a test that needs the address before the broker
+    /// exists picks it with [`free_port`]).
     pub fn start_on(port: u16) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let log = dir.path().join("tansu.log");
-        let url = format!("tcp://127.0.0.1:{port}");
-        let mut child = Command::new(tansu_binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
+        let mut controller = free_port();
+        while controller == port {
+            controller = free_port();
+        }
+        let log = dir.path().join("kafka.log");
+        let out = std::fs::File::create(&log)?;
+        let mut child = Command::new(repo_root().join("scripts/kafka.sh"))
+            .arg(dir.path().join("data"))
+            .arg(port.to_string())
+            .arg(controller.to_string())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
             .spawn()
-            .with_context(|| {
-                format!(
-                    "start the Tansu broker {} (scripts/setup.sh installs it)",
-                    tansu_binary().display()
-                )
-            })?;
-        wait_for_port(port, &mut child, "tansu", &log)?;
-        Ok(Self {
-            child,
-            port,
-            _dir: dir,
-        })
+            .context("start Apache Kafka with scripts/kafka.sh")?;
+        let serving = wait_for_port_within(port, &mut child, "kafka", &log, KAFKA_START)
+            .and_then(|()| wait_for_metadata(port, &mut child));
+        let broker = Self { child, port, dir };
+        if let Err(e) = serving {
+            // Dropping `broker` stops whatever did start.
+            bail!("{e:#}\n{}", broker.log());
+        }
+        Ok(broker)
     }
 
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What the broker logged (warnings and errors), for a failure message.
+    pub fn log(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("kafka.log")).unwrap_or_default();
+        format!("kafka's log:\n{log}")
     }
 }
 
@@ -115,6 +115,35 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How long a broker may take to start: a JVM on two cores shared with
+/// builds and other tests.
+const KAFKA_START: Duration = Duration::from_secs(90);
+
+/// Waits until the broker on `port` answers a metadata request naming itself
+/// as a broker: it listens a moment before it has registered with its
+/// controller, and until then clients see no brokers and cannot create topics.
+fn wait_for_metadata(port: u16, child: &mut Child) -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let client: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .set("reconnect.backoff.max.ms", "100")
+        .create()
+        .context("an rdkafka client to ask the broker for metadata")?;
+    let deadline = Instant::now() + KAFKA_START;
+    while Instant::now() < deadline {
+        if let Ok(md) = client.fetch_metadata(None, Duration::from_millis(500))
+            && !md.brokers().is_empty()
+        {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("kafka exited ({status}) before it served metadata");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("kafka on 127.0.0.1:{port} did not serve metadata within {KAFKA_START:?}")
 }
 
 /// Tributary's Schema Registry (`tributary schema-registry`), schemas kept in

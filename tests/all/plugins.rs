@@ -15,7 +15,7 @@ use crate::kafka_env::{free_port, wait_for_port};
 
 /// The example plugin and the test plugins, built by cargo in a target
 /// folder of their own (not with the binary), copied into one plugin folder.
-fn plugin_folder() -> &'static Path {
+pub(crate) fn plugin_folder() -> &'static Path {
     static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, dir) = BUILT.get_or_init(|| {
         let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -72,7 +72,7 @@ fn run_with_plugins(s: &Scratch, pipeline: &Value) -> std::process::Output {
 }
 
 /// The `id` of every row of the committed CSV files in `dir`, counted.
-fn csv_ids(dir: &Path) -> BTreeMap<String, u32> {
+pub(crate) fn csv_ids(dir: &Path) -> BTreeMap<String, u32> {
     let mut ids = BTreeMap::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()

@@ -14,14 +14,24 @@ use crate::harness::*;
 use crate::kafka_env::{free_port, wait_for_port};
 
 /// A worker process on a free loopback port, killed when dropped.
-struct Worker {
+pub(crate) struct Worker {
     child: Child,
     port: u16,
     log: std::path::PathBuf,
 }
 
 impl Worker {
-    fn start(data: &Path, extra: &[&str]) -> Self {
+    /// A worker that may use the system's temporary folder, where the
+    /// tests' scratch folders are, besides `data`.
+    pub(crate) fn start(data: &Path, extra: &[&str]) -> Self {
+        let tmp = std::env::temp_dir();
+        let mut args = vec!["--allow-path", tmp.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Self::start_confined(data, &args)
+    }
+
+    /// A worker that may use only `data` and what `extra` allows.
+    pub(crate) fn start_confined(data: &Path, extra: &[&str]) -> Self {
         let port = free_port();
         let log = data.with_extension("log");
         let mut child = Command::new(binary())
@@ -44,7 +54,7 @@ impl Worker {
         Self { child, port, log }
     }
 
-    fn api(&self) -> Api {
+    pub(crate) fn api(&self) -> Api {
         Api {
             base: format!("http://127.0.0.1:{}", self.port),
             token: None,
@@ -55,7 +65,7 @@ impl Worker {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -72,14 +82,14 @@ impl Drop for Worker {
     }
 }
 
-struct Api {
+pub(crate) struct Api {
     base: String,
     token: Option<String>,
     http: reqwest::blocking::Client,
 }
 
 impl Api {
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
@@ -98,15 +108,15 @@ impl Api {
         };
         (status, value)
     }
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) fn get(&self, path: &str) -> (u16, Value) {
         self.call("GET", path, None)
     }
-    fn state(&self, name: &str) -> String {
+    pub(crate) fn state(&self, name: &str) -> String {
         let (code, status) = self.get(&format!("/connectors/{name}/status"));
         assert_eq!(code, 200, "{status}");
         status["connector"]["state"].as_str().unwrap().to_string()
     }
-    fn wait_state(&self, name: &str, want: &str) -> Value {
+    pub(crate) fn wait_state(&self, name: &str, want: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let (_, status) = self.get(&format!("/connectors/{name}/status"));
@@ -464,7 +474,12 @@ fn auth_token_is_required_and_secrets_are_never_echoed() {
 #[test]
 fn one_failing_pipeline_does_not_stop_the_others() {
     let data = tempfile::tempdir().unwrap();
-    let worker = Worker::start(&data.path().join("state"), &[]);
+    // The test guests are built outside the temporary folder.
+    let guests = guest("trap").parent().unwrap().to_path_buf();
+    let worker = Worker::start(
+        &data.path().join("state"),
+        &["--allow-path", guests.to_str().unwrap()],
+    );
     let api = worker.api();
 
     let good = Scratch::new("good");

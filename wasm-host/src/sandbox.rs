@@ -71,9 +71,15 @@ pub(crate) fn wasi_ctx(stderr: MemoryOutputPipe) -> WasiCtx {
     WasiCtx::builder().stderr(stderr).build()
 }
 
-/// Caps memory (and notes when it had to say no, to name the failure).
+/// Caps memory (and notes when it had to say no, to name the failure). The
+/// cap is on the sum of every linear memory of the Store: a component may
+/// hold several (one per core module), and a cap per memory would let it
+/// take the cap times their number.
 pub(crate) struct Limiter {
     memory_bytes: usize,
+    /// Bytes of all memories of the Store so far (they only grow, and all go
+    /// with the Store).
+    memory_used: usize,
     /// Set when a memory grow was refused: names the failure of the call.
     pub(crate) denied: bool,
 }
@@ -81,14 +87,18 @@ pub(crate) struct Limiter {
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+        let total = self
+            .memory_used
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.memory_bytes {
             self.denied = true;
             return Ok(false);
         }
+        self.memory_used = total;
         Ok(true)
     }
     fn table_growing(
@@ -115,6 +125,7 @@ impl Limiter {
     pub(crate) fn new(limits: &Limits) -> Self {
         Self {
             memory_bytes: limits.memory_bytes as usize,
+            memory_used: 0,
             denied: false,
         }
     }

@@ -27,7 +27,9 @@
 //! The crate in three parts, each a module:
 //!
 //! - [`worker`]: the life cycle — deployed connectors on disk, their runs on
-//!   threads, pause/resume/stop/restart, offsets, shutdown;
+//!   threads, pause/resume/stop/restart, offsets, shutdown; with
+//!   [`allowed_paths`], the folders its configs may name (`--data` and
+//!   `--allow-path`);
 //! - [`connect`]: translation between Kafka Connect's shapes and ours
 //!   (offsets as `[{"partition", "offset"}]`);
 //! - [`http`]: the axum handlers, routes and bearer-token check, and
@@ -37,6 +39,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod allowed_paths;
 pub mod connect;
 pub mod error;
 pub mod http;

@@ -14,12 +14,13 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tributary_connector::Offsets;
-use tributary_runtime::config;
+use tributary_runtime::config::{self, LoadedPipeline};
 use tributary_runtime::metrics::{Metrics, render_prometheus};
 use tributary_runtime::pipeline::{OffsetsOverride, Pipeline, RunOptions};
 use tributary_runtime::registry::Registry;
 use tributary_wasm_host::TransformEngine;
 
+use crate::allowed_paths::AllowedRoots;
 use crate::connect::{from_connect, to_connect};
 use crate::error::{ApiError, ApiResult};
 
@@ -79,6 +80,8 @@ struct Run {
 /// The worker: every deployed connector and what runs them.
 pub struct Worker {
     data: PathBuf,
+    /// The folders configs may name (`--data` and `--allow-path`).
+    roots: AllowedRoots,
     worker_id: String,
     engine: TransformEngine,
     registry: Arc<Registry>,
@@ -95,9 +98,11 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     /// Opens the state folder and starts every connector whose target is
-    /// `RUNNING`.
+    /// `RUNNING`. Configs may name local paths only inside `data` and the
+    /// folders of `allow` (`--allow-path`).
     pub fn open(
         data: PathBuf,
+        allow: &[PathBuf],
         worker_id: String,
         registry: Arc<Registry>,
     ) -> Result<Arc<Self>, String> {
@@ -108,8 +113,12 @@ impl Worker {
                 dir.display()
             )
         })?;
+        let mut roots = vec![data.clone()];
+        roots.extend(allow.iter().cloned());
+        let roots = AllowedRoots::new(&roots)?;
         let engine = TransformEngine::new(None).map_err(|e| e.to_string())?;
         let worker = Arc::new(Self {
+            roots,
             data,
             worker_id,
             engine,
@@ -179,9 +188,12 @@ impl Worker {
         let path = self.state_path(&stored.name);
         let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(stored).expect("state serializes");
+        // Synced, renamed, and the folder synced: a power cut after the
+        // answer cannot bring back the previous state.
         std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
             .and_then(|()| std::fs::rename(&tmp, &path))
+            .and_then(|()| std::fs::File::open(self.data.join("connectors"))?.sync_all())
             .map_err(|e| {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -190,11 +202,21 @@ impl Worker {
             })
     }
 
+    /// A connector's config, interpolated and checked, with every local
+    /// path in it inside the folders this worker may use.
+    fn load(&self, name: &str, config: &Value) -> Result<LoadedPipeline, String> {
+        let label = format!("connector {name}");
+        let loaded = config::load_value(config, &self.data, &label).map_err(|e| e.to_string())?;
+        self.roots
+            .check_pipeline(&loaded)
+            .map_err(|e| format!("{label}: {e}"))?;
+        Ok(loaded)
+    }
+
     /// Checks a config the way `tributary validate` does: its shape and
     /// meaning, its connectors' configs, and that every module loads.
     pub(crate) fn validate(&self, name: &str, config: &Value) -> Result<(), String> {
-        let loaded = config::load_value(config, &self.data, &format!("connector {name}"))
-            .map_err(|e| e.to_string())?;
+        let loaded = self.load(name, config)?;
         if loaded.config.name != name {
             return Err(format!(
                 "config.name `{}` differs from the connector name `{name}`; leave it out or make them equal",
@@ -211,11 +233,9 @@ impl Worker {
     pub(crate) fn start(&self, name: &str, c: &mut Connector) {
         c.failure = None;
         c.finished = false;
-        let built = config::load_value(&c.stored.config, &self.data, &format!("connector {name}"))
-            .map_err(|e| e.to_string())
-            .and_then(|loaded| {
-                Pipeline::build(loaded, &self.engine, &self.registry).map_err(|e| e.to_string())
-            });
+        let built = self.load(name, &c.stored.config).and_then(|loaded| {
+            Pipeline::build(loaded, &self.engine, &self.registry).map_err(|e| e.to_string())
+        });
         let pipeline = match built {
             Ok(p) => p,
             Err(e) => {
@@ -444,8 +464,7 @@ impl Worker {
         name: &str,
         config: &Value,
     ) -> ApiResult<(u64, Option<Value>, String)> {
-        let loaded = config::load_value(config, &self.data, &format!("connector {name}"))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let loaded = self.load(name, config).map_err(ApiError::bad_request)?;
         let ctx = loaded.connector_context();
         let mut sink = self
             .registry

@@ -20,6 +20,12 @@ pub struct ServeCommand {
     /// /health must carry (`Authorization: Bearer <token>`).
     #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
+    /// A folder (besides --data) that connector configs may name for
+    /// checkpoints, tables, sink and source files, dead letters and
+    /// transform modules; repeat for several. Paths anywhere else are
+    /// refused.
+    #[arg(long, value_name = "DIR")]
+    allow_path: Vec<PathBuf>,
 }
 
 impl ServeCommand {
@@ -28,6 +34,7 @@ impl ServeCommand {
             listen,
             data,
             auth_token_file,
+            allow_path,
         } = self;
         let token = match auth_token_file.as_deref().map(tributary_worker::read_token) {
             None => None,
@@ -65,7 +72,7 @@ impl ServeCommand {
                 let data = data.clone();
                 let id = bound.clone();
                 match tokio::task::spawn_blocking(move || {
-                    tributary_worker::Worker::open(data, id, registry)
+                    tributary_worker::Worker::open(data, &allow_path, id, registry)
                 })
                 .await
                 {

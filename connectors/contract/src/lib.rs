@@ -119,6 +119,26 @@ pub trait Source: Send {
     /// Reads up to `max_records` records.
     fn poll(&mut self, max_records: usize) -> Result<Poll>;
 
+    /// Where an opened source stands before anything is read, when that is
+    /// not simply "the beginning": a Kafka source started at `latest` resolves
+    /// the end of each partition at [`Source::open`]. The runtime stores it
+    /// in the checkpoint store before the first poll, so a crash before the
+    /// first commit resumes there instead of resolving `latest` anew (and
+    /// skipping what arrived in between). Default: `None` (a restart from
+    /// the beginning reads the same records).
+    fn start_position(&self) -> Option<Offsets> {
+        None
+    }
+
+    /// Bounds an opened source to what is available now (`--available-now`,
+    /// Spark's `prepareForTriggerAvailableNow`): it fixes its end positions
+    /// and returns [`Poll::Exhausted`] once it has read up to them, however
+    /// much more arrives meanwhile. Default: nothing to fix; the run ends at
+    /// the first [`Poll::Idle`].
+    fn bound_to_available_now(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Everything the runtime has seen up to `offsets` is durably committed
     /// downstream. Sources may acknowledge upstream (e.g. Kafka group offsets, for
     /// lag monitoring only). Default: nothing to do.
@@ -170,8 +190,19 @@ pub type CommittedEpoch = EpochCommit;
 
 /// Receives record batches and makes them visible atomically per epoch.
 pub trait Sink: Send {
-    /// The last epoch this sink committed for `pipeline_id`, if any. Called once
-    /// before anything is written.
+    /// Called once, only by the run that owns the pipeline, before
+    /// [`Sink::last_commit`]: undo what an interrupted commit left behind
+    /// (files made visible without their commit record, say). Default:
+    /// nothing to do.
+    fn recover(&mut self, pipeline_id: &str) -> Result<()> {
+        let _ = pipeline_id;
+        Ok(())
+    }
+
+    /// The last epoch this sink committed for `pipeline_id`, if any. Only
+    /// reads: anyone may ask at any time (the REST worker's offsets call asks
+    /// while the pipeline runs), so nothing may be changed or removed here;
+    /// clean-up belongs in [`Sink::recover`] or the owner's `write`/`commit`.
     fn last_commit(&mut self, pipeline_id: &str) -> Result<Option<CommittedEpoch>>;
 
     /// Stages a batch. For an exactly-once sink nothing written here may be
@@ -182,7 +213,11 @@ pub trait Sink: Send {
     /// Makes everything staged since the previous commit visible, together with
     /// `commit`'s metadata, in one atomic step. Must be idempotent per epoch: if
     /// `commit.epoch` is already committed for the pipeline, return
-    /// `Ok(CommitOutcome::AlreadyCommitted)` without writing again.
+    /// `Ok(CommitOutcome::AlreadyCommitted)` without writing again. After a
+    /// retryable error the runtime calls it again with the same `commit`: the
+    /// staged data must still be there for that call (a sink that lost it
+    /// returns a non-retryable error, and the pipeline stops and replays the
+    /// epoch from its last commit).
     fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome>;
 
     /// Short human description of where the data goes (for the progress line).

@@ -53,6 +53,8 @@ enum Target {
     Folder {
         folder: Folder,
         open: Option<(BufWriter<File>, PathBuf)>,
+        /// The epoch's finished file, kept until its commit succeeds.
+        staged: Vec<PathBuf>,
     },
 }
 
@@ -107,6 +109,7 @@ impl JsonlSink {
             path => Target::Folder {
                 folder: Folder::new(ctx.resolve(path), &ctx.pipeline_id, "jsonl")?,
                 open: None,
+                staged: Vec::new(),
             },
         };
         if matches!(target, Target::Stdout { record: None, .. }) {
@@ -120,6 +123,13 @@ impl JsonlSink {
 }
 
 impl Sink for JsonlSink {
+    fn recover(&mut self, _pipeline_id: &str) -> Result<()> {
+        match &mut self.target {
+            Target::Stdout { .. } => Ok(()),
+            Target::Folder { folder, .. } => folder.open().map(|_| ()),
+        }
+    }
+
     fn last_commit(&mut self, _pipeline_id: &str) -> Result<Option<CommittedEpoch>> {
         match &mut self.target {
             Target::Stdout { record, last, .. } => {
@@ -129,7 +139,7 @@ impl Sink for JsonlSink {
                 };
                 Ok(last.as_ref().map(CommitRecord::committed))
             }
-            Target::Folder { folder, .. } => Ok(folder.open()?.map(|r| r.committed())),
+            Target::Folder { folder, .. } => Ok(folder.read_last()?.map(|r| r.committed())),
         }
     }
 
@@ -139,7 +149,7 @@ impl Sink for JsonlSink {
         }
         match &mut self.target {
             Target::Stdout { buffer, .. } => encode_lines(batch, buffer)?,
-            Target::Folder { folder, open } => {
+            Target::Folder { folder, open, .. } => {
                 if open.is_none() {
                     let path = folder.staging_file()?;
                     let file = File::create(&path)
@@ -155,13 +165,13 @@ impl Sink for JsonlSink {
     }
 
     fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
-        let rows = std::mem::take(&mut self.rows);
         match &mut self.target {
             Target::Stdout {
                 buffer,
                 record,
                 last,
             } => {
+                let rows = std::mem::take(&mut self.rows);
                 let lines = std::mem::take(buffer);
                 if last.as_ref().is_some_and(|l| l.epoch >= commit.epoch) {
                     return Ok(CommitOutcome::AlreadyCommitted);
@@ -179,17 +189,30 @@ impl Sink for JsonlSink {
                 *last = Some(new);
                 Ok(CommitOutcome::Committed)
             }
-            Target::Folder { folder, open } => {
-                let mut staged = Vec::new();
+            Target::Folder {
+                folder,
+                open,
+                staged,
+            } => {
                 if let Some((out, path)) = open.take() {
-                    let file = out.into_inner().map_err(|e| {
-                        io_error(&format!("write {}", path.display()), e.into_error())
-                    })?;
-                    file.sync_all()
-                        .map_err(|e| io_error(&format!("sync {}", path.display()), e))?;
+                    // A file that cannot be finished has lost rows: stop (not
+                    // retryable); the next start writes the epoch again.
+                    let finished = out
+                        .into_inner()
+                        .map_err(|e| e.into_error())
+                        .and_then(|file| file.sync_all());
+                    if let Err(e) = finished {
+                        let _ = std::fs::remove_file(&path);
+                        return Err(
+                            io_error(&format!("finish {}", path.display()), e).retryable(false)
+                        );
+                    }
                     staged.push(path);
                 }
-                folder.commit(commit, staged, rows)
+                let outcome = folder.commit(commit, staged, self.rows)?;
+                staged.clear();
+                self.rows = 0;
+                Ok(outcome)
             }
         }
     }

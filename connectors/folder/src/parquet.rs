@@ -90,8 +90,13 @@ pub struct ParquetSink {
     props: WriterProperties,
     target_bytes: usize,
     open: Option<OpenFile>,
+    /// The epoch's finished files: kept until its commit succeeds, so a
+    /// retried commit publishes them again.
     staged: Vec<PathBuf>,
     rows: u64,
+    /// A file could not be finished and its rows are gone: nothing of this
+    /// run may be committed any more.
+    lost: Option<String>,
 }
 
 impl std::fmt::Debug for ParquetSink {
@@ -132,6 +137,7 @@ impl ParquetSink {
             open: None,
             staged: Vec::new(),
             rows: 0,
+            lost: None,
         })
     }
 
@@ -143,17 +149,48 @@ impl ParquetSink {
     }
 
     /// Closes the file being filled, syncs it and stages it for the commit.
+    /// A failure here loses the file's rows (the writer is gone), so the sink
+    /// refuses to commit from then on and the pipeline stops; its next start
+    /// writes the epoch again from the last commit.
     fn finish_file(&mut self) -> Result<()> {
         let Some(open) = self.open.take() else {
             return Ok(());
         };
-        open.writer
-            .close()
-            .map_err(|e| self.parquet_error("close a file", e))?;
-        open.handle
-            .sync_all()
-            .map_err(|e| io_error(&format!("sync {}", open.path.display()), e))?;
+        let finished = match open.writer.close() {
+            Ok(_) => open
+                .handle
+                .sync_all()
+                .map_err(|e| io_error(&format!("sync {}", open.path.display()), e)),
+            Err(e) => Err(self.parquet_error("close a file", e)),
+        };
+        if let Err(e) = finished {
+            let _ = std::fs::remove_file(&open.path);
+            self.lost = Some(e.to_string());
+            return Err(self.check_not_lost().unwrap_err());
+        }
         self.staged.push(open.path);
+        Ok(())
+    }
+
+    fn check_not_lost(&self) -> Result<()> {
+        match &self.lost {
+            None => Ok(()),
+            Some(why) => Err(Error::external(format!(
+                "parquet sink {}: a staged file could not be finished ({why}), so the epoch's rows in it \
+                 are gone from this run; stopping. The next start writes the epoch again from the last commit",
+                self.folder.dir().display()
+            ))
+            .retryable(false)),
+        }
+    }
+
+    fn check_pipeline(&self, pipeline_id: &str) -> Result<()> {
+        if pipeline_id != self.folder.pipeline() {
+            return Err(Error::internal(format!(
+                "parquet sink built for pipeline `{}` was asked about `{pipeline_id}`",
+                self.folder.pipeline()
+            )));
+        }
         Ok(())
     }
 
@@ -177,17 +214,18 @@ impl ParquetSink {
 }
 
 impl Sink for ParquetSink {
+    fn recover(&mut self, pipeline_id: &str) -> Result<()> {
+        self.check_pipeline(pipeline_id)?;
+        self.folder.open().map(|_| ())
+    }
+
     fn last_commit(&mut self, pipeline_id: &str) -> Result<Option<CommittedEpoch>> {
-        if pipeline_id != self.folder.pipeline() {
-            return Err(Error::internal(format!(
-                "parquet sink built for pipeline `{}` was asked about `{pipeline_id}`",
-                self.folder.pipeline()
-            )));
-        }
-        Ok(self.folder.open()?.map(|r| r.committed()))
+        self.check_pipeline(pipeline_id)?;
+        Ok(self.folder.read_last()?.map(|r| r.committed()))
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.check_not_lost()?;
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -214,10 +252,12 @@ impl Sink for ParquetSink {
     }
 
     fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
+        self.check_not_lost()?;
         self.finish_file()?;
-        let staged = std::mem::take(&mut self.staged);
-        let rows = std::mem::take(&mut self.rows);
-        self.folder.commit(commit, staged, rows)
+        let outcome = self.folder.commit(commit, &self.staged, self.rows)?;
+        self.staged.clear();
+        self.rows = 0;
+        Ok(outcome)
     }
 
     fn describe(&self) -> String {

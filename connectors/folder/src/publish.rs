@@ -11,12 +11,19 @@
 //! place in it), the folder is synced, and the commit record is replaced
 //! atomically ([`RecordFile::write`]). The record is the commit point.
 //!
-//! On open, files of the epoch after the recorded one are removed: they are
-//! what a crash between the renames and the record left behind, and the epoch
-//! is about to be written again. Staging leftovers go too. A data file of a
-//! later epoch still is not a crash's leftover but a commit record that was
-//! removed or replaced: that stops the sink, as deleting data on a guess would
-//! be wrong.
+//! When the run that owns the pipeline opens the folder ([`Folder::open`]:
+//! the sink's `recover`, or its first write), files of the epoch after the
+//! recorded one are removed: they are what a crash between the renames and
+//! the record left behind, and the epoch is about to be written again.
+//! Staging leftovers go too. A data file of a later epoch still is not a
+//! crash's leftover but a commit record that was removed or replaced: that
+//! stops the sink, as deleting data on a guess would be wrong. Anyone else
+//! only reads the record ([`Folder::read_last`]): a running commit's staged
+//! and just-renamed files look exactly like such leftovers.
+//!
+//! A commit that fails part-way (some files renamed, then an error) is
+//! retried with the same staged files: the ones already moved are not moved
+//! again. A commit of another epoch while one is unfinished is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +41,8 @@ pub struct Folder {
     last: Option<CommitRecord>,
     opened: bool,
     next_staged: u64,
+    /// The epoch whose commit failed part-way, until it succeeds.
+    unfinished: Option<u64>,
 }
 
 impl Folder {
@@ -54,6 +63,7 @@ impl Folder {
             last: None,
             opened: false,
             next_staged: 0,
+            unfinished: None,
         })
     }
 
@@ -80,9 +90,13 @@ impl Folder {
         self.last.as_ref()
     }
 
-    fn recover(&mut self) -> Result<()> {
-        std::fs::create_dir_all(&self.staging)
-            .map_err(|e| io_error(&format!("create {}", self.staging.display()), e))?;
+    /// The commit record as it is on disk, changing nothing: what a reader
+    /// that does not own the pipeline (the worker's offsets call) may do
+    /// while the owner is in the middle of a commit.
+    pub fn read_last(&self) -> Result<Option<CommitRecord>> {
+        if self.opened {
+            return Ok(self.last.clone());
+        }
         let last = self.record.read()?;
         if let Some(r) = &last
             && r.pipeline_id != self.pipeline
@@ -94,6 +108,13 @@ impl Folder {
                 self.pipeline
             )));
         }
+        Ok(last)
+    }
+
+    fn recover(&mut self) -> Result<()> {
+        std::fs::create_dir_all(&self.staging)
+            .map_err(|e| io_error(&format!("create {}", self.staging.display()), e))?;
+        let last = self.read_last()?;
         let last_epoch = last.as_ref().map_or(0, |r| r.epoch);
         for entry in read_dir(&self.staging)? {
             std::fs::remove_file(&entry)
@@ -169,37 +190,59 @@ impl Folder {
     /// Makes `staged` (synced, complete files) visible as `commit.epoch`'s
     /// files and records the commit. Idempotent: an epoch at or before the
     /// recorded one is not committed again (its staged files are dropped).
+    /// On an error the staged files stay the caller's, to be passed again
+    /// with the same `commit` (files already moved are not moved twice);
+    /// another epoch is refused until that one is committed.
     pub fn commit(
         &mut self,
         commit: &EpochCommit,
-        staged: Vec<PathBuf>,
+        staged: &[PathBuf],
         rows: u64,
     ) -> Result<CommitOutcome> {
         self.open()?;
+        if let Some(unfinished) = self.unfinished.filter(|e| *e != commit.epoch) {
+            return Err(Error::internal(format!(
+                "{}: the commit of epoch {unfinished} of pipeline `{}` failed part-way and epoch {} came                  next; stopping so that the next start undoes the partial commit and writes epoch                  {unfinished} again",
+                self.dir.display(),
+                self.pipeline,
+                commit.epoch
+            ))
+            .retryable(false));
+        }
         let last_epoch = self.last.as_ref().map_or(0, |r| r.epoch);
         if commit.epoch <= last_epoch {
             self.discard(staged);
             return Ok(CommitOutcome::AlreadyCommitted);
         }
+        self.unfinished = Some(commit.epoch);
         let names = self.publish(commit.epoch, staged)?;
         crash_point("files-published");
         let total = self.last.as_ref().map_or(0, |r| r.total_rows) + rows;
         let record = CommitRecord::new(commit, rows, total, names);
         self.record.write(&record)?;
         self.last = Some(record);
+        self.unfinished = None;
         Ok(CommitOutcome::Committed)
     }
 
     /// Renames the staged files to their visible names (step one of
-    /// [`Folder::commit`]; public for the crash tests).
-    pub fn publish(&mut self, epoch: u64, staged: Vec<PathBuf>) -> Result<Vec<String>> {
+    /// [`Folder::commit`]; public for the crash tests). A file already
+    /// moved by an earlier, failed attempt at the same commit is left.
+    pub fn publish(&mut self, epoch: u64, staged: &[PathBuf]) -> Result<Vec<String>> {
         let mut names = Vec::with_capacity(staged.len());
         for (seq, from) in staged.iter().enumerate() {
             let name = self.data_file_name(epoch, seq);
             let to = self.dir.join(&name);
-            std::fs::rename(from, &to).map_err(|e| {
-                io_error(&format!("move {} to {}", from.display(), to.display()), e)
-            })?;
+            if let Err(e) = std::fs::rename(from, &to) {
+                let moved_before =
+                    e.kind() == std::io::ErrorKind::NotFound && !from.exists() && to.is_file();
+                if !moved_before {
+                    return Err(io_error(
+                        &format!("move {} to {}", from.display(), to.display()),
+                        e,
+                    ));
+                }
+            }
             names.push(name);
         }
         if !names.is_empty() {
@@ -210,7 +253,7 @@ impl Folder {
     }
 
     /// Forgets staged files.
-    pub fn discard(&mut self, staged: Vec<PathBuf>) {
+    pub fn discard(&mut self, staged: &[PathBuf]) {
         for path in staged {
             let _ = std::fs::remove_file(path);
         }
@@ -286,7 +329,7 @@ mod tests {
             "staged files are not visible"
         );
         assert_eq!(
-            f.commit(&commit(1), vec![a, b], 2).unwrap(),
+            f.commit(&commit(1), &[a, b], 2).unwrap(),
             CommitOutcome::Committed
         );
         assert_eq!(
@@ -298,12 +341,13 @@ mod tests {
         );
         let again = stage(&mut f, "a\n");
         assert_eq!(
-            f.commit(&commit(1), vec![again.clone()], 1).unwrap(),
+            f.commit(&commit(1), std::slice::from_ref(&again), 1)
+                .unwrap(),
             CommitOutcome::AlreadyCommitted
         );
         assert!(!again.exists(), "the repeated epoch's files are dropped");
         // An empty epoch moves the offsets without a file.
-        f.commit(&commit(2), vec![], 0).unwrap();
+        f.commit(&commit(2), &[], 0).unwrap();
         let mut reopened = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
         let last = reopened.open().unwrap().unwrap().clone();
         assert_eq!(last.committed(), commit(2));
@@ -316,11 +360,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut f = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
         let a = stage(&mut f, "a\n");
-        f.commit(&commit(1), vec![a], 1).unwrap();
+        f.commit(&commit(1), &[a], 1).unwrap();
         // Epoch 2: files made visible, then the process dies before the record.
         let b = stage(&mut f, "b\n");
         let c = stage(&mut f, "c\n");
-        f.publish(2, vec![b, c]).unwrap();
+        f.publish(2, &[b, c]).unwrap();
         // And a file of epoch 3 still in staging.
         let leftover = stage(&mut f, "d\n");
         drop(f);
@@ -344,7 +388,7 @@ mod tests {
         assert!(!leftover.exists(), "staging is emptied");
         // Epoch 2 again, as the runtime replays it: one file this time.
         let b = stage(&mut f, "b\nc\n");
-        f.commit(&commit(2), vec![b], 2).unwrap();
+        f.commit(&commit(2), &[b], 2).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join("p-1-e00000000000000000002-00000.jsonl"))
                 .unwrap(),
@@ -358,12 +402,57 @@ mod tests {
     }
 
     #[test]
+    fn a_commit_failing_part_way_is_retried_with_the_same_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        let staged = [stage(&mut f, "a\n"), stage(&mut f, "b\n")];
+        // The second file's visible name is taken by a folder: the first file
+        // moves, the second cannot.
+        let blocker = dir.path().join(f.data_file_name(1, 1));
+        std::fs::create_dir_all(blocker.join("x")).unwrap();
+        assert!(f.commit(&commit(1), &staged, 2).unwrap_err().retryable);
+        let err = f.commit(&commit(2), &[], 0).unwrap_err();
+        assert!(
+            !err.retryable && err.to_string().contains("failed part-way"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&blocker).unwrap();
+        assert_eq!(
+            f.commit(&commit(1), &staged, 2).unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(f.last().unwrap().files.len(), 2);
+        let text: String = visible(dir.path())
+            .iter()
+            .map(|n| std::fs::read_to_string(dir.path().join(n)).unwrap())
+            .collect();
+        assert_eq!(text, "a\nb\n");
+        f.commit(&commit(2), &[], 0).unwrap();
+    }
+
+    #[test]
+    fn reading_the_record_removes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut owner = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        let a = stage(&mut owner, "a\n");
+        owner.commit(&commit(1), &[a], 1).unwrap();
+        // The owner is mid-commit of epoch 2: a file staged, one published.
+        let staged = stage(&mut owner, "b\n");
+        let published = stage(&mut owner, "c\n");
+        owner.publish(2, &[published]).unwrap();
+        let reader = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        assert_eq!(reader.read_last().unwrap().unwrap().epoch, 1);
+        assert!(staged.exists());
+        assert_eq!(visible(dir.path()).len(), 2);
+    }
+
+    #[test]
     fn files_ahead_of_a_lost_record_stop_the_sink() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
         for epoch in 1..=2 {
             let s = stage(&mut f, "a\n");
-            f.commit(&commit(epoch), vec![s], 1).unwrap();
+            f.commit(&commit(epoch), &[s], 1).unwrap();
         }
         std::fs::remove_file(dir.path().join("_tributary/p-1/commit.json")).unwrap();
         let mut f = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();

@@ -3,9 +3,21 @@
 //! Avro body; the schema is derived from the rows' Arrow schema and registered
 //! as `<topic>-value`), its key optionally a column's value.
 //!
-//! **Delivery: at-least-once.** Without Kafka transactions (Tansu, our test
-//! broker, has none) a topic cannot take an epoch's messages and its offsets in
-//! one atomic step. So rows are produced as they arrive (idempotent producer:
+//! **Delivery: exactly-once with `"transactions": true`.** Each epoch is one
+//! Kafka transaction (`transactional.id` `tributary-<pipeline>` by default):
+//! the epoch's messages and its commit record — epoch, source offsets,
+//! watermark, as JSON in the metadata of an offset committed for the consumer
+//! group `tributary-sink-<pipeline>` on partition 0 of the topic, through
+//! `send_offsets_to_transaction` — become visible together or not at all.
+//! Readers with `isolation.level=read_committed` (librdkafka's default, not
+//! the Java client's) see every row once. At start `init_transactions` fences
+//! any older instance with the same `transactional.id` (a zombie: its next
+//! commit fails and it stops) and aborts its open transaction; the commit
+//! record is then read back with `require_stable` offsets.
+//!
+//! **Delivery otherwise: at-least-once.** Without transactions a topic cannot
+//! take an epoch's messages and its offsets in one atomic step. So rows are
+//! produced as they arrive (idempotent producer:
 //! librdkafka's own retries add no duplicates), and at the end of an epoch
 //! [`Sink::commit`] waits until every message is acknowledged by the broker
 //! (`acks=all`), fails the epoch if any was not, and only then writes the
@@ -30,16 +42,18 @@ use std::time::Duration;
 use apache_avro::writer::datum::GenericDatumWriter;
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use schema_registry_converter::blocking::schema_registry::{SrSettings, post_schema};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 use serde::Deserialize;
 use tributary_connector::commit_record::{CommitRecord, RecordFile};
 use tributary_connector::{
     CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, FromConfig,
-    RecordBatch, Result, SchemaRef, Sink,
+    RecordBatch, Result, SchemaRef, Sink, crash_point,
 };
 
 use tributary_formats::{confluent, encode};
@@ -72,6 +86,21 @@ pub struct KafkaSinkConfig {
     /// messages, in milliseconds (librdkafka's `message.timeout.ms`).
     #[serde(default = "default_delivery_timeout_ms")]
     pub delivery_timeout_ms: u64,
+    /// Write each epoch as one Kafka transaction: exactly-once for
+    /// `read_committed` readers. Default: false (at-least-once, commit record
+    /// in a local file).
+    #[serde(default)]
+    pub transactions: bool,
+    /// With `transactions`: the producer's `transactional.id`, one per
+    /// pipeline (a second instance with the same id fences the first).
+    /// Default: `tributary-<pipeline name>`.
+    #[serde(default)]
+    pub transactional_id: Option<String>,
+    /// With `transactions`: the consumer group whose committed offset (on
+    /// partition 0 of `topic`) holds the commit record. Default:
+    /// `tributary-sink-<pipeline name>`.
+    #[serde(default)]
+    pub commit_group: Option<String>,
     /// Extra librdkafka producer properties (`security.protocol`, `sasl.*`,
     /// `compression.type`, `linger.ms`, …), passed as they are. Ones this sink
     /// sets for its guarantee cannot be overridden.
@@ -98,7 +127,12 @@ const RESERVED: &[&str] = &[
     "enable.idempotence",
     "acks",
     "message.timeout.ms",
+    "transactional.id",
 ];
+
+/// Kafka brokers refuse offset metadata longer than this by default
+/// (`offset.metadata.max.bytes`).
+const METADATA_MAX: usize = 4096;
 
 /// Delivery reports, counted by the producer's background thread.
 #[derive(Default)]
@@ -134,7 +168,14 @@ struct AvroWriter {
 /// The sink. Connects lazily, at [`Sink::last_commit`].
 pub struct KafkaSink {
     config: KafkaSinkConfig,
-    record: RecordFile,
+    /// The local commit record (without transactions).
+    record: Option<RecordFile>,
+    /// With transactions: reads the commit record back, and names the group
+    /// it is committed for.
+    txn: Option<Txn>,
+    /// A transaction is open (with transactions).
+    in_txn: bool,
+    pipeline_id: String,
     producer: Option<ThreadedProducer<DeliveryContext>>,
     reports: Arc<Mutex<Reports>>,
     avro: Option<AvroWriter>,
@@ -184,20 +225,37 @@ impl KafkaSink {
                 "kafka sink: properties.`{key}` is set by the sink itself (for its delivery guarantee); remove it"
             )));
         }
+        if !config.transactions
+            && (config.transactional_id.is_some() || config.commit_group.is_some())
+        {
+            return Err(Error::config(
+                "kafka sink: transactional_id and commit_group are for \"transactions\": true; set it or remove them",
+            ));
+        }
+        if config.transactions && config.commit_record.is_some() {
+            return Err(Error::config(
+                "kafka sink: with \"transactions\": true the commit record is kept in Kafka; remove commit_record",
+            ));
+        }
         let file_name = format!("kafka-{}.commit.json", config.topic);
         let record = match (&config.commit_record, &ctx.state_dir) {
-            (Some(path), _) => ctx.resolve(path),
-            (None, Some(dir)) => dir.join(file_name),
+            _ if config.transactions => None,
+            (Some(path), _) => Some(ctx.resolve(path)),
+            (None, Some(dir)) => Some(dir.join(file_name)),
             (None, None) => {
                 return Err(Error::config(
                     "kafka sink: the commit record needs a local file, and checkpoint.location is not a local \
-                     folder: set the sink's \"commit_record\" to a file path (e.g. \"state/kafka-sink.commit.json\")",
+                     folder: set the sink's \"commit_record\" to a file path (e.g. \"state/kafka-sink.commit.json\"), \
+                     or use \"transactions\": true",
                 ));
             }
         };
         Ok(Self {
             config,
-            record: RecordFile::new(record),
+            record: record.map(RecordFile::new),
+            txn: None,
+            in_txn: false,
+            pipeline_id: ctx.pipeline_id.clone(),
             producer: None,
             reports: Arc::default(),
             avro: None,
@@ -220,13 +278,17 @@ impl KafkaSink {
                     "message.timeout.ms",
                     self.config.delivery_timeout_ms.to_string(),
                 );
+            if self.config.transactions {
+                cc.set("transactional.id", self.transactional_id());
+            }
             let producer: ThreadedProducer<DeliveryContext> = cc
                 .create_with_context(DeliveryContext {
                     reports: self.reports.clone(),
                 })
                 .map_err(|e| Error::config(format!("kafka sink: {e}")))?;
-            // Tansu (and brokers with auto-creation off) will not create the
-            // topic: say so now rather than after a delivery timeout.
+            // Brokers with auto-creation off (as production clusters are
+            // usually set) will not create the topic: say so now rather than
+            // after a delivery timeout.
             let meta = producer
                 .client()
                 .fetch_metadata(Some(&self.config.topic), Duration::from_secs(10))
@@ -245,9 +307,155 @@ impl KafkaSink {
                     self.config.topic, self.config.bootstrap_servers
                 )));
             }
+            if self.config.transactions {
+                let id = self.transactional_id();
+                // Fences any older instance with this id and aborts (or
+                // completes) its open transaction.
+                producer
+                    .init_transactions(Duration::from_secs(30))
+                    .map_err(|e| {
+                        Error::external(format!(
+                            "kafka sink: cannot start transactions (transactional.id `{id}`) on {}: {e}",
+                            self.config.bootstrap_servers
+                        ))
+                    })?;
+                let group = self
+                    .config
+                    .commit_group
+                    .clone()
+                    .unwrap_or_else(|| format!("tributary-sink-{}", self.pipeline_id));
+                let mut cc = ClientConfig::new();
+                for (k, v) in &self.config.properties {
+                    if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.")
+                    {
+                        cc.set(k, v);
+                    }
+                }
+                let consumer: BaseConsumer = cc
+                    .set("bootstrap.servers", &self.config.bootstrap_servers)
+                    .set("group.id", &group)
+                    .set("enable.auto.commit", "false")
+                    // OffsetFetch with require_stable: waits for a pending
+                    // transactional offset commit to be decided.
+                    .set("isolation.level", "read_committed")
+                    .create()
+                    .map_err(|e| Error::config(format!("kafka sink: {e}")))?;
+                self.txn = Some(Txn { consumer, group });
+            }
             self.producer = Some(producer);
         }
         Ok(self.producer.as_ref().expect("connected above"))
+    }
+
+    fn transactional_id(&self) -> String {
+        self.config
+            .transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("tributary-{}", self.pipeline_id))
+    }
+
+    /// The commit record in the metadata of the group's offset on
+    /// partition 0 of the topic, if this pipeline committed one.
+    fn read_txn_record(&self) -> Result<Option<CommitRecord>> {
+        let txn = self.txn.as_ref().expect("connected");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.config.topic, 0);
+        let got = txn
+            .consumer
+            .committed_offsets(tpl, Duration::from_secs(30))
+            .map_err(|e| {
+                Error::external(format!(
+                    "kafka sink: cannot read the commit record (offsets of group `{}`) on {}: {e}",
+                    txn.group, self.config.bootstrap_servers
+                ))
+            })?;
+        let Some(elem) = got.find_partition(&self.config.topic, 0) else {
+            return Ok(None);
+        };
+        if !matches!(elem.offset(), Offset::Offset(_)) || elem.metadata().is_empty() {
+            return Ok(None);
+        }
+        let record: CommitRecord = serde_json::from_str(elem.metadata()).map_err(|e| {
+            Error::data(format!(
+                "kafka sink: the offset metadata of group `{}` on {}/0 is not a Tributary commit record ({e}); \
+                 is the group used by something else? Set the sink's commit_group",
+                txn.group, self.config.topic
+            ))
+        })?;
+        if record.pipeline_id != self.pipeline_id {
+            return Err(Error::config(format!(
+                "kafka sink: group `{}` holds the commit record of pipeline `{}`, not `{}`; set the sink's commit_group",
+                txn.group, record.pipeline_id, self.pipeline_id
+            )));
+        }
+        Ok(Some(record))
+    }
+
+    /// A transaction call that failed: the open transaction is aborted when
+    /// it can be, and the pipeline stops (not retryable: the epoch's
+    /// messages are gone with it; the restart writes the epoch again).
+    fn txn_failed(&mut self, what: &str, epoch: u64, e: KafkaError) -> Error {
+        self.in_txn = false;
+        let id = self.transactional_id();
+        let fenced = matches!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced)
+                | Some(RDKafkaErrorCode::InvalidProducerEpoch)
+        );
+        if let Some(fenced) = self.fenced(epoch) {
+            return fenced;
+        }
+        if fenced {
+            return Error::external(format!(
+                "kafka sink: fenced: another instance started with transactional.id `{id}` (the same pipeline run \
+                 twice?), so this one stops without committing epoch {epoch}; the other goes on ({what}: {e})"
+            ))
+            .retryable(false);
+        }
+        let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
+        if !fatal
+            && let Some(p) = self.producer.as_ref()
+            && let Err(abort) = p.abort_transaction(Duration::from_secs(30))
+        {
+            tracing::warn!("kafka sink: abort the transaction of epoch {epoch}: {abort}");
+        }
+        Error::external(format!(
+            "kafka sink: {what} of epoch {epoch} failed on {}: {e}; the transaction was aborted and the epoch is \
+             written again on restart",
+            self.config.bootstrap_servers
+        ))
+        .retryable(false)
+    }
+
+    /// The error for an instance fenced by a newer one with the same
+    /// `transactional.id`, when librdkafka says so (a fatal error).
+    fn fenced(&self, epoch: u64) -> Option<Error> {
+        let (code, reason) = self.producer.as_ref()?.client().fatal_error()?;
+        matches!(
+            code,
+            RDKafkaErrorCode::Fenced
+                | RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+        )
+        .then(|| {
+            Error::external(format!(
+                "kafka sink: fenced: another instance started with transactional.id `{}` (the same pipeline run \
+                 twice?), so this one stops without committing epoch {epoch}; the other goes on ({reason})",
+                self.transactional_id()
+            ))
+            .retryable(false)
+        })
+    }
+
+    fn begin(&mut self, epoch: u64) -> Result<()> {
+        if self.config.transactions && !self.in_txn {
+            let producer = self.connect()?;
+            if let Err(e) = producer.begin_transaction() {
+                return Err(self.txn_failed("begin the transaction", epoch, e));
+            }
+            self.in_txn = true;
+        }
+        Ok(())
     }
 
     /// The Avro schema and id for rows of `arrow`, registered on first use.
@@ -304,7 +512,10 @@ impl KafkaSink {
 impl Sink for KafkaSink {
     fn last_commit(&mut self, _pipeline_id: &str) -> Result<Option<CommittedEpoch>> {
         self.connect()?;
-        self.last = self.record.read()?;
+        self.last = match &self.record {
+            Some(record) => record.read()?,
+            None => self.read_txn_record()?,
+        };
         Ok(self.last.as_ref().map(CommitRecord::committed))
     }
 
@@ -312,13 +523,16 @@ impl Sink for KafkaSink {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        let next = self.last.as_ref().map_or(1, |l| l.epoch + 1);
+        self.begin(next)?;
         let values = self.values(batch)?;
         let keys = match &self.config.key_field {
             Some(field) => encode::keys(batch, field)?,
             None => vec![None; batch.num_rows()],
         };
         let topic = self.config.topic.clone();
-        let producer = self.connect()?;
+        self.connect()?;
+        let producer = self.producer.as_ref().expect("connected");
         for (value, key) in values.iter().zip(&keys) {
             let mut record = BaseRecord::<str, [u8]>::to(&topic).payload(value.as_slice());
             if let Some(key) = key {
@@ -333,6 +547,9 @@ impl Sink for KafkaSink {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                     Err((e, _)) => {
+                        if let Some(fenced) = self.fenced(next) {
+                            return Err(fenced);
+                        }
                         return Err(Error::external(format!(
                             "kafka sink: cannot produce to `{topic}`: {e}"
                         ))
@@ -347,7 +564,19 @@ impl Sink for KafkaSink {
 
     fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
         if self.last.as_ref().is_some_and(|l| l.epoch >= commit.epoch) {
+            if self.in_txn {
+                self.in_txn = false;
+                if let Some(p) = self.producer.as_ref() {
+                    p.abort_transaction(Duration::from_secs(30)).map_err(|e| {
+                        Error::external(format!("kafka sink: abort a transaction: {e}"))
+                            .retryable(false)
+                    })?;
+                }
+            }
             return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        if self.config.transactions {
+            return self.commit_transaction(commit);
         }
         let timeout = Duration::from_millis(self.config.delivery_timeout_ms + 10_000);
         let producer = self.connect()?;
@@ -375,7 +604,10 @@ impl Sink for KafkaSink {
         let rows = std::mem::take(&mut self.rows);
         let total = self.last.as_ref().map_or(0, |l| l.total_rows) + rows;
         let record = CommitRecord::new(commit, rows, total, Vec::new());
-        self.record.write(&record)?;
+        self.record
+            .as_ref()
+            .expect("a commit record file without transactions")
+            .write(&record)?;
         self.last = Some(record);
         Ok(CommitOutcome::Committed)
     }
@@ -392,7 +624,68 @@ impl Sink for KafkaSink {
     }
 
     fn delivery(&self) -> Delivery {
-        Delivery::AtLeastOnce
+        if self.config.transactions {
+            Delivery::ExactlyOnce
+        } else {
+            Delivery::AtLeastOnce
+        }
+    }
+}
+
+/// The transactional side of a sink: the group its commit record is
+/// committed for, and a consumer to read it back.
+struct Txn {
+    consumer: BaseConsumer,
+    group: String,
+}
+
+impl KafkaSink {
+    /// Ends the epoch's transaction: the commit record goes in as a
+    /// transactional offset commit, then the transaction commits — messages
+    /// and record together.
+    fn commit_transaction(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
+        self.begin(commit.epoch)?;
+        let rows = self.rows;
+        let total = self.last.as_ref().map_or(0, |l| l.total_rows) + rows;
+        let record = CommitRecord::new(commit, rows, total, Vec::new());
+        let json = serde_json::to_string(&record)
+            .map_err(|e| Error::internal(format!("kafka sink: commit record: {e}")))?;
+        if json.len() > METADATA_MAX {
+            return Err(Error::config(format!(
+                "kafka sink: the commit record of epoch {} is {} bytes, more than the {METADATA_MAX} Kafka keeps as \
+                 offset metadata by default (many source partitions?); raise the brokers' offset.metadata.max.bytes",
+                commit.epoch,
+                json.len()
+            ))
+            .retryable(false));
+        }
+        let txn = self.txn.as_ref().expect("connected");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.config.topic, 0, Offset::Offset(commit.epoch as i64))
+            .map_err(|e| Error::internal(format!("kafka sink: {e}")))?;
+        if let Some(mut elem) = tpl.find_partition(&self.config.topic, 0) {
+            elem.set_metadata(json);
+        }
+        let Some(cgm) = txn.consumer.group_metadata() else {
+            return Err(Error::internal("kafka sink: no consumer group metadata"));
+        };
+        let timeout = Duration::from_millis(self.config.delivery_timeout_ms + 10_000);
+        let producer = self.producer.as_ref().expect("connected");
+        if let Err(e) = producer.send_offsets_to_transaction(&tpl, &cgm, timeout) {
+            return Err(self.txn_failed(
+                "add the commit record to the transaction",
+                commit.epoch,
+                e,
+            ));
+        }
+        crash_point("kafka-offsets-sent");
+        if let Err(e) = producer.commit_transaction(timeout) {
+            return Err(self.txn_failed("commit the transaction", commit.epoch, e));
+        }
+        self.in_txn = false;
+        self.rows = 0;
+        self.last = Some(record);
+        Ok(CommitOutcome::Committed)
     }
 }
 
@@ -434,5 +727,13 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("commit_record"), "{e}");
+        // Transactions: exactly-once, no local record needed.
+        let mut txn = base.clone();
+        txn["transactions"] = true.into();
+        let sink = tributary_connector::build_sink::<KafkaSink>(&txn, &no_state).unwrap();
+        assert_eq!(sink.delivery(), Delivery::ExactlyOnce);
+        let mut id_only = base.clone();
+        id_only["transactional_id"] = "x".into();
+        assert!(err(id_only).contains("for \"transactions\": true"));
     }
 }

@@ -9,10 +9,13 @@
 //! record `<path>/_commits/<pipeline>.json` holds the last committed epoch
 //! with its offsets and watermark — what the runtime resumes from. An epoch is
 //! written to a temporary file, renamed into place, and then the commit record
-//! is replaced (write, fsync, rename). A crash between the two leaves a file
-//! for an epoch the record does not have: opening the sink removes it, and the
-//! epoch is written again from the same offsets. So a reader of `*.csv` sees
-//! every record exactly once.
+//! is replaced (write, fsync, rename, fsync of the folder). A crash between
+//! the two leaves a file for an epoch the record does not have: the run's
+//! first commit removes it, and the epoch is written again from the same
+//! offsets. So a reader of `*.csv` sees every record exactly once. Reading
+//! the last commit (`last_commit`, which the REST worker's offsets call makes
+//! while the pipeline runs) only reads: the file it would take for a leftover
+//! may be a running commit's.
 //!
 //! Build: `cargo build --release -p tributary-example-csv-sink`, then copy
 //! `$CARGO_TARGET_DIR/release/libtributary_example_csv_sink.so` (default

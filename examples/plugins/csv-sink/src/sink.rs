@@ -28,6 +28,8 @@ pub struct CsvSink {
     header: Option<Vec<String>>,
     staged: Vec<u8>,
     rows: u64,
+    /// Whether this run has removed what a crash left (at its first commit).
+    tidied: bool,
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
@@ -56,6 +58,7 @@ impl CsvSink {
             header: None,
             staged: Vec::new(),
             rows: 0,
+            tidied: false,
         })
     }
 
@@ -78,14 +81,20 @@ impl CsvSink {
         }
     }
 
-    /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename.
+    /// Writes `bytes` to `path` atomically and durably: a temporary file,
+    /// fsync, rename, fsync of the folder (without it, a power cut may undo
+    /// the rename after the commit was reported).
     fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
         let tmp = path.with_extension("partial");
         let mut file = std::fs::File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .map_err(|e| io("write", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io("rename", &tmp, e))
+        std::fs::rename(&tmp, path).map_err(|e| io("rename", &tmp, e))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("sync", dir, e))
     }
 
     /// Removes the files of epochs after `last` (a crash left them visible
@@ -109,9 +118,7 @@ impl CsvSink {
 
 impl Sink for CsvSink {
     fn last_commit(&mut self, pipeline_id: &str) -> Result<Option<CommittedEpoch>> {
-        let last = self.read_record(pipeline_id)?;
-        self.remove_uncommitted(last.as_ref().map_or(0, |c| c.epoch))?;
-        Ok(last)
+        self.read_record(pipeline_id)
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -162,13 +169,17 @@ impl Sink for CsvSink {
     }
 
     fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
-        if self
-            .read_record(&commit.pipeline_id)?
-            .is_some_and(|last| last.epoch >= commit.epoch)
-        {
+        let last = self.read_record(&commit.pipeline_id)?;
+        if last.as_ref().is_some_and(|last| last.epoch >= commit.epoch) {
             self.staged.clear();
             self.header = None;
             return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        // Only the run that commits tidies up after a crash (the plugin ABI
+        // has no separate call for it); a reader of the offsets never does.
+        if !self.tidied {
+            self.remove_uncommitted(last.as_ref().map_or(0, |c| c.epoch))?;
+            self.tidied = true;
         }
         if !self.staged.is_empty() {
             Self::replace(&self.epoch_path(commit.epoch), &self.staged)?;

@@ -1,0 +1,491 @@
+//! What a real broker makes testable: against Apache Kafka, the `kafka`
+//! source started at `latest` and crashing before its first commit, topics
+//! written by confluent-kafka's transactional producer (commit markers,
+//! aborted transactions, `--available-now` over them, a restart on a marker),
+//! and offsets that go backwards (a topic deleted and recreated).
+//! Every output is a `jsonl` folder (exactly-once) read back line by line.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+use crate::kafka_env::Broker;
+
+/// `scripts/produce_txn.py` with these arguments; its JSON report.
+fn produce(broker: &Broker, args: &[&str]) -> Value {
+    let out = Command::new(python())
+        .arg(repo_root().join("scripts/produce_txn.py"))
+        .args(["--bootstrap", &broker.bootstrap()])
+        .args(args)
+        .output_within(Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "produce_txn.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ids(report: &Value, key: &str) -> BTreeSet<String> {
+    serde_json::from_value(report[key].clone()).unwrap()
+}
+
+/// A pipeline reading `topic` (JSON values `{"id", "n"}`) into a `jsonl`
+/// folder, no transforms.
+fn pipeline(s: &Scratch, broker: &Broker, topic: &str, start: &str) -> Value {
+    json!({
+        "name": s.name,
+        "source": {
+            "type": "kafka",
+            "bootstrap_servers": broker.bootstrap(),
+            "topics": [topic],
+            "format": "json",
+            "schema": [{"name": "id", "type": "string", "required": true},
+                       {"name": "n", "type": "long"}],
+            "start": start,
+        },
+        "transforms": [],
+        "sink": {"type": "jsonl", "path": s.path("out")},
+        "checkpoint": {"location": s.path("chk")},
+        "trigger": {"interval_ms": 300, "max_records_per_epoch": 5000, "batch_size": 500},
+    })
+}
+
+/// Every id in the output folder, in file order.
+fn output_ids(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `got` holds each of `want` exactly once and nothing else.
+fn assert_exactly(what: &str, got: &[String], want: &BTreeSet<String>) {
+    let set: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(got.len(), set.len(), "{what}: duplicated ids");
+    let missing: Vec<_> = want.difference(&set).take(5).collect();
+    let extra: Vec<_> = set.difference(want).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: {} missing (e.g. {missing:?}), {} unexpected (e.g. {extra:?})",
+        want.difference(&set).count(),
+        set.difference(want).count()
+    );
+}
+
+/// `--available-now` that must end by itself (within a minute).
+fn run_now(s: &Scratch, p: &Value) -> std::process::Output {
+    let path = s.write_pipeline(p);
+    s.command(&[
+        "run",
+        "--available-now",
+        "--progress-interval",
+        "0",
+        path.to_str().unwrap(),
+    ])
+    .output_within(Duration::from_secs(60))
+}
+
+/// Waits until `file` contains `text`.
+fn wait_for_log(file: &Path, text: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(file).is_ok_and(|t| t.contains(text)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "no `{text}` in {} within {limit:?}:\n{}",
+        file.display(),
+        std::fs::read_to_string(file).unwrap_or_default()
+    );
+}
+
+/// `start: latest` resolves the end of each partition when the pipeline
+/// first opens; a crash before the first commit must not resolve it again
+/// on restart, or whatever arrived in between would be skipped.
+#[test]
+fn kafka_real_start_latest_survives_a_crash_before_the_first_commit() {
+    let broker = Broker::start().unwrap();
+    let s = Scratch::new("latest-crash");
+    let topic = "latest.crash";
+    // Before the pipeline exists: not to be read (`latest`).
+    produce(
+        &broker,
+        &[
+            "--topic",
+            topic,
+            "--create",
+            "--partitions",
+            "2",
+            "--prefix",
+            "old",
+            "--records",
+            "100",
+        ],
+    );
+    let p = pipeline(&s, &broker, topic, "latest");
+    // The first run reads what arrives after it started, then dies between
+    // writing its first checkpoint and committing it.
+    let mut child = s.spawn(
+        &p,
+        &[("TRIBUTARY_CRASH_AT", "checkpoint-written@1".to_string())],
+    );
+    wait_for_log(
+        &s.path("runs.log"),
+        "kafka source: reading 2 partition(s)",
+        Duration::from_secs(60),
+    );
+    let mid = produce(
+        &broker,
+        &[
+            "--topic",
+            topic,
+            "--prefix",
+            "mid",
+            "--records",
+            "100",
+            "--partitions",
+            "2",
+        ],
+    );
+    let status = wait_within(&mut child, Duration::from_secs(60), "tributary");
+    assert!(!status.success(), "the crash point should have stopped it");
+    assert!(
+        output_ids(&s.path("out")).is_empty(),
+        "nothing may be committed before the crash"
+    );
+    // While it is down.
+    let gap = produce(
+        &broker,
+        &[
+            "--topic",
+            topic,
+            "--prefix",
+            "gap",
+            "--records",
+            "100",
+            "--partitions",
+            "2",
+        ],
+    );
+    let out = run_now(&s, &p);
+    let stderr = assert_ok(&out);
+    let mut want = ids(&mid, "committed");
+    want.extend(ids(&gap, "committed"));
+    assert_exactly(
+        &format!("after a crash before the first commit\n{stderr}"),
+        &output_ids(&s.path("out")),
+        &want,
+    );
+}
+
+/// A topic written by a transactional producer, with aborted transactions:
+/// only committed records are read, `--available-now` ends although the last
+/// offset of every partition is a commit marker, and a restart whose
+/// position sits after (on) a marker reads nothing again and ends.
+#[test]
+fn kafka_real_transactional_topic_is_read_committed_and_available_now_ends() {
+    let broker = Broker::start().unwrap();
+    let s = Scratch::new("txn-source");
+    let topic = "txn.in";
+    let first = produce(
+        &broker,
+        &[
+            "--topic",
+            topic,
+            "--create",
+            "--partitions",
+            "3",
+            "--records",
+            "600",
+            "--transactions",
+            "--per-txn",
+            "60",
+            "--abort-every",
+            "3",
+        ],
+    );
+    let committed = ids(&first, "committed");
+    assert!(!ids(&first, "aborted").is_empty());
+    let p = pipeline(&s, &broker, topic, "earliest");
+    let stderr = assert_ok(&run_now(&s, &p));
+    assert_exactly(
+        &format!("first run\n{stderr}"),
+        &output_ids(&s.path("out")),
+        &committed,
+    );
+
+    // A restart: every position is past the last commit marker; nothing is
+    // read again and the run ends by itself.
+    let stderr = assert_ok(&run_now(&s, &p));
+    assert!(stderr.contains(": in 0 "), "nothing read again:\n{stderr}");
+    assert_exactly("restart", &output_ids(&s.path("out")), &committed);
+
+    // More transactions, then a third run: only the new committed records.
+    let second = produce(
+        &broker,
+        &[
+            "--topic",
+            topic,
+            "--partitions",
+            "3",
+            "--prefix",
+            "b",
+            "--records",
+            "300",
+            "--transactions",
+            "--per-txn",
+            "40",
+            "--abort-every",
+            "2",
+        ],
+    );
+    let mut all = committed.clone();
+    all.extend(ids(&second, "committed"));
+    let stderr = assert_ok(&run_now(&s, &p));
+    assert_exactly(
+        &format!("after more transactions\n{stderr}"),
+        &output_ids(&s.path("out")),
+        &all,
+    );
+
+    // `--available-now` while a producer keeps writing transactions: it
+    // reads up to the ends fixed when it started, then stops.
+    let mut writer = Command::new(python())
+        .arg(repo_root().join("scripts/produce_txn.py"))
+        .args(["--bootstrap", &broker.bootstrap(), "--topic", topic])
+        .args([
+            "--partitions",
+            "3",
+            "--prefix",
+            "c",
+            "--transactions",
+            "--per-txn",
+            "20",
+        ])
+        .arg("--forever")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(writer.stdout.as_mut().unwrap()),
+        &mut first_line,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let out = run_now(&s, &p);
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    let stderr = assert_ok(&out);
+    let got = output_ids(&s.path("out"));
+    let set: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(got.len(), set.len(), "duplicated ids");
+    assert!(all.is_subset(&set), "earlier records lost");
+    assert!(
+        set.len() > all.len(),
+        "what was written before the start was read:\n{stderr}"
+    );
+
+    // confluent-kafka reading the same topic (scripts/read_topic.py) stops
+    // at the end although the end is a marker.
+    let out = Command::new(python())
+        .arg(repo_root().join("scripts/read_topic.py"))
+        .args(["--bootstrap", &broker.bootstrap(), "--topic", topic])
+        .args(["--timeout", "30"])
+        .output_within(Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "read_topic.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read: Vec<String> = serde_json::from_value(read["values"].clone()).unwrap();
+    let earlier: Vec<String> = read
+        .iter()
+        .filter(|id| !id.starts_with("c-"))
+        .cloned()
+        .collect();
+    assert_exactly("read_topic.py", &earlier, &all);
+    let unique: BTreeSet<&String> = read.iter().collect();
+    assert_eq!(unique.len(), read.len(), "read_topic.py: duplicated ids");
+}
+
+/// A topic deleted and recreated after a commit: the committed positions are
+/// beyond the new log's end. The source stops with a message that names the
+/// topic, the partition, both offsets and the choices; nothing is skipped.
+#[test]
+fn kafka_real_offsets_that_go_backwards_stop_the_pipeline() {
+    let broker = Broker::start().unwrap();
+    let s = Scratch::new("backwards");
+    let topic = "back.in";
+    let first = produce(
+        &broker,
+        &[
+            "--topic",
+            topic,
+            "--create",
+            "--partitions",
+            "1",
+            "--records",
+            "50",
+        ],
+    );
+    let p = pipeline(&s, &broker, topic, "earliest");
+    assert_ok(&run_now(&s, &p));
+    assert_exactly(
+        "first run",
+        &output_ids(&s.path("out")),
+        &ids(&first, "committed"),
+    );
+
+    // Deleted and created again, with fewer records than were read.
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import sys, time\n\
+             from confluent_kafka.admin import AdminClient\n\
+             a = AdminClient({'bootstrap.servers': sys.argv[1]})\n\
+             for f in a.delete_topics([sys.argv[2]]).values(): f.result(30)\n\
+             while sys.argv[2] in a.list_topics(timeout=10).topics: time.sleep(0.2)\n",
+        ])
+        .args([&broker.bootstrap(), topic])
+        .output_within(Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The broker may still be removing the old log: retry the creation.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new(python())
+            .arg(repo_root().join("scripts/produce_txn.py"))
+            .args(["--bootstrap", &broker.bootstrap()])
+            .args([
+                "--topic",
+                topic,
+                "--create",
+                "--partitions",
+                "1",
+                "--prefix",
+                "new",
+            ])
+            .args(["--records", "10"])
+            .output_within(Duration::from_secs(60));
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "recreate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let stderr = assert_failed(&run_now(&s, &p));
+    for part in [
+        "offsets went backwards in back.in/0",
+        "committed position is 50",
+        "now ends at 10",
+        "deleted and recreated",
+        "PATCH /connectors/<name>/offsets",
+        "new \"name\"",
+    ] {
+        assert!(stderr.contains(part), "`{part}` missing from:\n{stderr}");
+    }
+    assert_eq!(output_ids(&s.path("out")).len(), 50, "nothing more written");
+}
+
+/// The `kafka` sink with `"transactions": true`: every epoch one Kafka
+/// transaction carrying its commit record. After SIGKILLs at random moments,
+/// and a second instance started while the first runs (the first, a zombie,
+/// is fenced and stops), confluent-kafka reading with read_committed finds
+/// every id exactly once.
+#[test]
+fn kafka_real_sink_exactly_once_with_transactions_survives_kill_9_and_fences_a_zombie() {
+    let broker = Broker::start().unwrap();
+    let s = Scratch::new("txn-sink");
+    let topic = "eo.out";
+    produce(
+        &broker,
+        &[
+            "--topic",
+            topic,
+            "--create",
+            "--partitions",
+            "3",
+            "--records",
+            "0",
+        ],
+    );
+    let source = json!({"type": "generator", "seed": 7, "records": 120000, "rate_per_sec": 5000});
+    let want = tributary_generator::describe_expected(&source).unwrap().ids;
+    let mut p = s.pipeline(source, watermark_and_dedup("2 hours"));
+    p["sink"] = json!({"type": "kafka", "bootstrap_servers": broker.bootstrap(), "topic": topic,
+                       "key_field": "id", "transactions": true});
+    p["delivery"] = json!("exactly-once");
+    p["trigger"] = json!({"interval_ms": 200, "max_records_per_epoch": 2000, "batch_size": 500});
+
+    // SIGKILLs at random moments, some inside a transaction.
+    let mut rng = Rng::kill_schedule();
+    for _ in 0..4 {
+        let mut child = s.spawn(&p, &[]);
+        std::thread::sleep(Duration::from_millis(rng.between(1500, 3000)));
+        assert!(child.try_wait().unwrap().is_none(), "ended too early");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // A zombie: the first instance still runs when a second one starts.
+    let mut zombie = s.spawn(&p, &[]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut second = s.spawn(&p, &[]);
+    let status = wait_within(&mut zombie, Duration::from_secs(60), "the fenced instance");
+    assert!(!status.success(), "the zombie should have stopped");
+    let log = std::fs::read_to_string(s.path("runs.log")).unwrap();
+    assert!(log.contains("fenced: another instance started"), "{log}");
+    std::thread::sleep(Duration::from_millis(1000));
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    let stderr = assert_ok(&s.run(&p));
+    assert!(stderr.contains("exactly-once"), "{stderr}");
+    let out = Command::new(python())
+        .arg(repo_root().join("scripts/read_topic.py"))
+        .args(["--bootstrap", &broker.bootstrap(), "--topic", topic])
+        .output_within(Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "read_topic.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<String> = serde_json::from_value(read["values"].clone()).unwrap();
+    assert_exactly("kafka topic after kills and a zombie", &ids, &want);
+}
