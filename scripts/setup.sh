@@ -10,6 +10,23 @@ set -euo pipefail
 
 log() { echo "setup: $*" >&2; }
 
+# Installs Debian packages when this user can (root with apt-get), updating
+# the package lists once if the first try fails, and stops setup if that
+# fails too; when this user cannot install, says what is missing and returns 1.
+#   debian_install "<what, for the log>" "<why it is needed>" PKG...
+debian_install() {
+  local what="$1" why="$2"
+  shift 2
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    log "$what is missing: install $* ($why)"
+    return 1
+  fi
+  log "installing $what (Debian packages)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2 \
+    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2; } \
+    || exit 1
+}
+
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   log "adding the wasm32-wasip2 Rust target"
   rustup target add wasm32-wasip2 >&2
@@ -19,15 +36,8 @@ fi
 # its jars from Maven Central into ~/.cache/tributary/jvm/kafka (scripts/jvm.sh;
 # about 55 MB, once). It runs on the JVM, so Java 17+ and Maven are needed.
 if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing Java 17 and Maven (Debian packages)"
-    pkgs="openjdk-17-jdk-headless maven"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2 \
-      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2; }
-  else
-    log "java or mvn is missing: install a Java 17+ JDK and Maven (Apache Kafka, the test broker, runs on the JVM)"
-    exit 1
-  fi
+  debian_install "Java 17 and Maven" "Apache Kafka, the test broker, runs on the JVM" \
+    openjdk-17-jdk-headless maven || exit 1
 fi
 "$(dirname "$0")/jvm.sh" kafka >/dev/null
 # Apicurio Registry (a Schema Registry we did not write, for the
@@ -40,13 +50,7 @@ fi
 # Node.js and npm build the JavaScript transform example (componentize-js,
 # which examples/transforms/js/build.sh installs from the npm registry).
 if ! command -v npm >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing Node.js and npm (Debian packages)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >&2 \
-      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >&2; }
-  else
-    log "npm is missing: install Node.js and npm (the JavaScript transform tests need them)"
-  fi
+  debian_install "Node.js and npm" "the JavaScript transform tests need them" nodejs npm || true
 fi
 
 # clang, lld, wasi-libc and compiler-rt's wasm32 builtins build the C
@@ -61,26 +65,14 @@ c_links() {
   return $ok
 }
 if ! c_links; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing clang, lld and wasi-libc (Debian packages)"
-    pkgs="clang lld wasi-libc libclang-rt-dev-wasm32"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2 \
-      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >&2; }
-  else
-    log "clang cannot build for wasm32-wasi: install clang lld wasi-libc libclang-rt-dev-wasm32 (the C transform tests need them)"
-  fi
+  debian_install "clang, lld and wasi-libc" "the C transform tests build for wasm32-wasi with them" \
+    clang lld wasi-libc libclang-rt-dev-wasm32 || true
 fi
 
 # strace: the durability test watches every rename the binary makes for the
 # fsync of its folder (tests/all/open_world.rs).
 if ! command -v strace >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing strace (Debian package)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >&2 \
-      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >&2; }
-  else
-    log "strace is missing: install it (the durability test needs it)"
-  fi
+  debian_install "strace" "the durability test needs it" strace || true
 fi
 
 # PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`) for the
