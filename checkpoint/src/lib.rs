@@ -22,6 +22,8 @@
 //!
 //! [`testing`] is the conformance suite, public for stores written elsewhere.
 
+#![forbid(unsafe_code)]
+
 mod local;
 mod postgres;
 
@@ -78,6 +80,9 @@ pub enum CheckpointError {
     /// The location is not usable as given.
     #[error("checkpoint.location `{0}`")]
     Config(String),
+    /// The sink committed an epoch the store has no checkpoint of.
+    #[error("there is no checkpoint for epoch {epoch} in {location}")]
+    Missing { location: String, epoch: u64 },
 }
 
 impl CheckpointError {
@@ -93,10 +98,10 @@ impl CheckpointError {
         )
     }
 
-    /// Whether the stored content itself is bad. Only this (or a missing
-    /// checkpoint) may be answered with `on_damaged: "table"`.
+    /// Whether the stored content itself is bad or missing. Only this may
+    /// be answered with `on_damaged: "table"`.
     pub fn is_damage(&self) -> bool {
-        matches!(self, Self::Damaged { .. })
+        matches!(self, Self::Damaged { .. } | Self::Missing { .. })
     }
 }
 

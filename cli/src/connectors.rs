@@ -69,7 +69,7 @@ pub fn registry(plugin_path: Option<PathBuf>) -> Registry {
             Ok(plugin) => Arc::new(plugin),
             Err(reason) => {
                 tracing::warn!("plugin {} not loaded: {reason}", path.display());
-                registry.refuse(path, reason);
+                registry.refuse(path, reason.to_string());
                 continue;
             }
         };

@@ -29,21 +29,48 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tributary_wasm_host::sandbox;
 
-/// A problem with a pipeline file, phrased for the person who wrote it.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {message}")]
+/// A problem with a pipeline config, phrased for the person who wrote it,
+/// and the file (or REST connector) it is in once that is known.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
-    pub file: String,
-    pub message: String,
+    file: Option<String>,
+    message: String,
 }
 
 impl ConfigError {
-    fn new(file: &Path, message: impl Into<String>) -> Self {
+    /// A problem not yet tied to a file.
+    pub fn invalid(message: impl Into<String>) -> Self {
         Self {
-            file: file.display().to_string(),
+            file: None,
             message: message.into(),
         }
     }
+    fn new(file: &Path, message: impl Into<String>) -> Self {
+        Self::invalid(message).in_file(&file.display().to_string())
+    }
+    /// Names the file (or label) the problem is in, unless one is named.
+    pub fn in_file(mut self, file: &str) -> Self {
+        self.file.get_or_insert_with(|| file.to_string());
+        self
+    }
+    /// What is wrong and the fix, without the file.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "{file}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// `Err` of a [`ConfigError`] not yet tied to a file.
+fn invalid<T>(message: String) -> Result<T, ConfigError> {
+    Err(ConfigError::invalid(message))
 }
 
 /// One pipeline: a source, a chain of WASM transforms, a sink, and where its
@@ -281,7 +308,7 @@ pub fn load(path: &Path) -> Result<LoadedPipeline, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(path, format!("cannot read the pipeline file: {e}")))?;
     let text = interpolate(&text, |name| std::env::var(name).ok())
-        .map_err(|m| ConfigError::new(path, m))?;
+        .map_err(|e| e.in_file(&path.display().to_string()))?;
     parse_checked(&text, path)
 }
 
@@ -294,14 +321,12 @@ pub fn load_value(
     label: &str,
 ) -> Result<LoadedPipeline, ConfigError> {
     let origin = base_dir.join(label);
-    let err = |m: String| ConfigError {
-        file: label.to_string(),
-        message: m,
-    };
-    let text = serde_json::to_string(config).map_err(|e| err(e.to_string()))?;
-    let text = interpolate(&text, |name| std::env::var(name).ok()).map_err(err)?;
+    let text = serde_json::to_string(config)
+        .map_err(|e| ConfigError::invalid(e.to_string()).in_file(label))?;
+    let text = interpolate(&text, |name| std::env::var(name).ok()).map_err(|e| e.in_file(label))?;
+    // Errors name the label, not the folder the paths resolve against.
     parse_checked(&text, &origin).map_err(|e| ConfigError {
-        file: label.to_string(),
+        file: Some(label.to_string()),
         message: e.message,
     })
 }
@@ -309,7 +334,9 @@ pub fn load_value(
 fn parse_checked(text: &str, path: &Path) -> Result<LoadedPipeline, ConfigError> {
     let config: PipelineConfig =
         serde_json::from_str(text).map_err(|e| ConfigError::new(path, shape_error(&e)))?;
-    config.check().map_err(|m| ConfigError::new(path, m))?;
+    config
+        .check()
+        .map_err(|e| e.in_file(&path.display().to_string()))?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base_dir = if base_dir.as_os_str().is_empty() {
         PathBuf::from(".")
@@ -333,39 +360,39 @@ fn shape_error(e: &serde_json::Error) -> String {
 
 impl PipelineConfig {
     /// The meaning checks: everything serde cannot say.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         check_name("name", &self.name)?;
         if self.source.kind.is_empty() {
-            return Err(
+            return invalid(
                 "source.type is empty: name a source connector, e.g. \"generator\" or \"file\""
                     .into(),
             );
         }
         if self.sink.kind.is_empty() {
-            return Err("sink.type is empty: name a sink connector, e.g. \"iceberg\"".into());
+            return invalid("sink.type is empty: name a sink connector, e.g. \"iceberg\"".into());
         }
         let mut seen = HashSet::new();
         for (i, t) in self.transforms.iter().enumerate() {
             check_name(&format!("transforms[{i}].name"), &t.name)?;
             if !seen.insert(t.name.as_str()) {
-                return Err(format!(
+                return invalid(format!(
                     "transforms[{i}].name `{}` is used twice: transform names must be unique (they key the checkpointed state)",
                     t.name
                 ));
             }
             if t.module.trim().is_empty() {
-                return Err(format!(
+                return invalid(format!(
                     "transforms[{i}].module is empty: give `builtin:watermark`, `builtin:dedup` or a path to a .wasm component"
                 ));
             }
             if t.limits.memory_mb == 0 || t.limits.memory_mb > 4096 {
-                return Err(format!(
+                return invalid(format!(
                     "transforms[{i}].limits.memory_mb must be between 1 and 4096, got {}",
                     t.limits.memory_mb
                 ));
             }
             if t.limits.call_timeout_ms == 0 {
-                return Err(format!(
+                return invalid(format!(
                     "transforms[{i}].limits.call_timeout_ms must be at least 1"
                 ));
             }
@@ -379,7 +406,7 @@ impl PipelineConfig {
         {
             // The default folder is inside a local checkpoint location; a
             // URI (with its password) must never become a folder name.
-            return Err(
+            return invalid(
                 "errors.dead_letter_path is needed: the dead-letter output defaults to a folder inside a \
                  local checkpoint location, and checkpoint.location is a URI. Give a folder, e.g. \
                  \"errors\": {\"policy\": \"dead-letter\", \"dead_letter_path\": \"dead-letter\"}"
@@ -387,18 +414,18 @@ impl PipelineConfig {
             );
         }
         if self.checkpoint.location.trim().is_empty() {
-            return Err(
+            return invalid(
                 "checkpoint.location is empty: give a directory or a postgres:// URI".into(),
             );
         }
         if self.trigger.interval_ms == 0 {
-            return Err("trigger.interval_ms must be at least 1".into());
+            return invalid("trigger.interval_ms must be at least 1".into());
         }
         if self.trigger.batch_size == 0 {
-            return Err("trigger.batch_size must be at least 1".into());
+            return invalid("trigger.batch_size must be at least 1".into());
         }
         if self.trigger.max_records_per_epoch == 0 {
-            return Err("trigger.max_records_per_epoch must be at least 1".into());
+            return invalid("trigger.max_records_per_epoch must be at least 1".into());
         }
         Ok(())
     }
@@ -410,7 +437,7 @@ impl PipelineConfig {
     /// window never closes and its state grows without bound. Spark refuses
     /// `dropDuplicatesWithinWatermark` without a watermark for the same
     /// reason. A custom module may move the watermark, so one is enough.
-    fn check_dedup_windows_close(&self) -> Result<(), String> {
+    fn check_dedup_windows_close(&self) -> Result<(), ConfigError> {
         let moves_watermark = |t: &TransformConfig| {
             t.module == "builtin:watermark" || !t.module.starts_with("builtin:")
         };
@@ -436,7 +463,7 @@ impl PipelineConfig {
             field("event_time", "published_at"),
             field("within", "2 hours"),
         );
-        Err(format!(
+        invalid(format!(
             "transforms[{i}] `{}` (builtin:dedup) forgets a key only when the watermark passes its event time + \
              within (\"{within}\"), but nothing in this pipeline moves the watermark: its window would never \
              close and its state would grow with every new key. Add a watermark before it: \
@@ -449,7 +476,7 @@ impl PipelineConfig {
 
 /// A name's rule (pipelines, connectors): 1-128 letters, digits, `_`, `-`
 /// or `.`; `field` names it in the message.
-pub fn check_name(field: &str, name: &str) -> Result<(), String> {
+pub fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -458,7 +485,7 @@ pub fn check_name(field: &str, name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        invalid(format!(
             "{field} `{name}` must be 1-128 letters, digits, `_`, `-` or `.`"
         ))
     }
@@ -466,7 +493,10 @@ pub fn check_name(field: &str, name: &str) -> Result<(), String> {
 
 /// Replaces `${VAR}` and `${VAR:-default}` with values from `lookup`; `$$` is a
 /// literal `$`. An unset `${VAR}` without a default is an error that names it.
-pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn interpolate(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -483,7 +513,7 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
             continue;
         };
         let Some(end) = body.find('}') else {
-            return Err(format!(
+            return invalid(format!(
                 "unclosed `${{` near `${}`",
                 body.chars().take(30).collect::<String>()
             ));
@@ -500,7 +530,7 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
         };
         let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(format!(
+            return invalid(format!(
                 "`${{{expr}}}` is not a variable reference: use ${{NAME}} or ${{NAME:-default}}"
             ));
         }
@@ -508,7 +538,7 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
             (Some(v), _) => out.push_str(&json_escape_inner(&v)),
             (None, Some(d)) => out.push_str(d),
             (None, None) => {
-                return Err(format!(
+                return invalid(format!(
                     "environment variable {name} is not set: set it, or write ${{{name}:-default}} to give a default"
                 ));
             }
@@ -526,22 +556,25 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
 fn secret_reference(
     expr: &str,
     lookup: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ConfigError> {
     if let Some(name) = expr.strip_prefix("env:") {
-        return lookup(name)
-            .map(Some)
-            .ok_or_else(|| format!("`${{env:{name}}}`: environment variable {name} is not set"));
+        return lookup(name).map(Some).ok_or_else(|| {
+            ConfigError::invalid(format!(
+                "`${{env:{name}}}`: environment variable {name} is not set"
+            ))
+        });
     }
     let Some(spec) = expr.strip_prefix("file:") else {
         return Ok(None);
     };
     let Some((path, key)) = spec.rsplit_once(':') else {
-        return Err(format!(
+        return invalid(format!(
             "`${{file:{spec}}}` names no key: write ${{file:/path/to/file.properties:key}}"
         ));
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("`${{file:{path}:{key}}}`: cannot read {path}: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::invalid(format!("`${{file:{path}:{key}}}`: cannot read {path}: {e}"))
+    })?;
     // Java-properties style, as Kafka Connect's FileConfigProvider reads:
     // `key=value` lines, `#` comments.
     text.lines()
@@ -550,7 +583,11 @@ fn secret_reference(
         .filter_map(|l| l.split_once('='))
         .find(|(k, _)| k.trim() == key)
         .map(|(_, v)| Some(v.trim().to_string()))
-        .ok_or_else(|| format!("`${{file:{path}:{key}}}`: {path} has no key `{key}`"))
+        .ok_or_else(|| {
+            ConfigError::invalid(format!(
+                "`${{file:{path}:{key}}}`: {path} has no key `{key}`"
+            ))
+        })
 }
 
 /// Values from the environment land inside JSON strings: escape what would
@@ -588,19 +625,25 @@ mod tests {
             "cost $5 and $x"
         );
         assert_eq!(interpolate("\"${QUOTE}\"", env).unwrap(), "\"a\\\"b\"");
-        let err = interpolate("${MISSING}", env).unwrap_err();
+        let err = interpolate("${MISSING}", env).unwrap_err().to_string();
         assert!(err.contains("MISSING is not set"), "{err}");
         assert!(
             interpolate("${bad name}", env)
                 .unwrap_err()
+                .message()
                 .contains("not a variable reference")
         );
-        assert!(interpolate("${OPEN", env).unwrap_err().contains("unclosed"));
+        assert!(
+            interpolate("${OPEN", env)
+                .unwrap_err()
+                .message()
+                .contains("unclosed")
+        );
     }
 
     fn parse(json: &str) -> Result<PipelineConfig, String> {
         let c: PipelineConfig = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        c.check()?;
+        c.check().map_err(|e| e.to_string())?;
         Ok(c)
     }
 
@@ -678,9 +721,11 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["a"], "s3cr\"et");
         assert_eq!(v["b"], "/home/me");
-        let err = interpolate(&format!("${{file:{p}:missing}}"), env).unwrap_err();
+        let err = interpolate(&format!("${{file:{p}:missing}}"), env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("has no key `missing`"), "{err}");
-        let err = interpolate("${env:NOPE}", env).unwrap_err();
+        let err = interpolate("${env:NOPE}", env).unwrap_err().to_string();
         assert!(err.contains("NOPE is not set"), "{err}");
     }
 }

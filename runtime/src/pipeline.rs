@@ -15,6 +15,10 @@
 //! restored and the source resumes at its offsets. A crash anywhere in 1–4
 //! leaves either the previous epoch committed (and the epoch is done again) or
 //! this one (and it is not done again): every record lands exactly once.
+//!
+//! Over 800 lines, on purpose: the epoch protocol (recover, process, commit
+//! with retries, stop) is one state machine over one `Pipeline`; split across
+//! files its ordering guarantees would have to be read across them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -26,10 +30,12 @@ use tributary_connector::{
     CommitOutcome, Delivery, EpochCommit, Offsets, Poll, Sink, Source, SourceBatch,
 };
 
-use tributary_checkpoint::{self as checkpoint, Checkpoint, CheckpointStore, TransformSnapshot};
+use tributary_checkpoint::{
+    self as checkpoint, Checkpoint, CheckpointError, CheckpointStore, TransformSnapshot,
+};
 use tributary_wasm_host::{ChainState, TransformChain, TransformEngine};
 
-use crate::config::{ErrorPolicy, LoadedPipeline, OnDamaged};
+use crate::config::{ConfigError, ErrorPolicy, LoadedPipeline, OnDamaged};
 use crate::dead_letter::{DeadLetter, DeadLetterOutput};
 pub use crate::error::PipelineError;
 use crate::metrics::Metrics;
@@ -137,12 +143,14 @@ pub fn check_delivery(
 ) -> Result<(), PipelineError> {
     let gives = sink.delivery();
     match wanted {
-        Some(wanted) if wanted > gives => Err(PipelineError::Config(format!(
-            "\"delivery\": \"{wanted}\" asks for more than the `{kind}` sink ({}) gives: it is {gives}. \
+        Some(wanted) if wanted > gives => {
+            Err(PipelineError::Config(ConfigError::invalid(format!(
+                "\"delivery\": \"{wanted}\" asks for more than the `{kind}` sink ({}) gives: it is {gives}. \
              Choose a sink that gives {wanted} (iceberg, parquet, jsonl to a folder, or kafka with \"transactions\": true), \
              or set \"delivery\": \"{gives}\" to accept duplicates after a crash",
-            sink.describe()
-        ))),
+                sink.describe()
+            ))))
+        }
         _ => Ok(()),
     }
 }
@@ -160,15 +168,15 @@ impl Pipeline {
             match checkpoint::open_store(&loaded.config.checkpoint.location, &loaded.base_dir) {
                 Ok(store) => Some(store),
                 Err(e) if e.is_retryable() => None,
-                Err(e) => return Err(PipelineError::Checkpoint(e.to_string())),
+                Err(e) => return Err(e.into()),
             };
         let dead_letter = match loaded.dead_letter_dir() {
             Some(dir) => Some(
                 DeadLetterOutput::new(dir.clone(), &loaded.config.name).map_err(|e| {
-                    PipelineError::Config(format!(
+                    PipelineError::Config(ConfigError::invalid(format!(
                         "cannot create the dead-letter folder {}: {e}",
                         dir.display()
-                    ))
+                    )))
                 })?,
             ),
             None => None,
@@ -235,8 +243,7 @@ impl Pipeline {
             // would skip what arrived since.
             let start = retry_store("read the stored start position", || {
                 self.store().get(&name, 0)
-            })
-            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+            })?;
             if let Some(start) = start {
                 tracing::info!(pipeline = %name, "no earlier commit in {}: starting from the start position stored by the first run, {}", self.sink.describe(), start.offsets);
                 return Ok((Some(Offsets::new(start.offsets)), 1));
@@ -268,20 +275,22 @@ impl Pipeline {
             // Unreachable or unusable is not damaged: never resume with
             // empty state because a server was restarting.
             Err(e) if !e.is_damage() => {
-                return Err(PipelineError::Checkpoint(format!(
-                    "{e}. The checkpoint of epoch {} could not be read; this is not damage, so the pipeline \
-                     stops rather than resume without its transform state. Make the store reachable and start again",
-                    last.epoch
-                )));
+                return Err(PipelineError::checkpoint(
+                    e,
+                    format!(
+                        "The checkpoint of epoch {} could not be read; this is not damage, so the pipeline \
+                         stops rather than resume without its transform state. Make the store reachable and start again",
+                        last.epoch
+                    ),
+                ));
             }
             other => {
-                let what = match other {
-                    Ok(_) => format!(
-                        "there is no checkpoint for epoch {} in {}",
-                        last.epoch,
-                        self.store().describe()
-                    ),
-                    Err(e) => e.to_string(),
+                let problem = match other {
+                    Ok(_) => CheckpointError::Missing {
+                        location: self.store().describe(),
+                        epoch: last.epoch,
+                    },
+                    Err(e) => e,
                 };
                 if !self.chain.is_stateful()
                     || self.loaded.config.checkpoint.on_damaged == OnDamaged::Table
@@ -289,7 +298,7 @@ impl Pipeline {
                     if self.chain.is_stateful() {
                         tracing::warn!(
                             pipeline = %name,
-                            "{what}; resuming from the offsets and watermark committed in {} with EMPTY transform state (checkpoint.on_damaged = \"table\")",
+                            "{problem}; resuming from the offsets and watermark committed in {} with EMPTY transform state (checkpoint.on_damaged = \"table\")",
                             self.sink.describe()
                         );
                     }
@@ -298,14 +307,15 @@ impl Pipeline {
                         transforms: Vec::new(),
                     })?;
                 } else {
-                    return Err(PipelineError::Checkpoint(format!(
-                        "{what}. The sink committed epoch {} of pipeline `{name}`, but its transform state cannot be restored. \
+                    let context = format!(
+                        "The sink committed epoch {} of pipeline `{name}`, but its transform state cannot be restored. \
                          Fix or restore the checkpoint location, or set \"checkpoint\": {{\"on_damaged\": \"table\"}} to resume \
                          from the offsets and watermark committed in {} with empty transform state \
                          (dedup forgets the keys it has seen)",
                         last.epoch,
                         self.sink.describe()
-                    )));
+                    );
+                    return Err(PipelineError::checkpoint(problem, context));
                 }
             }
         }
@@ -333,8 +343,7 @@ impl Pipeline {
             );
             let store = retry_store("open the checkpoint store", || {
                 checkpoint::open_store(&location, &base)
-            })
-            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+            })?;
             self.store = Some(store);
         }
         let (resume, mut epoch) = self.recover(options.offsets_override.as_ref())?;
@@ -354,8 +363,7 @@ impl Pipeline {
                 transforms: Vec::new(),
                 created_at_ms: chrono::Utc::now().timestamp_millis(),
             };
-            retry_store("write the start position", || self.store().put(&start))
-                .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+            retry_store("write the start position", || self.store().put(&start))?;
         }
         if options.available_now {
             retry("fix the end of the source", || {
@@ -592,8 +600,7 @@ impl Pipeline {
                 .collect(),
             created_at_ms: chrono::Utc::now().timestamp_millis(),
         };
-        retry_store("write the checkpoint", || self.store().put(&checkpoint))
-            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+        retry_store("write the checkpoint", || self.store().put(&checkpoint))?;
         crash_point("checkpoint-written");
         if let Some(out) = self.dead_letter.as_mut() {
             out.stage(*epoch).map_err(PipelineError::DeadLetter)?;
@@ -642,7 +649,7 @@ fn retry<T>(
     loop {
         match call() {
             Ok(v) => return Ok(v),
-            Err(e) if e.retryable && attempt < 10 => {
+            Err(e) if e.is_retryable() && attempt < 10 => {
                 tracing::warn!("{what} failed (attempt {attempt}, retrying in {delay:?}): {e}");
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(10));
@@ -739,7 +746,7 @@ fn spawn_source(
                         }
                         return;
                     }
-                    Err(e) if e.retryable => {
+                    Err(e) if e.is_retryable() => {
                         tracing::warn!("source: {e} (retrying in {backoff:?})");
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(30));

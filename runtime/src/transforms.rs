@@ -4,7 +4,7 @@
 
 use tributary_wasm_host::{Limits, TransformChain, TransformEngine, TransformSpec, builtin};
 
-use crate::config::{LoadedPipeline, TransformConfig};
+use crate::config::{ConfigError, LoadedPipeline, TransformConfig};
 use crate::error::PipelineError;
 
 /// The component bytes a `module` reference names.
@@ -15,21 +15,21 @@ pub fn resolve_module(
 ) -> Result<Vec<u8>, PipelineError> {
     if let Some(name) = t.module.strip_prefix("builtin:") {
         return builtin::builtin(name).map(<[u8]>::to_vec).ok_or_else(|| {
-            PipelineError::Config(format!(
+            PipelineError::Config(ConfigError::invalid(format!(
                 "transforms[{index}].module `{}`: there is no built-in transform `{name}`; built-ins: {}",
                 t.module,
                 builtin::BUILTIN_NAMES.iter().map(|n| format!("builtin:{n}")).collect::<Vec<_>>().join(", ")
-            ))
+            )))
         });
     }
     let path = loaded.resolve(&t.module);
     std::fs::read(&path).map_err(|e| {
-        PipelineError::Config(format!(
+        PipelineError::Config(ConfigError::invalid(format!(
             "transforms[{index}].module `{}`: cannot read {} ({e}); give a path to a .wasm component \
              (relative to the pipeline file) or a built-in such as `builtin:dedup`",
             t.module,
             path.display()
-        ))
+        )))
     })
 }
 

@@ -4,6 +4,9 @@
 //! config from someone who may POST but should not write anywhere. Each test
 //! runs the release binary against real files, plugins and services, and
 //! failed on the code before its fix.
+//!
+//! Over 800 lines, on purpose: one self-contained end-to-end test per
+//! scenario of the issue, each with its own setup, so any one reads alone.
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -16,6 +16,7 @@
 //! `wit-component`); installing the tools themselves from crates.io takes
 //! ~20 minutes on a small machine.
 
+use crate::ToolchainError;
 use std::path::{Path, PathBuf};
 
 use wasi_preview1_component_adapter_provider::{
@@ -30,12 +31,13 @@ pub const BINDING_LANGUAGES: &[&str] = &["c"];
 
 /// Writes the bindings of the `transform` world for `lang` into `dir`
 /// (created when missing) and returns the files written.
-pub fn write_bindings(lang: &str, dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn write_bindings(lang: &str, dir: &Path) -> Result<Vec<PathBuf>, ToolchainError> {
     if lang != "c" {
         return Err(format!(
             "bindings for `{lang}`: this command writes C bindings (`c`); Rust transforms use \
              the transforms/sdk crate, Python componentize-py, JavaScript componentize-js"
-        ));
+        )
+        .into());
     }
     let mut resolve = Resolve::default();
     let package = resolve
@@ -65,7 +67,7 @@ pub fn write_bindings(lang: &str, dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// import WASI preview1 (wasi-libc does). A module without that type still
 /// makes a component — one that exports nothing: check the result with
 /// `transform_cli::inspect`, as the `component` command does.
-pub fn componentize(core: &[u8]) -> Result<Vec<u8>, String> {
+pub fn componentize(core: &[u8]) -> Result<Vec<u8>, ToolchainError> {
     if core.len() >= 8 && core.starts_with(b"\0asm") && core[4..8] != [1, 0, 0, 0] {
         return Err("this is a component already, not a core module".into());
     }
@@ -80,11 +82,11 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>, String> {
         })
         .and_then(|e| e.encode())
         .map_err(|e| {
-            format!(
+            ToolchainError::Refused(format!(
                 "cannot make a component of it: {e:#} (link the bindings' \
                  transform_component_type.o and build with clang --target=wasm32-wasi \
                  -mexec-model=reactor)"
-            )
+            ))
         })
 }
 
@@ -116,6 +118,7 @@ mod tests {
         assert!(
             write_bindings("go", dir.path())
                 .unwrap_err()
+                .to_string()
                 .contains("C bindings")
         );
     }
@@ -125,12 +128,14 @@ mod tests {
         assert!(
             componentize(b"not wasm")
                 .unwrap_err()
+                .to_string()
                 .contains("cannot make a component")
         );
         let component = b"\0asm\x0d\0\x01\0";
         assert!(
             componentize(component)
                 .unwrap_err()
+                .to_string()
                 .contains("component already")
         );
     }

@@ -1,6 +1,7 @@
 //! `tributary transform inspect` and `component`: what a module implements,
 //! and a clang-built core module wrapped into a component.
 
+use crate::ToolchainError;
 use std::path::Path;
 
 use tributary_wasm_host::{TransformEngine, WIT_PACKAGE, WIT_VERSION, builtin};
@@ -8,20 +9,20 @@ use tributary_wasm_host::{TransformEngine, WIT_PACKAGE, WIT_VERSION, builtin};
 use crate::bindings::componentize;
 
 /// A module argument: a `.wasm` path or `builtin:<name>`.
-pub fn read_module(module: &str) -> Result<Vec<u8>, String> {
+pub fn read_module(module: &str) -> Result<Vec<u8>, ToolchainError> {
     if let Some(name) = module.strip_prefix("builtin:") {
         return builtin::builtin(name).map(<[u8]>::to_vec).ok_or_else(|| {
-            format!(
+            ToolchainError::Refused(format!(
                 "there is no built-in transform `{name}`; built-ins: {}",
                 builtin::BUILTIN_NAMES.join(", ")
-            )
+            ))
         });
     }
-    std::fs::read(module).map_err(|e| format!("cannot read {module}: {e}"))
+    std::fs::read(module).map_err(|e| ToolchainError::Refused(format!("cannot read {module}: {e}")))
 }
 
 /// The report of `inspect`, or why the module cannot run here.
-pub fn inspect(engine: &TransformEngine, module: &str) -> Result<String, String> {
+pub fn inspect(engine: &TransformEngine, module: &str) -> Result<String, ToolchainError> {
     let bytes = read_module(module)?;
     let info = engine
         .describe(&bytes)
@@ -48,7 +49,7 @@ pub fn inspect(engine: &TransformEngine, module: &str) -> Result<String, String>
             Err(format!(
                 "{module} implements {WIT_PACKAGE}@{version}, but this tributary hosts {WIT_PACKAGE}@{WIT_VERSION}: \
                  rebuild it against the wit/ folder of this version (it exports {p}, this host needs {want})"
-            ))
+            ).into())
         }
         None => Err(format!(
             "{module} is a component but not a Tributary transform: it does not export {want} (it exports: {})",
@@ -57,14 +58,18 @@ pub fn inspect(engine: &TransformEngine, module: &str) -> Result<String, String>
             } else {
                 info.exports.join(", ")
             }
-        )),
+        ).into()),
     }
 }
 
 /// `transform component`: wraps the core module at `core` into a component
 /// written to `output`, and returns `inspect`'s report of it. A component
 /// that is not a transform this tributary runs is not written.
-pub fn component(engine: &TransformEngine, core: &Path, output: &Path) -> Result<String, String> {
+pub fn component(
+    engine: &TransformEngine,
+    core: &Path,
+    output: &Path,
+) -> Result<String, ToolchainError> {
     let bytes = std::fs::read(core).map_err(|e| format!("cannot read {}: {e}", core.display()))?;
     let component = componentize(&bytes).map_err(|e| format!("{}: {e}", core.display()))?;
     let staged = output.with_extension("wasm.partial");

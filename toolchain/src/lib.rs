@@ -21,3 +21,27 @@ pub mod inspect;
 pub mod new;
 pub mod test;
 pub mod wit;
+
+/// Why a `tributary transform` command could not do what was asked: a file
+/// it could not read or write, a module that is not a transform this host
+/// runs, a request it cannot serve (an unknown language). Messages name the
+/// thing and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolchainError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Transform(#[from] tributary_wasm_host::TransformError),
+}
+
+impl From<String> for ToolchainError {
+    fn from(message: String) -> Self {
+        Self::Refused(message)
+    }
+}
+
+impl From<&str> for ToolchainError {
+    fn from(message: &str) -> Self {
+        Self::Refused(message.to_string())
+    }
+}

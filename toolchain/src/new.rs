@@ -4,6 +4,7 @@
 //! name as a Rust library file) is replaced in them. Every template does the
 //! same thing: it upper-cases the text field its `field` config names.
 
+use crate::ToolchainError;
 use std::path::Path;
 
 use crate::wit::WIT;
@@ -11,7 +12,11 @@ use crate::wit::WIT;
 /// `tributary transform new <name> --lang rust|python|js|c`: a buildable
 /// transform (upper-cases the text field named by its `field` config) in
 /// `parent/<name>`. Returns the files written.
-pub fn scaffold(name: &str, lang: &str, parent: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+pub fn scaffold(
+    name: &str,
+    lang: &str,
+    parent: &Path,
+) -> Result<Vec<std::path::PathBuf>, ToolchainError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -21,14 +26,16 @@ pub fn scaffold(name: &str, lang: &str, parent: &Path) -> Result<Vec<std::path::
     if !ok {
         return Err(format!(
             "name `{name}`: use lower-case letters, digits, `-` and `_`, starting with a letter"
-        ));
+        )
+        .into());
     }
     let dir = parent.join(name);
     if dir.exists() {
         return Err(format!(
             "{} exists already; pick another name or remove it",
             dir.display()
-        ));
+        )
+        .into());
     }
     let files: Vec<(String, String)> = match lang {
         "rust" => {
@@ -66,9 +73,7 @@ pub fn scaffold(name: &str, lang: &str, parent: &Path) -> Result<Vec<std::path::
             (".gitignore".into(), "gen/\n*.wasm\n".into()),
         ],
         other => {
-            return Err(format!(
-                "--lang {other}: choose `rust`, `python`, `js` or `c`"
-            ));
+            return Err(format!("--lang {other}: choose `rust`, `python`, `js` or `c`").into());
         }
     };
     let mut written = Vec::new();

@@ -1,6 +1,7 @@
 //! `tributary transform test`: run a module on JSON-lines records, without
 //! a pipeline, and report what came out, what was dropped and what it cost.
 
+use crate::ToolchainError;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ pub fn test(
     input: &Path,
     config: Map<String, Value>,
     batch_size: usize,
-) -> Result<TestReport, String> {
+) -> Result<TestReport, ToolchainError> {
     let text = std::fs::read_to_string(input)
         .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
     let mut records = Vec::new();
@@ -51,11 +52,11 @@ pub fn test(
     {
         match serde_json::from_str::<Value>(line) {
             Ok(Value::Object(o)) => records.push(o),
-            _ => return Err(format!("{}:{}: not a JSON object", input.display(), n + 1)),
+            _ => return Err(format!("{}:{}: not a JSON object", input.display(), n + 1).into()),
         }
     }
     if records.is_empty() {
-        return Err(format!("{} holds no records", input.display()));
+        return Err(format!("{} holds no records", input.display()).into());
     }
     // Columns: every field seen, typed by its first non-null value.
     let mut fields: Vec<FieldSpec> = Vec::new();

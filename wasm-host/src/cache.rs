@@ -56,11 +56,34 @@ pub struct CacheStats {
     pub misses: usize,
 }
 
+/// The cache folder cannot be used (the engine then runs without it).
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a compile-cache key (32 bytes); remove it", .0.display())]
+    BadKey(std::path::PathBuf),
+}
+
+impl CacheError {
+    fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 impl CompileCache {
     /// Opens (creating when missing) the cache folder `dir` for `engine`.
-    pub fn open(dir: &Path, engine: &Engine) -> Result<Self, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    pub fn open(dir: &Path, engine: &Engine) -> Result<Self, CacheError> {
+        std::fs::create_dir_all(dir).map_err(|e| CacheError::io("create", dir, e))?;
         let key = read_or_make_key(&dir.join("key"))?;
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -111,12 +134,13 @@ impl CompileCache {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let component = Component::new(engine, bytes)?;
-        if let Err(e) = component
-            .serialize()
-            .map_err(|e| format!("{e:#}"))
-            .and_then(|compiled| self.store(&name, &compiled))
-        {
-            tracing::warn!("compile cache: cannot store {}: {e}", path.display());
+        match component.serialize() {
+            Ok(compiled) => {
+                if let Err(e) = self.store(&name, &compiled) {
+                    tracing::warn!("compile cache: cannot store {}: {e}", path.display());
+                }
+            }
+            Err(e) => tracing::warn!("compile cache: cannot serialize {}: {e:#}", path.display()),
         }
         Ok((component, false))
     }
@@ -142,16 +166,17 @@ impl CompileCache {
 
     /// Writes an entry atomically (a unique temporary file, then rename), so
     /// concurrent starts never see half an entry.
-    fn store(&self, name: &str, compiled: &[u8]) -> Result<(), String> {
+    fn store(&self, name: &str, compiled: &[u8]) -> Result<(), CacheError> {
         let mut file = Vec::with_capacity(MAGIC.len() + TAG_LEN + compiled.len());
         file.extend_from_slice(MAGIC);
         file.extend_from_slice(&self.tag(name, compiled).finalize().into_bytes());
         file.extend_from_slice(compiled);
         let tmp = self.dir.join(format!(".{name}.{}", uuid::Uuid::new_v4()));
-        std::fs::write(&tmp, &file).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, self.dir.join(name)).map_err(|e| {
+        std::fs::write(&tmp, &file).map_err(|e| CacheError::io("write", &tmp, e))?;
+        let path = self.dir.join(name);
+        std::fs::rename(&tmp, &path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            e.to_string()
+            CacheError::io("write", &path, e)
         })
     }
 }
@@ -170,17 +195,15 @@ fn deserialize(engine: &Engine, compiled: &[u8]) -> wasmtime::Result<Component> 
 /// The cache's secret: read, or made (32 random bytes, owner-only) when the
 /// folder is new. Two processes racing to make it both end up reading the
 /// winner's.
-fn read_or_make_key(path: &Path) -> Result<[u8; 32], String> {
-    let read = |path: &Path| -> Result<Option<[u8; 32]>, String> {
+fn read_or_make_key(path: &Path) -> Result<[u8; 32], CacheError> {
+    let read = |path: &Path| -> Result<Option<[u8; 32]>, CacheError> {
         match std::fs::read(path) {
-            Ok(bytes) => bytes.try_into().map(Some).map_err(|_| {
-                format!(
-                    "{} is not a compile-cache key (32 bytes); remove it",
-                    path.display()
-                )
-            }),
+            Ok(bytes) => bytes
+                .try_into()
+                .map(Some)
+                .map_err(|_| CacheError::BadKey(path.to_path_buf())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => Err(CacheError::io("read", path, e)),
         }
     };
     if let Some(key) = read(path)? {
@@ -198,13 +221,13 @@ fn read_or_make_key(path: &Path) -> Result<[u8; 32], String> {
     options
         .open(&tmp)
         .and_then(|mut f| f.write_all(&key))
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        .map_err(|e| CacheError::io("write", &tmp, e))?;
     // hard_link fails when another process made the key first: use theirs.
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(key),
-        Err(_) => read(path)?.ok_or_else(|| format!("cannot create {}", path.display())),
+        Err(e) => read(path)?.ok_or_else(|| CacheError::io("create", path, e)),
     }
 }
 

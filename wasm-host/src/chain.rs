@@ -237,7 +237,7 @@ fn apply(
         batch,
         refused,
         inserted,
-    } = convert::assemble(input, answer.emit).map_err(bad)?;
+    } = convert::assemble(input, answer.emit).map_err(|e| bad(e.0))?;
     for r in refused {
         let record = match r.row {
             convert::RowRef::Input(i) => row_json(i as usize),

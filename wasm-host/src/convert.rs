@@ -337,10 +337,16 @@ pub struct Assembled {
     pub inserted: Vec<(usize, Assignments)>,
 }
 
+/// A guest's `emit` list that cannot be applied to its input (a guest bug):
+/// what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadEmit(pub String);
+
 /// Assembles the guest's `emit` list over `input` into an Arrow batch. Rows
 /// whose assigned values do not fit their columns are refused with a reason;
 /// an `emit` naming a row that does not exist is a guest bug (`Err`).
-pub fn assemble(input: &RecordBatch, emit: Vec<Emit>) -> Result<Assembled, String> {
+pub fn assemble(input: &RecordBatch, emit: Vec<Emit>) -> Result<Assembled, BadEmit> {
     let n = input.num_rows() as u32;
     let schema = input.schema();
     // Fast path: only keeps.
@@ -350,7 +356,9 @@ pub fn assemble(input: &RecordBatch, emit: Vec<Emit>) -> Result<Assembled, Strin
             .map(|e| if let Emit::Keep(i) = e { *i } else { 0 })
             .collect();
         if let Some(bad) = idx.iter().find(|i| **i >= n) {
-            return Err(format!("emitted keep({bad}) but the batch has {n} rows"));
+            return Err(BadEmit(format!(
+                "emitted keep({bad}) but the batch has {n} rows"
+            )));
         }
         if idx.len() == input.num_rows() && idx.iter().enumerate().all(|(a, b)| a as u32 == *b) {
             return Ok(Assembled {
@@ -363,9 +371,11 @@ pub fn assemble(input: &RecordBatch, emit: Vec<Emit>) -> Result<Assembled, Strin
         let columns = input
             .columns()
             .iter()
-            .map(|c| arrow_select::take::take(c.as_ref(), &idx, None).map_err(|e| e.to_string()))
+            .map(|c| {
+                arrow_select::take::take(c.as_ref(), &idx, None).map_err(|e| BadEmit(e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let batch = RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?;
+        let batch = RecordBatch::try_new(schema, columns).map_err(|e| BadEmit(e.to_string()))?;
         return Ok(Assembled {
             batch,
             refused: Vec::new(),
@@ -386,7 +396,9 @@ pub fn assemble(input: &RecordBatch, emit: Vec<Emit>) -> Result<Assembled, Strin
         if let Some(i) = source
             && i >= n
         {
-            return Err(format!("emitted row {i} but the batch has {n} rows"));
+            return Err(BadEmit(format!(
+                "emitted row {i} but the batch has {n} rows"
+            )));
         }
         for (name, v) in &assigns {
             if !fields.iter().any(|f| f.name() == name)
@@ -437,7 +449,7 @@ pub fn assemble(input: &RecordBatch, emit: Vec<Emit>) -> Result<Assembled, Strin
         let existing = (ci < input.num_columns()).then(|| input.column(ci));
         let column = match (existing, touched) {
             (Some(col), false) => arrow_select::take::take(col.as_ref(), &take_idx, None)
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| BadEmit(e.to_string()))?,
             _ => {
                 let values: Vec<Value> = rows
                     .iter()
@@ -452,11 +464,11 @@ pub fn assemble(input: &RecordBatch, emit: Vec<Emit>) -> Result<Assembled, Strin
                     })
                     .collect();
                 if existing.is_some() && values.iter().any(|v| !fits(v, field.data_type())) {
-                    return Err(format!(
+                    return Err(BadEmit(format!(
                         "field `{}` of type {} cannot be changed by a transform yet",
                         field.name(),
                         field.data_type()
-                    ));
+                    )));
                 }
                 build(field.data_type(), &values)
             }
@@ -475,8 +487,8 @@ pub fn assemble(input: &RecordBatch, emit: Vec<Emit>) -> Result<Assembled, Strin
             }
         })
         .collect();
-    let batch =
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| e.to_string())?;
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| BadEmit(e.to_string()))?;
     Ok(Assembled {
         batch,
         refused,
@@ -535,6 +547,7 @@ mod tests {
         assert!(
             assemble(&input(), vec![Emit::Keep(3)])
                 .unwrap_err()
+                .0
                 .contains("3 rows")
         );
     }

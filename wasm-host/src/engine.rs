@@ -53,14 +53,14 @@ pub struct ComponentInfo {
 impl TransformEngine {
     /// Reads a component's imports and exports without running it. Errors
     /// say what the bytes are instead (a core module, not WebAssembly).
-    pub fn describe(&self, bytes: &[u8]) -> Result<ComponentInfo, String> {
+    pub fn describe(&self, bytes: &[u8]) -> Result<ComponentInfo, TransformError> {
         let (component, _) = self.compile(bytes).map_err(|e| {
             let text = format!("{e:#}");
-            if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+            TransformError::Engine(if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
                 format!("a core WebAssembly module, not a component: build it as a component (e.g. for wasm32-wasip2, or with componentize-py): {text}")
             } else {
                 format!("not a valid WebAssembly component: {text}")
-            }
+            })
         })?;
         let ty = component.component_type();
         Ok(ComponentInfo {

@@ -307,9 +307,9 @@ impl TransformInstance {
     }
 
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), TransformError> {
-        let restored = KeyedState::restore(bytes).map_err(|message| TransformError::Load {
+        let restored = KeyedState::restore(bytes).map_err(|e| TransformError::Load {
             transform: self.name.clone(),
-            message: format!("checkpointed {message}"),
+            message: format!("checkpointed {e}"),
         })?;
         *self.state_mut() = restored;
         Ok(())

@@ -187,27 +187,27 @@ impl KeyedState {
 
     /// Reads what [`snapshot`](Self::snapshot) wrote; an empty slice is an
     /// empty store.
-    pub fn restore(bytes: &[u8]) -> Result<Self, String> {
+    pub fn restore(bytes: &[u8]) -> Result<Self, DamagedState> {
         let mut state = Self::default();
         if bytes.is_empty() {
             return Ok(state);
         }
         let mut at = 0usize;
-        let mut take = |n: usize| -> Result<&[u8], String> {
+        let mut take = |n: usize| -> Result<&[u8], DamagedState> {
             let s = bytes
                 .get(at..at + n)
-                .ok_or("transform state is truncated")?;
+                .ok_or(DamagedState("transform state is truncated"))?;
             at += n;
             Ok(s)
         };
         if take(8)? != b"TRBSTAT1" {
-            return Err("transform state has an unknown format".into());
+            return Err(DamagedState("transform state has an unknown format"));
         }
         let count = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
         for _ in 0..count {
             let klen = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
             let key = String::from_utf8(take(klen)?.to_vec())
-                .map_err(|_| "transform state has a non-UTF-8 key")?;
+                .map_err(|_| DamagedState("transform state has a non-UTF-8 key"))?;
             let has = take(1)?[0] == 1;
             let expiry = i64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
             let vlen = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
@@ -223,6 +223,11 @@ impl KeyedState {
         Ok(state)
     }
 }
+
+/// Snapshot bytes that [`KeyedState::restore`] cannot read: what is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DamagedState(&'static str);
 
 #[cfg(test)]
 mod tests {
@@ -350,6 +355,7 @@ mod tests {
         assert!(
             KeyedState::restore(&bytes[..bytes.len() - 3])
                 .unwrap_err()
+                .to_string()
                 .contains("truncated")
         );
         assert!(KeyedState::restore(b"nonsense!").is_err());

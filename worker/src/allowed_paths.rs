@@ -26,6 +26,45 @@ use serde_json::Value;
 
 use tributary_runtime::config::LoadedPipeline;
 
+/// A path a worker may not use, or an allowed root that does not exist.
+#[derive(Debug, thiserror::Error)]
+pub enum PathNotAllowed {
+    #[error("--allow-path {}: {source}; give an existing folder", root.display())]
+    MissingRoot {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} `{}` cannot be resolved: {source}", path.display())]
+    Unresolvable {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{what} {} is outside the folders this worker may use ({}). Use a path inside \
+         them, or start the worker with --allow-path <folder> to allow another one",
+        shown(path, real),
+        roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    Outside {
+        what: String,
+        path: PathBuf,
+        real: PathBuf,
+        roots: Vec<PathBuf>,
+    },
+}
+
+/// A path as given, and where it leads when that differs.
+fn shown(path: &Path, real: &Path) -> String {
+    if real == path {
+        format!("`{}`", path.display())
+    } else {
+        format!("`{}` (which is {})", path.display(), real.display())
+    }
+}
+
 /// The folders a worker's configs may name, canonicalized.
 #[derive(Clone, Debug)]
 pub struct AllowedRoots {
@@ -34,13 +73,15 @@ pub struct AllowedRoots {
 
 impl AllowedRoots {
     /// Each root must exist (the worker creates its `--data` folder first).
-    pub fn new(roots: &[PathBuf]) -> Result<Self, String> {
+    pub fn new(roots: &[PathBuf]) -> Result<Self, PathNotAllowed> {
         let roots = roots
             .iter()
             .map(|r| {
-                r.canonicalize().map_err(|e| {
-                    format!("--allow-path {}: {e}; give an existing folder", r.display())
-                })
+                r.canonicalize()
+                    .map_err(|source| PathNotAllowed::MissingRoot {
+                        root: r.clone(),
+                        source,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { roots })
@@ -48,30 +89,25 @@ impl AllowedRoots {
 
     /// `path` (the config's `what`) as it will really be reached, or an error
     /// that names it, where it leads, and the flag that allows it.
-    pub fn check(&self, what: &str, path: &Path) -> Result<PathBuf, String> {
-        let real = real_path(path)
-            .map_err(|e| format!("{what} `{}` cannot be resolved: {e}", path.display()))?;
+    pub fn check(&self, what: &str, path: &Path) -> Result<PathBuf, PathNotAllowed> {
+        let real = real_path(path).map_err(|source| PathNotAllowed::Unresolvable {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            source,
+        })?;
         if self.roots.iter().any(|r| real.starts_with(r)) {
             return Ok(real);
         }
-        let shown = if real == path {
-            format!("`{}`", path.display())
-        } else {
-            format!("`{}` (which is {})", path.display(), real.display())
-        };
-        Err(format!(
-            "{what} {shown} is outside the folders this worker may use ({}). Use a path inside \
-             them, or start the worker with --allow-path <folder> to allow another one",
-            self.roots
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        Err(PathNotAllowed::Outside {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            real,
+            roots: self.roots.clone(),
+        })
     }
 
     /// Checks every local path of a pipeline.
-    pub fn check_pipeline(&self, loaded: &LoadedPipeline) -> Result<(), String> {
+    pub fn check_pipeline(&self, loaded: &LoadedPipeline) -> Result<(), PathNotAllowed> {
         for (what, path) in local_paths(loaded) {
             // Both the path as connectors use it (`..` folded) and as the
             // kernel would walk it unfolded must stay inside.
@@ -226,7 +262,10 @@ mod tests {
         assert!(roots.check("p", &d.join("a/../../x")).is_err());
         assert!(roots.check("p", outside.path()).is_err());
         std::os::unix::fs::symlink(outside.path(), d.join("link")).unwrap();
-        let err = roots.check("sink.path", &d.join("link/new")).unwrap_err();
+        let err = roots
+            .check("sink.path", &d.join("link/new"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("sink.path") && err.contains("--allow-path"),
             "{err}"

@@ -31,7 +31,7 @@ async fn blocking<T: Send + 'static>(
     let worker = worker.clone();
     tokio::task::spawn_blocking(move || f(&worker))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError::Task(e.to_string()))?
 }
 
 /// The body as JSON, whatever Content-Type says (`curl -d` without `-H`
@@ -241,7 +241,7 @@ async fn validate(
         let name = config["name"].as_str().unwrap_or("validate").to_string();
         let mut errors = Vec::new();
         match Worker::normalize(&name, config) {
-            Err(e) => errors.push(e.message),
+            Err(e) => errors.push(e.to_string()),
             Ok(config) => {
                 let source = config["source"]["type"].as_str().unwrap_or_default();
                 let sink = config["sink"]["type"].as_str().unwrap_or_default();
@@ -251,7 +251,7 @@ async fn validate(
                     ));
                 }
                 if let Err(e) = w.validate(&name, &config) {
-                    errors.push(e);
+                    errors.push(e.to_string());
                 }
             }
         }
@@ -306,11 +306,7 @@ async fn require_token(token: Arc<String>, req: Request, next: Next) -> Response
     if ok {
         next.run(req).await
     } else {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (Authorization: Bearer <token from --auth-token-file>)",
-        )
-        .into_response()
+        ApiError::Unauthorized.into_response()
     }
 }
 
@@ -357,9 +353,7 @@ pub fn router(worker: Shared, auth_token: Option<String>) -> Router {
         .route("/connector-plugins/{type}/config/validate", put(validate))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "no such path; see docs/rest-api.md")
-        })
+        .fallback(|| async { ApiError::NoRoute })
         .with_state(worker);
     match auth_token {
         Some(token) => {
@@ -373,17 +367,27 @@ pub fn router(worker: Shared, auth_token: Option<String>) -> Router {
 }
 
 /// Reads the bearer token: the file's first line, trimmed.
-pub fn read_token(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--auth-token-file {}: {e}", path.display()))?;
+pub fn read_token(path: &Path) -> Result<String, TokenFileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TokenFileError {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    })?;
     let token = text.lines().next().unwrap_or_default().trim().to_string();
     if token.len() < 16 {
-        return Err(format!(
-            "--auth-token-file {}: the token must be at least 16 characters",
-            path.display()
-        ));
+        return Err(TokenFileError {
+            path: path.to_path_buf(),
+            problem: "the token must be at least 16 characters".into(),
+        });
     }
     Ok(token)
+}
+
+/// `--auth-token-file` cannot be used: what is wrong with the file.
+#[derive(Debug, thiserror::Error)]
+#[error("--auth-token-file {}: {problem}", path.display())]
+pub struct TokenFileError {
+    path: std::path::PathBuf,
+    problem: String,
 }
 
 #[cfg(test)]

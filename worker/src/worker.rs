@@ -1,7 +1,7 @@
 //! The worker's life cycle: every deployed connector is a file in the state
 //! folder and, while `RUNNING`, a pipeline on its own threads. The HTTP side
-//! is [`crate::http`]; this module knows nothing of HTTP but the statuses of
-//! [`ApiError`].
+//! is [`crate::http`]; this module knows nothing of HTTP: its errors are
+//! typed [`ApiError`]s, and [`ApiError::status`] maps them to statuses.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tributary_connector::Offsets;
-use tributary_runtime::config::{self, LoadedPipeline};
+use tributary_runtime::config::{self, ConfigError, LoadedPipeline};
+use tributary_runtime::error::PipelineError;
 use tributary_runtime::metrics::{Metrics, render_prometheus};
 use tributary_runtime::pipeline::{OffsetsOverride, Pipeline, RunOptions};
 use tributary_runtime::registry::Registry;
@@ -22,7 +22,7 @@ use tributary_wasm_host::TransformEngine;
 
 use crate::allowed_paths::AllowedRoots;
 use crate::connect::{from_connect, to_connect};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, InvalidConnector, StartError};
 
 /// How `tributary serve` was asked to run.
 #[derive(Clone, Debug)]
@@ -74,7 +74,7 @@ pub(crate) struct Connector {
 
 struct Run {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Result<(), String>>,
+    handle: JoinHandle<Result<(), PipelineError>>,
 }
 
 /// The worker: every deployed connector and what runs them.
@@ -105,18 +105,17 @@ impl Worker {
         allow: &[PathBuf],
         worker_id: String,
         registry: Arc<Registry>,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, StartError> {
         let dir = data.join("connectors");
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            format!(
-                "cannot create the worker state folder {}: {e}",
-                dir.display()
-            )
+        std::fs::create_dir_all(&dir).map_err(|source| StartError::StateFolder {
+            action: "create",
+            path: dir.clone(),
+            source,
         })?;
         let mut roots = vec![data.clone()];
         roots.extend(allow.iter().cloned());
         let roots = AllowedRoots::new(&roots)?;
-        let engine = TransformEngine::new(None).map_err(|e| e.to_string())?;
+        let engine = TransformEngine::new(None)?;
         let worker = Arc::new(Self {
             roots,
             data,
@@ -126,7 +125,11 @@ impl Worker {
             connectors: Mutex::new(BTreeMap::new()),
         });
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+            .map_err(|source| StartError::StateFolder {
+                action: "read",
+                path: dir.clone(),
+                source,
+            })?
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -194,38 +197,39 @@ impl Worker {
             .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
             .and_then(|()| std::fs::rename(&tmp, &path))
             .and_then(|()| std::fs::File::open(self.data.join("connectors"))?.sync_all())
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot save the worker state {}: {e}", path.display()),
-                )
-            })
+            .map_err(|source| ApiError::State { path, source })
     }
 
     /// A connector's config, interpolated and checked, with every local
     /// path in it inside the folders this worker may use.
-    fn load(&self, name: &str, config: &Value) -> Result<LoadedPipeline, String> {
+    fn load(&self, name: &str, config: &Value) -> Result<LoadedPipeline, InvalidConnector> {
         let label = format!("connector {name}");
-        let loaded = config::load_value(config, &self.data, &label).map_err(|e| e.to_string())?;
+        let loaded = config::load_value(config, &self.data, &label)?;
         self.roots
             .check_pipeline(&loaded)
-            .map_err(|e| format!("{label}: {e}"))?;
+            .map_err(|source| InvalidConnector::Path {
+                name: name.to_string(),
+                source,
+            })?;
         Ok(loaded)
     }
 
     /// Checks a config the way `tributary validate` does: its shape and
     /// meaning, its connectors' configs, and that every module loads.
-    pub(crate) fn validate(&self, name: &str, config: &Value) -> Result<(), String> {
+    pub(crate) fn validate(&self, name: &str, config: &Value) -> Result<(), InvalidConnector> {
         let loaded = self.load(name, config)?;
         if loaded.config.name != name {
-            return Err(format!(
-                "config.name `{}` differs from the connector name `{name}`; leave it out or make them equal",
-                loaded.config.name
-            ));
+            return Err(InvalidConnector::NameMismatch {
+                name: name.to_string(),
+                found: loaded.config.name,
+            });
         }
         tributary_runtime::pipeline::build_parts(&loaded, &self.engine, &self.registry)
             .map(|_| ())
-            .map_err(|e| format!("connector {name}: {e}"))
+            .map_err(|source| InvalidConnector::Build {
+                name: name.to_string(),
+                source: Box::new(source),
+            })
     }
 
     /// Starts a run of `c` in the background; a failure to build it is the
@@ -234,13 +238,18 @@ impl Worker {
         c.failure = None;
         c.finished = false;
         let built = self.load(name, &c.stored.config).and_then(|loaded| {
-            Pipeline::build(loaded, &self.engine, &self.registry).map_err(|e| e.to_string())
+            Pipeline::build(loaded, &self.engine, &self.registry).map_err(|source| {
+                InvalidConnector::Build {
+                    name: name.to_string(),
+                    source: Box::new(source),
+                }
+            })
         });
         let pipeline = match built {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("connector {name}: cannot start: {e}");
-                c.failure = Some(e);
+                c.failure = Some(e.to_string());
                 return;
             }
         };
@@ -260,10 +269,7 @@ impl Worker {
             .name(format!("connector-{name}"))
             .spawn(move || {
                 tracing::info!("connector {label}: running");
-                pipeline
-                    .run(options, stop2)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                pipeline.run(options, stop2).map(|_| ())
             });
         match spawned {
             Ok(handle) => c.run = Some(Run { stop, handle }),
@@ -280,10 +286,10 @@ impl Worker {
     }
 
     /// Records how a finished run ended.
-    pub(crate) fn settle(c: &mut Connector, handle: JoinHandle<Result<(), String>>) {
+    pub(crate) fn settle(c: &mut Connector, handle: JoinHandle<Result<(), PipelineError>>) {
         match handle.join() {
             Ok(Ok(())) => c.finished = c.failure.is_none() && c.stored.target == Target::Running,
-            Ok(Err(e)) => c.failure = Some(e),
+            Ok(Err(e)) => c.failure = Some(e.to_string()),
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<String>()
@@ -357,14 +363,14 @@ impl Worker {
         config::check_name("connector name", name)
             .and_then(|()| {
                 if name == "." || name == ".." {
-                    Err(format!(
+                    Err(ConfigError::invalid(format!(
                         "connector name `{name}` must be 1-128 letters, digits, `_`, `-` or `.`"
-                    ))
+                    )))
                 } else {
                     Ok(())
                 }
             })
-            .map_err(ApiError::bad_request)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
     }
 
     /// `POST /connectors` and `PUT /connectors/{name}/config`. Returns
@@ -377,18 +383,12 @@ impl Worker {
     ) -> ApiResult<(bool, Value)> {
         Self::check_name(name)?;
         let config = Self::normalize(name, config)?;
-        self.validate(name, &config).map_err(|e| {
-            ApiError::bad_request(format!(
-                "Connector configuration is invalid and contains the following 1 error(s):\n{e}"
-            ))
-        })?;
+        self.validate(name, &config)
+            .map_err(|e| ApiError::InvalidConfig(Box::new(e)))?;
         let mut connectors = self.lock();
         let created = !connectors.contains_key(name);
         if !created && must_be_new {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("Connector {name} already exists"),
-            ));
+            return Err(ApiError::AlreadyExists(name.to_string()));
         }
         let c = connectors
             .entry(name.to_string())
@@ -426,7 +426,7 @@ impl Worker {
         let mut connectors = self.lock();
         let c = connectors
             .get_mut(name)
-            .ok_or_else(|| ApiError::not_found(name))?;
+            .ok_or_else(|| ApiError::NotFound(name.to_string()))?;
         f(self, c)
     }
 
@@ -450,7 +450,7 @@ impl Worker {
         let mut connectors = self.lock();
         let mut c = connectors
             .remove(name)
-            .ok_or_else(|| ApiError::not_found(name))?;
+            .ok_or_else(|| ApiError::NotFound(name.to_string()))?;
         Self::halt(&mut c);
         let _ = std::fs::remove_file(self.state_path(name));
         tracing::info!("connector {name}: deleted");
@@ -464,15 +464,14 @@ impl Worker {
         name: &str,
         config: &Value,
     ) -> ApiResult<(u64, Option<Value>, String)> {
-        let loaded = self.load(name, config).map_err(ApiError::bad_request)?;
+        let loaded = self
+            .load(name, config)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let ctx = loaded.connector_context();
-        let mut sink = self
-            .registry
-            .sink(&loaded.config.sink.kind, &loaded.config.sink.fields, &ctx)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let last = sink
-            .last_commit(name)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let mut sink =
+            self.registry
+                .sink(&loaded.config.sink.kind, &loaded.config.sink.fields, &ctx)?;
+        let last = sink.last_commit(name)?;
         Ok((
             last.as_ref().map_or(0, |l| l.epoch),
             last.map(|l| l.offsets.as_json().clone()),

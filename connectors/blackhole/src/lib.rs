@@ -11,6 +11,8 @@
 //! {"type": "blackhole"}
 //! ```
 
+#![forbid(unsafe_code)]
+
 use serde::Deserialize;
 use tributary_connector::{
     CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, FromConfig, RecordBatch, Result,

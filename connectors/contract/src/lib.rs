@@ -24,6 +24,8 @@
 //! assert_eq!(tributary_connector::redact_uri("postgres://me:pw@h/db"), "postgres://me:***@h/db");
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -419,8 +421,10 @@ impl fmt::Debug for ConnectorKind {
     }
 }
 
-/// Who is at fault, which decides what the user should do.
+/// Who is at fault, which decides what the user should do. New kinds may be
+/// added: match with a fallback arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The connector's config is wrong: fix it and run again.
     Config,
@@ -433,15 +437,17 @@ pub enum ErrorKind {
 }
 
 /// A connector error: a kind, a message that names the thing and the fix, and
-/// whether retrying the same call may succeed.
+/// whether retrying the same call may succeed. Built with the constructors
+/// below and read with the accessors, so fields can be added without breaking
+/// connectors.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
-    pub kind: ErrorKind,
-    pub message: String,
-    pub retryable: bool,
+    kind: ErrorKind,
+    message: String,
+    retryable: bool,
     #[source]
-    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Error {
@@ -472,6 +478,18 @@ impl Error {
     pub fn retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
         self
+    }
+    /// Who is at fault.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+    /// The message: what failed and the fix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// Whether trying the same call again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
     }
 }
 

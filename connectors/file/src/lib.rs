@@ -18,6 +18,8 @@
 //!             {"name": "published_at", "type": "timestamp"}]}
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -277,7 +279,7 @@ impl Source for FileSource {
                 bad.push(BadRecord {
                     raw: text.as_bytes().to_vec(),
                     position,
-                    reason,
+                    reason: reason.0,
                 });
             }
         }

@@ -15,6 +15,8 @@
 //! {"type": "jsonl", "path": "-"}
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod jsonl;
 pub mod parquet;
 pub mod publish;

@@ -410,10 +410,10 @@ mod tests {
         // moves, the second cannot.
         let blocker = dir.path().join(f.data_file_name(1, 1));
         std::fs::create_dir_all(blocker.join("x")).unwrap();
-        assert!(f.commit(&commit(1), &staged, 2).unwrap_err().retryable);
+        assert!(f.commit(&commit(1), &staged, 2).unwrap_err().is_retryable());
         let err = f.commit(&commit(2), &[], 0).unwrap_err();
         assert!(
-            !err.retryable && err.to_string().contains("failed part-way"),
+            !err.is_retryable() && err.to_string().contains("failed part-way"),
             "{err}"
         );
         std::fs::remove_dir_all(&blocker).unwrap();

@@ -24,6 +24,8 @@ use arrow_schema::{DataType, Schema, TimeUnit};
 use serde_json::{Value as Json, json};
 use tributary_connector::{Error, Result};
 
+use crate::error::BadRecord;
+
 type AvroValue = apache_avro::types::Value;
 
 /// The Avro record schema for rows of `schema`, named after `name` (made a
@@ -102,7 +104,7 @@ pub fn avro_record(batch: &RecordBatch, row: usize) -> Result<AvroValue> {
     Ok(AvroValue::Record(fields))
 }
 
-fn avro_value(col: &ArrayRef, row: usize) -> std::result::Result<AvroValue, String> {
+fn avro_value(col: &ArrayRef, row: usize) -> std::result::Result<AvroValue, BadRecord> {
     let local = |tz: &Option<std::sync::Arc<str>>| tz.is_none();
     Ok(match col.data_type() {
         DataType::Boolean => AvroValue::Boolean(col.as_boolean().value(row)),
@@ -154,7 +156,7 @@ fn avro_value(col: &ArrayRef, row: usize) -> std::result::Result<AvroValue, Stri
                 (false, true) => AvroValue::LocalTimestampMicros(v),
             }
         }
-        other => return Err(format!("{other} has no Avro mapping")),
+        other => return Err(format!("{other} has no Avro mapping").into()),
     })
 }
 

@@ -35,3 +35,22 @@ impl std::error::Error for DecodeError {
         }
     }
 }
+
+/// Why one record cannot become a row (a JSON line that is not an object, a
+/// value that does not fit its column): the reason, as the dead-letter output
+/// records it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadRecord(pub String);
+
+impl From<String> for BadRecord {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
+impl From<&str> for BadRecord {
+    fn from(reason: &str) -> Self {
+        Self(reason.to_string())
+    }
+}

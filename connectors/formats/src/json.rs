@@ -48,7 +48,7 @@ impl JsonBatchBuilder {
         let text = std::str::from_utf8(payload).map_err(|e| {
             DecodeError::Bad(format!("not valid JSON: the value is not UTF-8 text ({e})"))
         })?;
-        self.rows.push_text(text).map_err(DecodeError::Bad)
+        self.rows.push_text(text).map_err(|e| DecodeError::Bad(e.0))
     }
 
     /// Rows pushed since the last [`JsonBatchBuilder::finish`].

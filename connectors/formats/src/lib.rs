@@ -41,4 +41,4 @@ pub mod json;
 pub mod rows;
 pub mod value;
 
-pub use error::DecodeError;
+pub use error::{BadRecord, DecodeError};

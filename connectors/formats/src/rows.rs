@@ -13,7 +13,7 @@
 //! let fields = vec![FieldSpec { name: "id".into(), kind: FieldKind::String, required: true }];
 //! let mut rows = JsonRows::new("example", fields, UnknownFields::Ignore).unwrap();
 //! rows.push_text(r#"{"id": "a"}"#).unwrap();
-//! assert_eq!(rows.push_text(r#"{"n": 1}"#).unwrap_err(), "required field `id` is missing");
+//! assert_eq!(rows.push_text(r#"{"n": 1}"#).unwrap_err().0, "required field `id` is missing");
 //! assert_eq!(rows.finish().unwrap().num_rows(), 1);
 //! ```
 
@@ -27,6 +27,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tributary_connector::{Error, Result, UTC};
+
+use crate::error::BadRecord;
 
 /// One column.
 #[derive(Clone, Debug, Deserialize)]
@@ -135,17 +137,17 @@ impl JsonRows {
 
     /// Parses `text` as one JSON object and appends it; otherwise says why not
     /// (and appends nothing).
-    pub fn push_text(&mut self, text: &str) -> Result<(), String> {
+    pub fn push_text(&mut self, text: &str) -> Result<(), BadRecord> {
         match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(row)) => self.push_object(&row),
-            Ok(other) => Err(format!("expected a JSON object, got {}", describe(&other))),
-            Err(e) => Err(format!("not valid JSON: {e}")),
+            Ok(other) => Err(format!("expected a JSON object, got {}", describe(&other)).into()),
+            Err(e) => Err(format!("not valid JSON: {e}").into()),
         }
     }
 
     /// Appends one object as a row, or says why it does not fit the declared
     /// schema (and appends nothing).
-    pub fn push_object(&mut self, row: &Map<String, Value>) -> Result<(), String> {
+    pub fn push_object(&mut self, row: &Map<String, Value>) -> Result<(), BadRecord> {
         let mut cells = Vec::with_capacity(self.cols.len());
         for spec in &self.fields {
             cells.push(cell(spec, row.get(&spec.name))?);
@@ -155,9 +157,9 @@ impl JsonRows {
                 .keys()
                 .find(|k| !self.fields.iter().any(|f| &f.name == *k))
         {
-            return Err(format!(
-                "field `{k}` is not in the schema (unknown_fields = \"reject\")"
-            ));
+            return Err(
+                format!("field `{k}` is not in the schema (unknown_fields = \"reject\")").into(),
+            );
         }
         for (col, c) in self.cols.iter_mut().zip(cells) {
             append(col, c);
@@ -230,10 +232,10 @@ pub(crate) fn describe(v: &Value) -> String {
     }
 }
 
-fn cell(spec: &FieldSpec, v: Option<&Value>) -> Result<Cell, String> {
+fn cell(spec: &FieldSpec, v: Option<&Value>) -> Result<Cell, BadRecord> {
     let v = match v {
         None | Some(Value::Null) if spec.required => {
-            return Err(format!("required field `{}` is missing", spec.name));
+            return Err(format!("required field `{}` is missing", spec.name).into());
         }
         None | Some(Value::Null) => return Ok(Cell::Null),
         Some(v) => v,
@@ -261,7 +263,7 @@ fn cell(spec: &FieldSpec, v: Option<&Value>) -> Result<Cell, String> {
                 n.as_i64()
                     .ok_or_else(|| wrong("an RFC 3339 timestamp or integer microseconds"))?,
             ),
-            _ => return Err(wrong("an RFC 3339 timestamp")),
+            _ => return Err(wrong("an RFC 3339 timestamp").into()),
         },
     })
 }
@@ -301,8 +303,8 @@ mod tests {
         r.push_text(r#"{"id": "a", "n": 1}"#).unwrap();
         // `id` is fine but `n` is not: the row must not leave `a2` behind.
         let err = r.push_text(r#"{"id": "a2", "n": "x"}"#).unwrap_err();
-        assert_eq!(err, "field `n`: expected an integer, got \"x\"");
-        let err = r.push_text(r#"{"id": "a3", "z": 1}"#).unwrap_err();
+        assert_eq!(err.0, "field `n`: expected an integer, got \"x\"");
+        let err = r.push_text(r#"{"id": "a3", "z": 1}"#).unwrap_err().0;
         assert!(err.contains("field `z` is not in the schema"), "{err}");
         r.push_text(r#"{"id": "b"}"#).unwrap();
         assert_eq!(r.len(), 2);
@@ -333,6 +335,6 @@ mod tests {
         let err = JsonRows::new("kafka source", vec![f.clone(), f], UnknownFields::Ignore)
             .err()
             .unwrap();
-        assert_eq!(err.message, "kafka source: schema names field `id` twice");
+        assert_eq!(err.message(), "kafka source: schema names field `id` twice");
     }
 }

@@ -26,6 +26,8 @@
 //! {"type": "generator", "seed": 42, "records": 100000, "rate_per_sec": 50000}
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -20,6 +20,8 @@
 //!  "warehouse": "warehouse", "table": "demo.news.articles_raw"}
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -499,12 +501,23 @@ impl IcebergSink {
     }
 }
 
+/// Why a column of the records cannot be written to the table's column.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SchemaClash(String);
+
+impl From<String> for SchemaClash {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
 /// `col` as the table's type `target`: the same data, with the table's
 /// nested field names and field ids (a struct, list or map from the source
 /// has neither), leaves cast where [`compatible`]. Struct fields match by
 /// name (a field the batch lacks is null); map entries by position. `path`
 /// names the field in messages.
-fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<ArrayRef, String> {
+fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<ArrayRef, SchemaClash> {
     use arrow_array::cast::AsArray;
     use arrow_array::{Array, ListArray, MapArray, StructArray};
     let from = col.data_type();
@@ -521,7 +534,7 @@ fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<ArrayR
                         "field `{path}.{}` is not in the table: Tributary adds new top-level columns only, \
                          not fields inside a struct",
                         f.name()
-                    ));
+                    ).into());
                 }
             }
             let children = want
@@ -552,11 +565,11 @@ fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<ArrayR
         (DataType::Map(_, _), DataType::Map(want, sorted)) => {
             let m = col.as_map();
             let DataType::Struct(kv) = want.data_type() else {
-                return Err(clash());
+                return Err(clash().into());
             };
             let entries = m.entries();
             if entries.num_columns() != 2 || kv.len() != 2 {
-                return Err(clash());
+                return Err(clash().into());
             }
             let keys = conform_array(entries.column(0), kv[0].data_type(), &format!("{path}.key"))?;
             let values = conform_array(
@@ -579,7 +592,7 @@ fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<ArrayR
         }
         _ if compatible(from, target) => arrow_cast::cast(col, target)
             .map_err(|e| format!("field `{path}`: cannot convert {from} to {target}: {e}"))?,
-        _ => return Err(clash()),
+        _ => return Err(clash().into()),
     };
     Ok(out)
 }

@@ -16,6 +16,8 @@
 //! assert_eq!(<KafkaSource as FromConfig>::NAME, "kafka source");
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod sink;
 pub mod source;
 

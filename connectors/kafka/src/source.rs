@@ -35,6 +35,12 @@
 //! {"type": "kafka", "bootstrap_servers": "localhost:9092", "topics": ["articles.raw.v1"],
 //!  "format": "avro", "schema_registry_url": "http://localhost:8081", "start": "earliest"}
 //! ```
+//!
+//! One file of about a thousand lines, on purpose: positions, the poll loop,
+//! marker skipping, pausing and the `--available-now` bounds all read and move
+//! the same per-partition positions, and their invariants (a position only
+//! moves past what was handed over, or past what holds nothing to read) are
+//! checked by reading them side by side.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -498,7 +504,7 @@ impl KafkaSource {
                 reason,
             }),
             // Credentials refused, or the URL is not a registry: no retry helps.
-            Err(DecodeError::Unavailable(e)) if !e.retryable => return Err(e),
+            Err(DecodeError::Unavailable(e)) if !e.is_retryable() => return Err(e),
             Err(DecodeError::Unavailable(e)) => {
                 tracing::warn!("kafka source: cannot decode {position}: {e}");
                 self.held = Some(msg);

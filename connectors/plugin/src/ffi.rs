@@ -58,13 +58,14 @@ unsafe fn guard(err: *mut Buf, call: impl FnOnce() -> Result<()>) -> i32 {
     let (code, message) = match catch_unwind(AssertUnwindSafe(call)) {
         Ok(Ok(())) => return abi::OK,
         Ok(Err(e)) => {
-            let kind = match e.kind {
+            let kind = match e.kind() {
                 ErrorKind::Config => abi::ERR_CONFIG,
                 ErrorKind::External => abi::ERR_EXTERNAL,
                 ErrorKind::Data => abi::ERR_DATA,
-                ErrorKind::Internal => abi::ERR_INTERNAL,
+                // Internal, and kinds added after this ABI was fixed.
+                _ => abi::ERR_INTERNAL,
             };
-            let retry = if e.retryable { abi::RETRYABLE } else { 0 };
+            let retry = if e.is_retryable() { abi::RETRYABLE } else { 0 };
             (kind | retry, e.to_string())
         }
         Err(panic) => {

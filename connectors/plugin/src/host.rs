@@ -64,9 +64,31 @@ fn is_library(path: &Path) -> bool {
     )
 }
 
+/// Why a shared library in the plugin folder is not loaded: the message
+/// says what it is instead and how to build a plugin this version loads.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadError(String);
+
+impl From<String> for LoadError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for LoadError {
+    fn from(message: &str) -> Self {
+        Self(message.to_string())
+    }
+}
+
+fn refused<T>(message: String) -> std::result::Result<T, LoadError> {
+    Err(LoadError(message))
+}
+
 /// Every shared library of `dir`, sorted by path, loaded, or the reason it
 /// was not. A missing folder has none.
-pub fn load_dir(dir: &Path) -> Vec<(PathBuf, std::result::Result<Plugin, String>)> {
+pub fn load_dir(dir: &Path) -> Vec<(PathBuf, std::result::Result<Plugin, LoadError>)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -87,7 +109,7 @@ pub fn load_dir(dir: &Path) -> Vec<(PathBuf, std::result::Result<Plugin, String>
 
 /// Opens one library and reads its table (see the module docs for the checks).
 #[allow(unsafe_code)]
-fn load(path: &Path) -> std::result::Result<Plugin, String> {
+fn load(path: &Path) -> std::result::Result<Plugin, LoadError> {
     // SAFETY: opening a library runs its initialisers; a library in the
     // plugin folder is trusted code, as a Kafka Connect plugin.path jar is.
     let library = unsafe { libloading::Library::new(path) }
@@ -103,7 +125,7 @@ fn load(path: &Path) -> std::result::Result<Plugin, String> {
             })?()
     };
     if version != ABI_VERSION {
-        return Err(format!(
+        return refused(format!(
             "it was built for plugin ABI version {version}, and this tributary loads version \
              {ABI_VERSION}: rebuild it against the tributary-plugin crate of this tributary"
         ));
@@ -121,7 +143,7 @@ fn load(path: &Path) -> std::result::Result<Plugin, String> {
             .ok_or("its tributary_plugin_v1 returned no table")?
     };
     if table.abi_version != ABI_VERSION {
-        return Err(format!(
+        return refused(format!(
             "its table says ABI version {}, not {ABI_VERSION}",
             table.abi_version
         ));
@@ -142,7 +164,7 @@ fn load(path: &Path) -> std::result::Result<Plugin, String> {
     let name = field("name").ok_or("its description has no name")?;
     let kind = field("kind").unwrap_or_default();
     if kind != "sink" {
-        return Err(format!(
+        return refused(format!(
             "it is a `{kind}` plugin; this version loads sink plugins only"
         ));
     }

@@ -126,19 +126,25 @@ pub fn check(
     }
 }
 
+/// Why a reader schema cannot read what a writer schema wrote: Avro's rule,
+/// and the field it failed on when Avro names it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Incompatible(String);
+
 /// Whether a reader on `reader` can decode everything written with `writer`.
 ///
 /// apache-avro answers `Partial` when only *some* values resolve (a union branch
 /// or an enum symbol the reader lacks). Confluent, following Avro's Java
 /// checker, refuses those, and so do we: a consumer that fails on the first
 /// record using the missing branch is not compatible.
-fn can_read(writer: &Schema, reader: &Schema) -> Result<(), String> {
+fn can_read(writer: &Schema, reader: &Schema) -> Result<(), Incompatible> {
     match SchemaCompatibility::can_read(writer, reader) {
         Ok(Compatibility::Full) => Ok(()),
-        Ok(Compatibility::Partial) => Err(
+        Ok(Compatibility::Partial) => Err(Incompatible(
             "only some values would resolve: a union branch or enum symbol of the writer is missing in the reader (add it, or give the enum a default)"
                 .to_owned(),
-        ),
+        )),
         Err(err) => {
             // The interesting part (e.g. `string` vs `int`) is often in the
             // source chain under "Field 'x' does not match".
@@ -157,7 +163,7 @@ fn can_read(writer: &Schema, reader: &Schema) -> Result<(), String> {
                     " (give the new field a default, e.g. type [\"null\", T] with \"default\": null)",
                 );
             }
-            Err(text)
+            Err(Incompatible(text))
         }
     }
 }

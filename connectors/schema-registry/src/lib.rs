@@ -38,6 +38,8 @@
 //! Not supported (answered with a clear error): schema types other than AVRO,
 //! schema references, contexts, modes other than READWRITE, authentication.
 
+#![forbid(unsafe_code)]
+
 mod compat;
 mod http;
 mod store;

@@ -11,6 +11,10 @@
 //! most, and the file stays a few kilobytes: one file is simpler to make
 //! atomic, to inspect and to back up than a log or a database, and a rewrite
 //! costs about a millisecond.
+//!
+//! Over 800 lines with its tests, on purpose: every rule of the registry is a
+//! method here next to the state it guards, and the tests below exercise them
+//! without a socket.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

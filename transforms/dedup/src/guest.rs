@@ -29,7 +29,7 @@ impl Transform for DedupGuest {
     const NAME: &'static str = "dedup";
 
     fn init(config: sdk::Config) -> Result<Self, String> {
-        crate::parse_config(config.pairs()).map(|c| DedupGuest(Dedup::new(c)))
+        crate::parse_config(&config).map(|c| DedupGuest(Dedup::new(c)))
     }
 
     fn fields(&self) -> Option<Vec<String>> {

@@ -65,20 +65,10 @@ pub struct Config {
 
 const KEYS: [&str; 4] = ["key", "event_time", "within", "keep"];
 
-/// Reads the config pairs the host passes to `init`.
-pub fn parse_config(pairs: &[(String, String)]) -> Result<Config, String> {
-    if let Some((k, _)) = pairs.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
-        return Err(format!(
-            "dedup: unknown config key `{k}` (expected key, event_time, within, keep)"
-        ));
-    }
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
-    };
+/// Reads the config the host passes to `init`.
+pub fn parse_config(config: &tributary_transform_sdk::Config) -> Result<Config, String> {
+    config.only(&KEYS).map_err(|e| format!("dedup: {e}"))?;
+    let get = |k: &str| config.get(k);
     let key = get("key")
         .ok_or("dedup: config needs `key`, the field that identifies a record (e.g. \"id\")")?;
     let event_time = get("event_time")

@@ -287,13 +287,7 @@ fn projection_follows_keep() {
 
 #[test]
 fn config_is_read_and_mistakes_name_the_key() {
-    let parse = |pairs: &[(&str, &str)]| {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        parse_config(&pairs)
-    };
+    let parse = |pairs: &[(&str, &str)]| parse_config(&pairs.iter().copied().collect());
     let base = [
         ("key", "id"),
         ("event_time", "published_at"),

@@ -39,20 +39,10 @@ pub struct Config {
 
 const KEYS: [&str; 2] = ["event_time", "delay"];
 
-/// Reads the config pairs the host passes to `init`.
-pub fn parse_config(pairs: &[(String, String)]) -> Result<Config, String> {
-    if let Some((k, _)) = pairs.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
-        return Err(format!(
-            "watermark: unknown config key `{k}` (expected `event_time` and `delay`)"
-        ));
-    }
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
-    };
+/// Reads the config the host passes to `init`.
+pub fn parse_config(config: &tributary_transform_sdk::Config) -> Result<Config, String> {
+    config.only(&KEYS).map_err(|e| format!("watermark: {e}"))?;
+    let get = |k: &str| config.get(k);
     let event_time = get("event_time")
         .ok_or("watermark: config needs `event_time`, the field holding each record's event time")?
         .to_string();
@@ -166,7 +156,7 @@ mod guest {
         const NAME: &'static str = "watermark";
 
         fn init(config: sdk::Config) -> Result<Self, String> {
-            super::parse_config(config.pairs()).map(Watermark)
+            super::parse_config(&config).map(Watermark)
         }
 
         fn fields(&self) -> Option<Vec<String>> {
@@ -245,10 +235,11 @@ mod tests {
     }
 
     fn cfg(delay: &str) -> Config {
-        parse_config(&[
-            ("event_time".into(), "ts".into()),
-            ("delay".into(), delay.into()),
-        ])
+        parse_config(
+            &[("event_time", "ts"), ("delay", delay)]
+                .into_iter()
+                .collect(),
+        )
         .unwrap()
     }
 
@@ -335,13 +326,8 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_key() {
-        let err = |pairs: &[(&str, &str)]| {
-            let pairs: Vec<(String, String)> = pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            parse_config(&pairs).unwrap_err()
-        };
+        let err =
+            |pairs: &[(&str, &str)]| parse_config(&pairs.iter().copied().collect()).unwrap_err();
         assert!(err(&[("delay", "1h")]).contains("`event_time`"));
         assert!(err(&[("event_time", "t")]).contains("`delay`"));
         assert!(err(&[("event_time", "t"), ("delay", "")]).contains("`delay`"));
@@ -393,7 +379,7 @@ mod tests {
             let mut first = HostModel::default();
             let mut got = run(&c, &mut first, &a);
             let mut restored = HostModel::restore(&first.snapshot());
-            let fresh = parse_config(&[("event_time".into(), "ts".into()), ("delay".into(), "1ms".into())]).unwrap();
+            let fresh = parse_config(&[("event_time", "ts"), ("delay", "1ms")].into_iter().collect()).unwrap();
             got.extend(run(&fresh, &mut restored, &b));
             prop_assert_eq!(got, expected);
         }

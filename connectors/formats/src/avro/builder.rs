@@ -20,7 +20,7 @@ use super::column::Col;
 use super::merge::merge_top_level;
 use super::schema::Writer;
 use crate::confluent;
-use crate::error::DecodeError;
+use crate::error::{BadRecord, DecodeError};
 
 /// How long one registry request may take. The source thread waits for it,
 /// so this bounds how long a poll can hang on a registry that accepts
@@ -33,7 +33,7 @@ pub struct AvroBatchBuilder {
     registry: String,
     decoder: AvroDecoder,
     /// What each writer schema id maps to, or why it cannot be read.
-    writers: HashMap<u32, Result<Arc<Writer>, String>>,
+    writers: HashMap<u32, Result<Arc<Writer>, BadRecord>>,
     /// For writer schemas already merged into `fields`: the column of each of
     /// their fields. Columns are only ever appended, so these stay valid.
     columns_of: HashMap<u32, Vec<usize>>,

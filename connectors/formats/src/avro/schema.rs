@@ -10,6 +10,7 @@ use arrow_schema::{DataType, Field, TimeUnit};
 use tributary_connector::UTC;
 
 use super::path::PathError;
+use crate::error::BadRecord;
 
 /// Arrow's Decimal128 holds at most 38 digits (as does Iceberg's decimal).
 pub(crate) const MAX_DECIMAL_PRECISION: usize = 38;
@@ -25,12 +26,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(schema: AvroSchema) -> Result<Self, String> {
+    pub(crate) fn new(schema: AvroSchema) -> Result<Self, BadRecord> {
         let AvroSchema::Record(record) = &schema else {
             return Err(format!(
                 "the top-level Avro schema must be a record, not {}",
                 avro_kind(&schema)
-            ));
+            )
+            .into());
         };
         let names = ResolvedSchema::try_from(&schema)
             .map_err(|e| format!("cannot resolve its named types: {e}"))?

@@ -670,10 +670,10 @@ fn an_unreachable_registry_is_unavailable_and_retryable_and_not_cached() {
     let payload = framed(1, V1, v1("a", 1));
     match avro.push(&payload) {
         Err(DecodeError::Unavailable(e)) => {
-            assert!(e.retryable, "{e}");
-            assert_eq!(e.kind, tributary_connector::ErrorKind::External);
-            assert!(e.message.contains("is unavailable"), "{e}");
-            assert!(e.message.contains(&url), "{e}");
+            assert!(e.is_retryable(), "{e}");
+            assert_eq!(e.kind(), tributary_connector::ErrorKind::External);
+            assert!(e.message().contains("is unavailable"), "{e}");
+            assert!(e.message().contains(&url), "{e}");
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
@@ -696,15 +696,15 @@ fn a_registry_5xx_is_unavailable_and_does_not_poison_the_cache() {
     for code in [500, 503] {
         *stub.fail_with.lock().unwrap() = Some(code);
         match avro.push(&payload) {
-            Err(DecodeError::Unavailable(e)) => assert!(e.retryable, "{e}"),
+            Err(DecodeError::Unavailable(e)) => assert!(e.is_retryable(), "{e}"),
             other => panic!("{code}: expected Unavailable, got {other:?}"),
         }
     }
     *stub.fail_with.lock().unwrap() = Some(401);
     match avro.push(&payload) {
         Err(DecodeError::Unavailable(e)) => {
-            assert!(!e.retryable, "{e}");
-            assert!(e.message.contains("credentials"), "{e}");
+            assert!(!e.is_retryable(), "{e}");
+            assert!(e.message().contains("credentials"), "{e}");
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
@@ -720,8 +720,8 @@ fn a_404_without_40403_is_a_wrong_url_not_a_bad_record() {
     let mut avro = AvroBatchBuilder::new(&format!("{url}/")).unwrap();
     match avro.push(&framed(1, V1, v1("a", 1))) {
         Err(DecodeError::Unavailable(e)) => {
-            assert_eq!(e.kind, tributary_connector::ErrorKind::Config);
-            assert!(e.message.contains("base URL"), "{e}");
+            assert_eq!(e.kind(), tributary_connector::ErrorKind::Config);
+            assert!(e.message().contains("base URL"), "{e}");
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
@@ -731,7 +731,7 @@ fn a_404_without_40403_is_a_wrong_url_not_a_bad_record() {
 fn urls_are_checked_and_a_second_registry_url_is_tried() {
     let err = AvroBatchBuilder::new("http://a:1,localhost:8081").unwrap_err();
     assert_eq!(
-        err.message,
+        err.message(),
         "kafka source: schema registry URL `localhost:8081` must start with http:// or https://"
     );
     let dead = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,6 +1,9 @@
 //! Tries to leave the sandbox — read and write files, open a socket, read
 //! the environment — and reports each attempt in a field `escape` of every
 //! row, so a test can check that all of them were denied.
+
+// A test fixture that misbehaves on purpose, below the safe API.
+#![allow(unsafe_code)]
 #[cfg(target_arch = "wasm32")]
 mod guest {
     wit_bindgen::generate!({ path: "../../../wit", world: "transform" });

@@ -1,4 +1,7 @@
 //! Loops forever on every batch: the time limit must stop it.
+
+// A test fixture that misbehaves on purpose, below the safe API.
+#![allow(unsafe_code)]
 #[cfg(target_arch = "wasm32")]
 mod guest {
     wit_bindgen::generate!({ path: "../../../wit", world: "transform" });

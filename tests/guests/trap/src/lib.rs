@@ -1,4 +1,7 @@
 //! Panics on every batch: the trap must be reported, not crash the host.
+
+// A test fixture that misbehaves on purpose, below the safe API.
+#![allow(unsafe_code)]
 #[cfg(target_arch = "wasm32")]
 mod guest {
     wit_bindgen::generate!({ path: "../../../wit", world: "transform" });
