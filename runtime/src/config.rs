@@ -224,8 +224,9 @@ impl Default for TriggerConfig {
 }
 
 /// What happens to records that cannot be processed: malformed input, rows a
-/// transform rejects, batches on which a transform fails.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// transform rejects, batches on which a transform fails; and how long a
+/// worker keeps restarting a pipeline that failed on something transient.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorConfig {
     /// `fail` (default): stop before committing the epoch, so nothing is lost
@@ -241,6 +242,38 @@ pub struct ErrorConfig {
     /// always counted).
     #[serde(default)]
     pub late_to_dead_letter: bool,
+    /// How long `tributary serve` keeps restarting a pipeline that failed on
+    /// something that may pass (an unreachable broker, catalog or store, once
+    /// the pipeline's own retries ran out), as Kafka Connect's
+    /// `errors.retry.timeout`: 0 never restarts, -1 restarts forever. A
+    /// failure nobody but a person can fix (a wrong config, bad input,
+    /// damaged state) is never restarted. Default 10 minutes.
+    #[serde(default = "default_retry_timeout_ms")]
+    pub retry_timeout_ms: i64,
+    /// The longest wait between two restarts (they back off from 1 s,
+    /// doubling), as Kafka Connect's `errors.retry.delay.max.ms`. Default 60 s.
+    #[serde(default = "default_retry_delay_max_ms")]
+    pub retry_delay_max_ms: u64,
+}
+
+impl Default for ErrorConfig {
+    fn default() -> Self {
+        Self {
+            policy: ErrorPolicy::default(),
+            dead_letter_path: None,
+            late_to_dead_letter: false,
+            retry_timeout_ms: default_retry_timeout_ms(),
+            retry_delay_max_ms: default_retry_delay_max_ms(),
+        }
+    }
+}
+
+fn default_retry_timeout_ms() -> i64 {
+    600_000
+}
+
+fn default_retry_delay_max_ms() -> u64 {
+    60_000
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -420,6 +453,15 @@ impl PipelineConfig {
         }
         if self.trigger.interval_ms == 0 {
             return invalid("trigger.interval_ms must be at least 1".into());
+        }
+        if self.errors.retry_timeout_ms < -1 {
+            return invalid(format!(
+                "errors.retry_timeout_ms must be -1 (restart forever), 0 (never) or a duration in ms, got {}",
+                self.errors.retry_timeout_ms
+            ));
+        }
+        if self.errors.retry_delay_max_ms == 0 {
+            return invalid("errors.retry_delay_max_ms must be at least 1".into());
         }
         if self.trigger.batch_size == 0 {
             return invalid("trigger.batch_size must be at least 1".into());

@@ -472,7 +472,8 @@ impl Snapshot {
     }
 }
 
-fn escape_label(value: &str) -> String {
+/// A Prometheus label value: backslashes, quotes and newlines escaped.
+pub fn escape_label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

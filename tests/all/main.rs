@@ -19,6 +19,7 @@ mod plugins;
 mod polyglot;
 mod registry;
 mod registry_env;
+mod restart_policy;
 mod restarts;
 mod sandbox;
 mod serve;

@@ -9,13 +9,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tributary_connector::Offsets;
-use tributary_runtime::config::{self, ConfigError, LoadedPipeline};
+use tributary_runtime::config::{self, ConfigError, ErrorConfig, LoadedPipeline};
 use tributary_runtime::error::PipelineError;
-use tributary_runtime::metrics::{Metrics, render_prometheus};
+use tributary_runtime::metrics::{Metrics, escape_label, render_prometheus};
 use tributary_runtime::pipeline::{OffsetsOverride, Pipeline, RunOptions};
 use tributary_runtime::registry::Registry;
 use tributary_wasm_host::TransformEngine;
@@ -66,6 +67,10 @@ pub(crate) struct Connector {
     run: Option<Run>,
     /// Why the last run failed (the task's trace).
     failure: Option<String>,
+    /// Whether that failure may pass by itself (then it is restarted).
+    retryable: bool,
+    /// The restart policy of the config last started, and its state.
+    restarts: Restarts,
     /// The last run ended because its source did.
     finished: bool,
     /// The current (or last) run's metrics.
@@ -75,6 +80,89 @@ pub(crate) struct Connector {
 struct Run {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Result<(), PipelineError>>,
+    started: Instant,
+}
+
+/// How a connector that failed on something transient is restarted, as
+/// Kafka Connect's `errors.retry.timeout` and `errors.retry.delay.max.ms`
+/// bound its retries: waits from 1 s, doubling up to `delay_max`, for at most
+/// `timeout` from the first failure of a streak (`None`: forever). A run that
+/// stayed up longer than `delay_max` had recovered; its failure starts a new
+/// streak.
+#[derive(Debug)]
+struct Restarts {
+    timeout: Option<Duration>,
+    delay_max: Duration,
+    /// Restarts since the worker loaded the connector (status, metrics).
+    total: u64,
+    /// When the current streak of failures began.
+    streak_since: Option<Instant>,
+    delay: Duration,
+    /// When the next restart is due.
+    next_at: Option<Instant>,
+    /// Why no restart will come, for the trace.
+    gave_up: Option<String>,
+}
+
+impl Restarts {
+    fn new(errors: &ErrorConfig) -> Self {
+        Self {
+            timeout: u64::try_from(errors.retry_timeout_ms)
+                .ok()
+                .map(Duration::from_millis),
+            delay_max: Duration::from_millis(errors.retry_delay_max_ms),
+            total: 0,
+            streak_since: None,
+            delay: Duration::ZERO,
+            next_at: None,
+            gave_up: None,
+        }
+    }
+
+    /// A run failed on something transient after `ran` (none: it never
+    /// started): schedules the next restart, or gives up.
+    fn failed(&mut self, ran: Option<Duration>) {
+        let now = Instant::now();
+        let recovered = ran.is_some_and(|r| r > self.delay_max);
+        let since = match self.streak_since {
+            Some(since) if !recovered => {
+                self.delay = (self.delay * 2).min(self.delay_max);
+                since
+            }
+            _ => {
+                self.delay = Duration::from_secs(1).min(self.delay_max);
+                self.streak_since = Some(now);
+                now
+            }
+        };
+        match self.timeout {
+            Some(t) if now.duration_since(since) + self.delay > t => {
+                self.next_at = None;
+                self.gave_up = Some(if t.is_zero() {
+                    "not restarted: errors.retry_timeout_ms is 0".into()
+                } else {
+                    format!(
+                        "not restarted again: failing for {:.0?} with {} restart(s) exceeds errors.retry_timeout_ms ({} ms); \
+                         fix the cause, then POST /connectors/<name>/restart",
+                        now.duration_since(since),
+                        self.total,
+                        t.as_millis()
+                    )
+                });
+            }
+            _ => {
+                self.next_at = Some(now + self.delay);
+                self.gave_up = None;
+            }
+        }
+    }
+
+    /// An operator's restart, pause, stop or new config: a fresh streak.
+    fn reset(&mut self) {
+        self.streak_since = None;
+        self.next_at = None;
+        self.gave_up = None;
+    }
 }
 
 /// The worker: every deployed connector and what runs them.
@@ -153,6 +241,8 @@ impl Worker {
                 stored,
                 run: None,
                 failure: None,
+                retryable: false,
+                restarts: Restarts::new(&ErrorConfig::default()),
                 finished: false,
                 metrics: Arc::new(Metrics::default()),
             };
@@ -169,6 +259,7 @@ impl Worker {
             .name("worker-rates".into())
             .spawn(move || {
                 while let Some(w) = weak.upgrade() {
+                    w.supervise();
                     for c in w.lock().values() {
                         c.metrics.sample_rate();
                     }
@@ -236,20 +327,37 @@ impl Worker {
     /// connector's failure (state `FAILED`), not the caller's.
     pub(crate) fn start(&self, name: &str, c: &mut Connector) {
         c.failure = None;
+        c.retryable = false;
         c.finished = false;
-        let built = self.load(name, &c.stored.config).and_then(|loaded| {
-            Pipeline::build(loaded, &self.engine, &self.registry).map_err(|source| {
-                InvalidConnector::Build {
-                    name: name.to_string(),
-                    source: Box::new(source),
-                }
-            })
-        });
-        let pipeline = match built {
-            Ok(p) => p,
+        let loaded = match self.load(name, &c.stored.config) {
+            Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!("connector {name}: cannot start: {e}");
                 c.failure = Some(e.to_string());
+                return;
+            }
+        };
+        let (total, streak) = (c.restarts.total, c.restarts.streak_since);
+        c.restarts = Restarts {
+            total,
+            streak_since: streak,
+            delay: c.restarts.delay,
+            ..Restarts::new(&loaded.config.errors)
+        };
+        let pipeline = match Pipeline::build(loaded, &self.engine, &self.registry) {
+            Ok(p) => p,
+            Err(source) => {
+                // A store or catalog that is down now is transient.
+                c.retryable = source.is_retryable();
+                let e = InvalidConnector::Build {
+                    name: name.to_string(),
+                    source: Box::new(source),
+                };
+                tracing::error!("connector {name}: cannot start: {e}");
+                c.failure = Some(e.to_string());
+                if c.retryable {
+                    c.restarts.failed(None);
+                }
                 return;
             }
         };
@@ -272,7 +380,13 @@ impl Worker {
                 pipeline.run(options, stop2).map(|_| ())
             });
         match spawned {
-            Ok(handle) => c.run = Some(Run { stop, handle }),
+            Ok(handle) => {
+                c.run = Some(Run {
+                    stop,
+                    handle,
+                    started: Instant::now(),
+                })
+            }
             Err(e) => c.failure = Some(format!("cannot start a thread: {e}")),
         }
     }
@@ -281,15 +395,21 @@ impl Worker {
     pub(crate) fn halt(c: &mut Connector) {
         if let Some(run) = c.run.take() {
             run.stop.store(true, Relaxed);
-            Self::settle(c, run.handle);
+            Self::settle(c, run);
         }
     }
 
     /// Records how a finished run ended.
-    pub(crate) fn settle(c: &mut Connector, handle: JoinHandle<Result<(), PipelineError>>) {
-        match handle.join() {
+    fn settle(c: &mut Connector, run: Run) {
+        match run.handle.join() {
             Ok(Ok(())) => c.finished = c.failure.is_none() && c.stored.target == Target::Running,
-            Ok(Err(e)) => c.failure = Some(e.to_string()),
+            Ok(Err(e)) => {
+                c.failure = Some(e.to_string());
+                c.retryable = e.is_retryable();
+                if c.retryable && c.stored.target == Target::Running {
+                    c.restarts.failed(Some(run.started.elapsed()));
+                }
+            }
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<String>()
@@ -305,10 +425,49 @@ impl Worker {
     pub(crate) fn reap(c: &mut Connector) {
         if c.run.as_ref().is_some_and(|r| r.handle.is_finished()) {
             let run = c.run.take().expect("checked");
-            Self::settle(c, run.handle);
+            Self::settle(c, run);
             if let Some(e) = &c.failure {
                 tracing::error!("connector {}: FAILED: {e}", c.stored.name);
+                if let Some(at) = c.restarts.next_at {
+                    tracing::warn!(
+                        "connector {}: the failure may pass; restarting in {:.0?} (errors.retry_timeout_ms)",
+                        c.stored.name,
+                        at.saturating_duration_since(Instant::now())
+                    );
+                } else if let Some(why) = &c.restarts.gave_up {
+                    tracing::error!("connector {}: {why}", c.stored.name);
+                }
             }
+        }
+    }
+
+    /// Restarts `c` when it failed on something transient and its next
+    /// restart is due (see [`Restarts`]).
+    fn restart_if_due(&self, name: &str, c: &mut Connector) {
+        let due = c.run.is_none()
+            && c.stored.target == Target::Running
+            && c.failure.is_some()
+            && c.retryable
+            && c.restarts.next_at.is_some_and(|at| at <= Instant::now());
+        if !due {
+            return;
+        }
+        c.restarts.next_at = None;
+        c.restarts.total += 1;
+        tracing::warn!(
+            "connector {name}: restart {} after a failure that may pass: {}",
+            c.restarts.total,
+            c.failure.as_deref().unwrap_or_default()
+        );
+        self.start(name, c);
+    }
+
+    /// Once a second: collects finished runs and restarts what is due.
+    fn supervise(&self) {
+        let mut connectors = self.lock();
+        for (name, c) in connectors.iter_mut() {
+            Self::reap(c);
+            self.restart_if_due(name, c);
         }
     }
 
@@ -326,8 +485,18 @@ impl Worker {
     pub(crate) fn status_of(&self, name: &str, c: &mut Connector) -> Value {
         Self::reap(c);
         let state = Self::state(c);
-        let mut task = json!({"id": 0, "state": state, "worker_id": self.worker_id});
+        let mut task = json!({"id": 0, "state": state, "worker_id": self.worker_id,
+                              "restarts": c.restarts.total});
         if let (Some(trace), "FAILED") = (&c.failure, state) {
+            let mut trace = trace.clone();
+            if let (true, Some(at)) = (c.retryable, c.restarts.next_at) {
+                trace.push_str(&format!(
+                    "\n(the failure may pass: restarting in {:.0?}, errors.retry_timeout_ms)",
+                    at.saturating_duration_since(Instant::now())
+                ));
+            } else if let Some(why) = &c.restarts.gave_up {
+                trace.push_str(&format!("\n({why})"));
+            }
             task["trace"] = json!(trace);
         }
         json!({
@@ -401,11 +570,14 @@ impl Worker {
                 },
                 run: None,
                 failure: None,
+                retryable: false,
+                restarts: Restarts::new(&ErrorConfig::default()),
                 finished: false,
                 metrics: Arc::new(Metrics::default()),
             });
         // An update restarts the pipeline from its last commit.
         Self::halt(c);
+        c.restarts.reset();
         c.stored.config = config;
         self.persist(&c.stored)?;
         if c.stored.target == Target::Running {
@@ -436,6 +608,7 @@ impl Worker {
                 return Ok(());
             }
             Self::halt(c);
+            c.restarts.reset();
             c.stored.target = target;
             w.persist(&c.stored)?;
             if target == Target::Running {
@@ -529,7 +702,19 @@ impl Worker {
             .iter()
             .map(|(n, c)| (n.as_str(), c.metrics.as_ref()))
             .collect();
-        render_prometheus(&rows)
+        let mut text = render_prometheus(&rows);
+        text.push_str(
+            "# HELP tributary_connector_restarts_total Restarts of a connector after failures that may pass (errors.retry_timeout_ms).\n\
+             # TYPE tributary_connector_restarts_total counter\n",
+        );
+        for (name, c) in connectors.iter() {
+            text.push_str(&format!(
+                "tributary_connector_restarts_total{{pipeline=\"{}\"}} {}\n",
+                escape_label(name),
+                c.restarts.total
+            ));
+        }
+        text
     }
 
     /// Stops every pipeline with a final commit (on SIGTERM).

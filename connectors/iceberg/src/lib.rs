@@ -132,7 +132,62 @@ fn ice(what: &str, e: iceberg::Error) -> Error {
         }
         _ => Error::external(format!("{what}: {e}")),
     };
-    err.retryable(retryable || kind == iceberg::ErrorKind::CatalogCommitConflicts)
+    let transient = kind == iceberg::ErrorKind::Unexpected && is_transient(&e);
+    err.retryable(retryable || transient || kind == iceberg::ErrorKind::CatalogCommitConflicts)
+}
+
+/// Whether a catalog or storage failure may pass by itself: a connection
+/// refused, reset or timed out, a database busy or restarting, a server
+/// answering 429/502/503/504. iceberg-rust marks few errors retryable and
+/// reports the SQL and REST catalogs' connection failures as `Unexpected`,
+/// so the cause is read from the error chain (typed I/O errors first, then
+/// the texts sqlx, PostgreSQL, SQLite and HTTP servers use for these cases).
+fn is_transient(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind as Io;
+    const TEXTS: &[&str] = &[
+        "connection refused",
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "timed out",
+        "pool timed out",
+        "database is locked",
+        "the database system is starting up",
+        "the database system is shutting down",
+        "terminating connection due to administrator command",
+        "too many connections",
+        "service unavailable",
+        "bad gateway",
+        "gateway timeout",
+        "too many requests",
+        "status code 429",
+        "status code 502",
+        "status code 503",
+        "status code 504",
+    ];
+    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = at {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                Io::ConnectionRefused
+                    | Io::ConnectionReset
+                    | Io::ConnectionAborted
+                    | Io::NotConnected
+                    | Io::BrokenPipe
+                    | Io::TimedOut
+                    | Io::Interrupted
+            )
+        {
+            return true;
+        }
+        let text = err.to_string().to_ascii_lowercase();
+        if TEXTS.iter().any(|t| text.contains(t)) {
+            return true;
+        }
+        at = err.source();
+    }
+    false
 }
 
 impl IcebergSink {
@@ -747,5 +802,40 @@ impl Sink for IcebergSink {
             .get("total-records")?
             .parse()
             .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_failures_that_may_pass_are_retryable() {
+        let unexpected = |m: &str| iceberg::Error::new(iceberg::ErrorKind::Unexpected, m);
+        let refused = unexpected("catalog call failed").with_source(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "tcp connect",
+        ));
+        assert!(ice("commit", refused).is_retryable());
+        assert!(
+            ice(
+                "commit",
+                unexpected("error returned from database: database is locked")
+            )
+            .is_retryable()
+        );
+        assert!(
+            ice(
+                "commit",
+                unexpected("HTTP status code 503 Service Unavailable")
+            )
+            .is_retryable()
+        );
+        assert!(!ice("commit", unexpected("table demo.t does not exist")).is_retryable());
+        let invalid = iceberg::Error::new(iceberg::ErrorKind::DataInvalid, "connection refused");
+        assert!(
+            !ice("commit", invalid).is_retryable(),
+            "bad data is never transient, whatever it says"
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! A test plugin, `flaky-csv`: the example CSV sink (its source, included)
 //! that misbehaves on the epoch `fail_at_epoch`: `"panic"` panics in its
-//! `write`, `"error"` fails its `commit` with an error. Without `fail`, or
-//! once the epoch is past, it is the CSV sink. For the tests of what a
-//! misbehaving plugin costs: a clear message, and no record lost.
+//! `write`, `"error"` fails its `commit` with an error. `"outage"` fails
+//! every `write` with a retryable error while the file `outage_file` exists
+//! (a warehouse that is down). Without `fail`, or once the epoch is past, it
+//! is the CSV sink. For the tests of what a misbehaving plugin costs: a
+//! clear message, and no record lost.
 //!
 //! ```json
 //! "sink": {"type": "flaky-csv", "path": "out", "fail": "panic", "fail_at_epoch": 3}
@@ -24,6 +26,8 @@ struct Misbehave {
     fail: Option<String>,
     #[serde(default = "first")]
     fail_at_epoch: u64,
+    #[serde(default)]
+    outage_file: Option<std::path::PathBuf>,
 }
 
 fn first() -> u64 {
@@ -51,6 +55,15 @@ impl Sink for Flaky {
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.misbehave.fail.as_deref() == Some("outage")
+            && let Some(file) = &self.misbehave.outage_file
+            && file.exists()
+        {
+            return Err(Error::external(format!(
+                "flaky-csv: the warehouse is unreachable ({} exists)",
+                file.display()
+            )));
+        }
         if self.due("panic") {
             panic!("flaky-csv was told to panic in epoch {}", self.epoch);
         }
@@ -87,6 +100,7 @@ impl SinkPlugin for Flaky {
         if let Some(fields) = csv_config.as_object_mut() {
             fields.remove("fail");
             fields.remove("fail_at_epoch");
+            fields.remove("outage_file");
         }
         Ok(Flaky {
             csv: csv::CsvSink::new(&csv_config, ctx)?,
