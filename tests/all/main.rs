@@ -14,6 +14,7 @@ mod kafka;
 mod kafka_env;
 mod kafka_real;
 mod metrics;
+mod owners;
 mod open_world;
 mod plugins;
 mod polyglot;
