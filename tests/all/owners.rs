@@ -19,9 +19,7 @@ use crate::kafka_env::Broker;
 /// `{"id": "<prefix>-<i>", "n": i}`; returns the ids written.
 fn produce(broker: &Broker, topic: &str, prefix: &str, records: u64, create: bool) -> Vec<String> {
     let records = records.to_string();
-    let mut args = vec![
-        "--topic", topic, "--prefix", prefix, "--records", &records,
-    ];
+    let mut args = vec!["--topic", topic, "--prefix", prefix, "--records", &records];
     if create {
         args.push("--create");
     }
@@ -135,7 +133,11 @@ fn open_world_two_instances_of_one_pipeline_one_is_fenced() {
         .unwrap_or_default()
         .contains("delivery:")
     {
-        assert!(new.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(&new_log).unwrap());
+        assert!(
+            new.try_wait().unwrap().is_none(),
+            "{}",
+            std::fs::read_to_string(&new_log).unwrap()
+        );
         assert!(started.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -166,10 +168,12 @@ fn open_world_two_instances_of_one_pipeline_one_is_fenced() {
         let (have, twice) = table_ids(&s);
         panic!(
             "both instances ran on for 60 s: nothing fenced either; the table holds {} rows twice, \
-             misses {} of {} ids",
+             misses {} of {} ids\nold:\n{}\nnew:\n{}",
             twice,
             want.difference(&have).count(),
-            want.len()
+            want.len(),
+            std::fs::read_to_string(&old_log).unwrap(),
+            std::fs::read_to_string(&new_log).unwrap()
         );
     };
     let (mut survivor, fenced_log, survivor_log) = if which == "old" {
@@ -178,12 +182,16 @@ fn open_world_two_instances_of_one_pipeline_one_is_fenced() {
         (old, new_log, old_log)
     };
     let fenced_text = std::fs::read_to_string(&fenced_log).unwrap();
-    assert!(!status.success(), "the {which} instance stopped but did not fail:\n{fenced_text}");
+    assert!(
+        !status.success(),
+        "the {which} instance stopped but did not fail:\n{fenced_text}"
+    );
     assert!(
         fenced_text.contains("fenced") && fenced_text.contains(&format!("pid {}", survivor.id())),
         "the {which} instance stopped without naming the owner that fenced it (pid {}):\n{fenced_text}",
         survivor.id()
     );
+    eprintln!("the {which} instance was fenced:\n{fenced_text}");
     // The survivor goes on, alone.
     want.extend(produce(&broker, "t", "after", 300, false));
     wait_for_rows(&s, &want, &mut [&mut survivor]);
@@ -192,7 +200,10 @@ fn open_world_two_instances_of_one_pipeline_one_is_fenced() {
     let survivor_text = std::fs::read_to_string(&survivor_log).unwrap();
     assert!(status.success(), "{survivor_text}");
     let (have, twice) = table_ids(&s);
-    assert_eq!(twice, 0, "rows present twice\n{fenced_text}\n{survivor_text}");
+    assert_eq!(
+        twice, 0,
+        "rows present twice\n{fenced_text}\n{survivor_text}"
+    );
     assert_eq!(have, want, "ids lost or unexpected");
 }
 
@@ -264,5 +275,9 @@ fn open_world_resume_survives_expired_snapshots_and_foreign_commits() {
         "{stderr}"
     );
     let (have, _) = table_ids(&s);
-    assert!(have.is_empty(), "the run wrote {} rows into the new table", have.len());
+    assert!(
+        have.is_empty(),
+        "the run wrote {} rows into the new table",
+        have.len()
+    );
 }
