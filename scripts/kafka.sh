@@ -59,8 +59,13 @@ fi
 
 log4j="-Dlog4j2.configurationFile=$here/jvm/kafka/log4j2.properties"
 if [ ! -f "$dir/log/meta.properties" ]; then
-  # A cluster id is 16 random bytes, URL-safe base64 without padding.
-  cluster="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # A cluster id is 16 random bytes, URL-safe base64 without padding; not
+  # one starting with `-`, which the storage tool's parser takes for an
+  # option (1 start in 64 failed so).
+  cluster="-"
+  while [ "${cluster#-}" != "$cluster" ]; do
+    cluster="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   # shellcheck disable=SC2086
   "$java" $opts "$log4j" -cp "$jars/*" kafka.tools.StorageTool format \
     --cluster-id "$cluster" --config "$props" --ignore-formatted >/dev/null

@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{
     Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, decode, encode, fenced,
@@ -35,11 +36,21 @@ impl LocalDirStore {
         self.dir.join(format!("epoch-{epoch:020}.ckpt"))
     }
 
-    /// Leftovers of a write a crash interrupted: never read, safe to remove.
+    /// Leftovers of a write a crash interrupted: never read, safe to remove
+    /// once old. A young one may be another process's write in progress (a
+    /// second instance starting while the first still runs): removing it
+    /// would fail that write's rename.
     fn clean_temp_files(&self) {
+        const LEFTOVER_AGE: Duration = Duration::from_secs(600);
         if let Ok(entries) = fs::read_dir(&self.dir) {
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().ends_with(".tmp") {
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > LEFTOVER_AGE);
+                if e.file_name().to_string_lossy().ends_with(".tmp") && old {
                     let _ = fs::remove_file(e.path());
                 }
             }
@@ -112,7 +123,13 @@ fn io(path: &Path, what: &str, e: std::io::Error) -> CheckpointError {
 /// temp file → fsync → rename → fsync the directory: a reader sees the old file
 /// or the whole new one, even across a power cut.
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A name of its own per write: two processes writing the same epoch (a
+    // second instance) must not rename each other's half-written file.
+    let tmp = path.with_extension(format!(
+        "{}.{}.tmp",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
     let mut f = fs::File::create(&tmp).map_err(|e| io(&tmp, "cannot create", e))?;
     f.write_all(bytes)
         .map_err(|e| io(&tmp, "cannot write", e))?;

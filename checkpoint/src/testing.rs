@@ -167,18 +167,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
         store.put(&checkpoint("a", 1, 10)).unwrap();
-        // A crash between create and rename leaves a partial temp file behind.
-        std::fs::write(
-            dir.path().join("epoch-00000000000000000002.tmp"),
-            b"TRBCKPT1 partial",
-        )
-        .unwrap();
+        // A crash between create and rename leaves a partial temp file behind
+        // (an hour ago); another process may be writing a young one now.
+        let leftover = dir.path().join("epoch-00000000000000000002.1.x.tmp");
+        std::fs::write(&leftover, b"TRBCKPT1 partial").unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&leftover)
+            .and_then(|f| f.set_modified(an_hour_ago))
+            .unwrap();
+        let in_progress = dir.path().join("epoch-00000000000000000002.2.y.tmp");
+        std::fs::write(&in_progress, b"TRBCKPT1 being written").unwrap();
         let mut reopened = LocalDirStore::open(dir.path().to_path_buf()).unwrap();
         assert_eq!(reopened.epochs("a").unwrap(), vec![1]);
         assert_eq!(reopened.latest("a").unwrap().unwrap().epoch, 1);
+        assert!(!leftover.exists(), "leftovers are cleaned");
         assert!(
-            !dir.path().join("epoch-00000000000000000002.tmp").exists(),
-            "leftovers are cleaned"
+            in_progress.exists(),
+            "another process's write in progress is left alone"
         );
     }
 

@@ -12,13 +12,31 @@ use serde_json::Value;
 
 use crate::harness::{OutputWithin, binary, python, repo_root};
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, for a server a test starts.
+///
+/// Not one the kernel hands out itself: a port from `bind(":0")` is in the
+/// ephemeral range, where any outgoing connection (a test's client, the
+/// broker's own) may take it between this check and the server's bind; that
+/// made a broker fail with "Address already in use" now and then. Ports
+/// 20000-32767 sit below Linux's ephemeral range (32768-60999), are picked at
+/// random, and are never given twice in one test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let random = RandomState::new();
+    for attempt in 0u64.. {
+        let port = 20_000 + (random.hash_one(attempt) % 12_768) as u16;
+        let mut given = GIVEN.lock().unwrap();
+        let given = given.get_or_insert_with(HashSet::new);
+        if given.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        given.insert(port);
+        return port;
+    }
+    unreachable!("the loop above returns")
 }
 
 /// Waits (30 s at most) until something listens on `port`; fails with the

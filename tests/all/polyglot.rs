@@ -129,7 +129,11 @@ fn guest_limits_hold_in_every_language() {
     ] {
         let s = Scratch::new(&format!("{lang}_{misbehave}"));
         let source = json!({"type": "generator", "seed": 1, "records": 2000});
-        let limits = json!({"memory_mb": 256, "call_timeout_ms": 1000});
+        // A memory bomb gets time enough to reach the memory cap even on a
+        // loaded machine (an interpreter grows its heap slowly); with 1 s the
+        // time limit sometimes stopped it first.
+        let timeout_ms = if misbehave == "membomb" { 20_000 } else { 1000 };
+        let limits = json!({"memory_mb": 256, "call_timeout_ms": timeout_ms});
         let pipeline = s.pipeline(
             source,
             json!([curate(

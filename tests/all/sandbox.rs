@@ -16,10 +16,13 @@ fn pipeline_with(s: &Scratch, guest_name: &str, policy: Option<&str>) -> serde_j
             article("s3", "2026-03-01T10:02:00Z"),
         ],
     );
+    // The memory bomb must meet the memory cap, not the clock, even on a
+    // loaded machine; the others are stopped by the clock or trap at once.
+    let timeout_ms = if guest_name == "membomb" { 10_000 } else { 300 };
     let transforms = json!([{
         "name": format!("bad-{guest_name}"),
         "module": guest(guest_name),
-        "limits": {"memory_mb": 32, "call_timeout_ms": 300},
+        "limits": {"memory_mb": 32, "call_timeout_ms": timeout_ms},
     }]);
     let mut p = s.pipeline(file_source(s), transforms);
     if let Some(policy) = policy {
