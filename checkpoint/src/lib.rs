@@ -20,6 +20,14 @@
 //! The header carries pipeline id, epoch, offsets, watermark and the length of
 //! each transform's state; state bytes stay binary (they can be megabytes).
 //!
+//! **Owners.** A run takes its pipeline over with [`CheckpointStore::claim`]:
+//! the store hands out the next generation, atomically, and from then on
+//! that store's [`CheckpointStore::put`] for the pipeline checks — in the
+//! same lock or transaction as the write — that no newer run has claimed it
+//! since, and fails with [`CheckpointError::Fenced`] naming that run. So of
+//! two instances of one pipeline, the older one cannot overwrite the newer
+//! one's checkpoints, and stops at its next checkpoint.
+//!
 //! [`testing`] is the conformance suite, public for stores written elsewhere.
 
 #![forbid(unsafe_code)]
@@ -32,6 +40,16 @@ use std::path::Path;
 pub use local::LocalDirStore;
 pub use postgres::PostgresStore;
 use serde::{Deserialize, Serialize};
+pub use tributary_connector::Owner;
+
+/// What [`CheckpointStore::claim`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The claiming run, with the generation the store gave it.
+    pub owner: Owner,
+    /// The run that owned the pipeline before, if any.
+    pub previous: Option<Owner>,
+}
 
 /// One epoch's progress.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,6 +88,10 @@ pub enum CheckpointError {
         found: String,
         expected: String,
     },
+    /// A newer run has claimed the pipeline: this one may not write (the
+    /// message names the newer run and what to do).
+    #[error("{0}")]
+    Fenced(String),
     /// The store could not be reached or written.
     #[error("checkpoint store {location}: {message}")]
     Io {
@@ -113,6 +135,12 @@ const DAMAGED_FIX: &str = "Restore it from a backup, or set \"checkpoint\": {\"o
 /// Where checkpoints live. Synchronous: the pipeline thread calls it between
 /// epochs, and a blocking call there is exactly the ordering we want.
 pub trait CheckpointStore: Send {
+    /// Takes `pipeline` over for a run: stores `owner` with a generation one
+    /// higher than the last one stored (`owner.generation` is ignored),
+    /// atomically, and returns it. From then on [`CheckpointStore::put`] of
+    /// this store for `pipeline` fails with [`CheckpointError::Fenced`] once
+    /// a newer claim is made, checked atomically with the write.
+    fn claim(&mut self, pipeline: &str, owner: &Owner) -> Result<Claim>;
     /// Stores a checkpoint durably (replacing one of the same epoch).
     fn put(&mut self, checkpoint: &Checkpoint) -> Result<()>;
     /// The checkpoint of `epoch`, if stored.
@@ -147,6 +175,14 @@ pub fn open_store(location: &str, base_dir: &Path) -> Result<Box<dyn CheckpointS
     Ok(Box::new(LocalDirStore::open(
         tributary_connector::resolve(base_dir, location),
     )?))
+}
+
+/// The error of a store whose claim `me` a newer claim `newer` replaced.
+fn fenced(pipeline: &str, me: &Owner, newer: &Owner, location: &str) -> CheckpointError {
+    CheckpointError::Fenced(
+        tributary_connector::fenced(pipeline, me, newer, &format!("its claim in {location}"))
+            .to_string(),
+    )
 }
 
 const MAGIC: &[u8; 8] = b"TRBCKPT1";

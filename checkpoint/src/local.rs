@@ -1,23 +1,29 @@
 //! The embedded default store: one directory per pipeline, one file per epoch
-//! (`epoch-<20 digits>.ckpt`), plus an `owner` file naming the pipeline.
+//! (`epoch-<20 digits>.ckpt`), plus an `owner` file naming the pipeline and
+//! `lease.json`, the run that owns it now ([`CheckpointStore::claim`]);
+//! claims and fenced writes hold an exclusive lock on `lease.lock` (`flock`).
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Checkpoint, CheckpointError, CheckpointStore, Result, decode, encode};
+use super::{
+    Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, decode, encode, fenced,
+};
 
 #[derive(Debug)]
 pub struct LocalDirStore {
     dir: PathBuf,
+    /// The claim this store made, whose writes it fences.
+    claimed: Option<(String, Owner)>,
 }
 
 impl LocalDirStore {
     /// Opens (creating it when missing) a checkpoint directory.
     pub fn open(dir: PathBuf) -> Result<Self> {
         fs::create_dir_all(&dir).map_err(|e| io(&dir, "cannot create the directory", e))?;
-        let store = Self { dir };
+        let store = Self { dir, claimed: None };
         store.clean_temp_files();
         Ok(store)
     }
@@ -49,6 +55,40 @@ impl LocalDirStore {
                 }
             }
         }
+    }
+
+    /// The run that claimed the pipeline last, if any.
+    fn read_lease(&self) -> Result<Option<Owner>> {
+        let path = self.dir.join("lease.json");
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| CheckpointError::Damaged {
+                        location: path.display().to_string(),
+                        what: format!("unreadable owner: {e}"),
+                        fix: "Remove the file: the next run to start claims the pipeline again"
+                            .into(),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path, "cannot read", e)),
+        }
+    }
+
+    /// Runs `f` holding an exclusive lock on `lease.lock`.
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let path = self.dir.join("lease.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(&path, "cannot open", e))?;
+        file.lock().map_err(|e| io(&path, "cannot lock", e))?;
+        let out = f();
+        let _ = file.unlock();
+        out
     }
 
     /// The first pipeline to write here owns the directory.
@@ -102,9 +142,40 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 impl CheckpointStore for LocalDirStore {
+    fn claim(&mut self, pipeline: &str, owner: &Owner) -> Result<Claim> {
+        self.check_owner(pipeline, true)?;
+        let claim = self.locked(|| {
+            let previous = self.read_lease()?;
+            let owner = Owner {
+                generation: previous.as_ref().map_or(0, |p| p.generation) + 1,
+                ..owner.clone()
+            };
+            let bytes = serde_json::to_vec_pretty(&owner).expect("an owner always serialises");
+            write_atomically(&self.dir, &self.dir.join("lease.json"), &bytes)?;
+            Ok(Claim { owner, previous })
+        })?;
+        self.claimed = Some((pipeline.to_string(), claim.owner.clone()));
+        Ok(claim)
+    }
+
     fn put(&mut self, checkpoint: &Checkpoint) -> Result<()> {
         self.check_owner(&checkpoint.pipeline_id, true)?;
-        write_atomically(&self.dir, &self.file(checkpoint.epoch), &encode(checkpoint))
+        let write =
+            || write_atomically(&self.dir, &self.file(checkpoint.epoch), &encode(checkpoint));
+        match &self.claimed {
+            Some((pipeline, me)) if *pipeline == checkpoint.pipeline_id => {
+                self.locked(|| match self.read_lease()? {
+                    Some(lease) if lease.generation != me.generation => Err(fenced(
+                        pipeline,
+                        me,
+                        &lease,
+                        &self.dir.join("lease.json").display().to_string(),
+                    )),
+                    _ => write(),
+                })
+            }
+            _ => write(),
+        }
     }
 
     fn get(&mut self, pipeline: &str, epoch: u64) -> Result<Option<Checkpoint>> {

@@ -1,11 +1,17 @@
 //! The shared store: checkpoints of many pipelines in one PostgreSQL table,
 //! `tributary_checkpoints(pipeline_id, epoch, payload)`, payload in the same
-//! checksummed format as the files of the local store.
+//! checksummed format as the files of the local store; the run that owns
+//! each pipeline in `<table>_owners(pipeline_id, generation, owner)`. A claim
+//! increments the generation in one statement; a fenced write reads it
+//! `FOR SHARE` in the transaction that writes the checkpoint, so a claim
+//! waits for a write in flight and a write after a claim sees it.
 
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::{Checkpoint, CheckpointError, CheckpointStore, Result, decode, encode};
+use super::{
+    Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, decode, encode, fenced,
+};
 
 pub struct PostgresStore {
     pub(super) pool: PgPool,
@@ -13,6 +19,8 @@ pub struct PostgresStore {
     /// The URI without its password, for messages.
     shown: String,
     table: String,
+    /// The claim this store made, whose writes it fences.
+    claimed: Option<(String, Owner)>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -86,10 +94,17 @@ impl PostgresStore {
             rt,
             shown,
             table,
+            claimed: None,
         };
         let ddl = format!(
             "CREATE TABLE IF NOT EXISTS {} (pipeline_id TEXT NOT NULL, epoch BIGINT NOT NULL, payload BYTEA NOT NULL, \
              created_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (pipeline_id, epoch))",
+            store.table
+        );
+        store.exec(|pool| async move { sqlx::query(&ddl).execute(&pool).await.map(|_| ()) })?;
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {}_owners (pipeline_id TEXT PRIMARY KEY, generation BIGINT NOT NULL, \
+             owner TEXT NOT NULL, claimed_at TIMESTAMPTZ NOT NULL DEFAULT now())",
             store.table
         );
         store.exec(|pool| async move { sqlx::query(&ddl).execute(&pool).await.map(|_| ()) })?;
@@ -129,7 +144,54 @@ fn transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// An owner as stored: the JSON of the run, the generation from its column.
+fn stored_owner(generation: i64, owner: &str) -> Owner {
+    let mut o: Owner = serde_json::from_str(owner).unwrap_or_else(|_| Owner {
+        generation: 0,
+        run_id: owner.to_string(),
+        host: "?".into(),
+        pid: 0,
+        started_at: "?".into(),
+    });
+    o.generation = generation as u64;
+    o
+}
+
 impl CheckpointStore for PostgresStore {
+    fn claim(&mut self, pipeline: &str, owner: &Owner) -> Result<Claim> {
+        let owners = format!("{}_owners", self.table);
+        let json = serde_json::to_string(owner).expect("an owner always serialises");
+        let id = pipeline.to_string();
+        let (generation, previous) = self.exec(|pool| async move {
+            let mut tx = pool.begin().await?;
+            let previous = sqlx::query(&format!(
+                "SELECT generation, owner FROM {owners} WHERE pipeline_id = $1 FOR UPDATE"
+            ))
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| stored_owner(r.get(0), &r.get::<String, _>(1)));
+            let generation: i64 = sqlx::query(&format!(
+                "INSERT INTO {owners} AS o (pipeline_id, generation, owner) VALUES ($1, 1, $2) \
+                 ON CONFLICT (pipeline_id) DO UPDATE SET generation = o.generation + 1, \
+                 owner = EXCLUDED.owner, claimed_at = now() RETURNING generation"
+            ))
+            .bind(&id)
+            .bind(&json)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+            tx.commit().await?;
+            Ok((generation, previous))
+        })?;
+        let owner = Owner {
+            generation: generation as u64,
+            ..owner.clone()
+        };
+        self.claimed = Some((pipeline.to_string(), owner.clone()));
+        Ok(Claim { owner, previous })
+    }
+
     fn put(&mut self, c: &Checkpoint) -> Result<()> {
         let sql = format!(
             "INSERT INTO {} (pipeline_id, epoch, payload) VALUES ($1, $2, $3) \
@@ -138,15 +200,46 @@ impl CheckpointStore for PostgresStore {
         );
         let payload = encode(c);
         let (id, epoch) = (c.pipeline_id.clone(), c.epoch as i64);
-        self.exec(|pool| async move {
+        let me = self
+            .claimed
+            .as_ref()
+            .filter(|(p, _)| *p == c.pipeline_id)
+            .map(|(_, o)| o.clone());
+        let owners = format!("{}_owners", self.table);
+        let check = me.as_ref().map(|m| m.generation as i64);
+        let newer = self.exec(|pool| async move {
+            let mut tx = pool.begin().await?;
+            if let Some(mine) = check {
+                let row = sqlx::query(&format!(
+                    "SELECT generation, owner FROM {owners} WHERE pipeline_id = $1 FOR SHARE"
+                ))
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = row
+                    && row.get::<i64, _>(0) != mine
+                {
+                    return Ok(Some(stored_owner(row.get(0), &row.get::<String, _>(1))));
+                }
+            }
             sqlx::query(&sql)
-                .bind(id)
+                .bind(&id)
                 .bind(epoch)
                 .bind(payload)
-                .execute(&pool)
-                .await
-                .map(|_| ())
-        })
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(None)
+        })?;
+        match (newer, me) {
+            (Some(newer), Some(me)) => Err(fenced(
+                &c.pipeline_id,
+                &me,
+                &newer,
+                &format!("{} table {}_owners", self.shown, self.table),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn get(&mut self, pipeline: &str, epoch: u64) -> Result<Option<Checkpoint>> {

@@ -9,7 +9,7 @@
 //! testing::round_trips(&mut store, "my-pipeline");
 //! ```
 
-use crate::{Checkpoint, CheckpointStore, TransformSnapshot};
+use crate::{Checkpoint, CheckpointError, CheckpointStore, Owner, TransformSnapshot};
 
 /// A checkpoint of `pipeline` at `epoch`, with `state_bytes` of transform state.
 pub fn checkpoint(pipeline: &str, epoch: u64, state_bytes: usize) -> Checkpoint {
@@ -56,6 +56,45 @@ pub fn round_trips(store: &mut dyn CheckpointStore, p: &str) {
     assert!(store.describe().len() > 5);
 }
 
+/// Owners: two stores on one location, as two instances of a pipeline
+/// have. Each claim gets the next generation; once the second claims, the
+/// first cannot write (the error names the second), and the second can.
+/// Call it on an empty store.
+pub fn claims_fence_older_runs(
+    first: &mut dyn CheckpointStore,
+    second: &mut dyn CheckpointStore,
+    p: &str,
+) {
+    let run = |pid: u32| Owner {
+        generation: 0,
+        run_id: format!("run-{pid}"),
+        host: "host".into(),
+        pid,
+        started_at: "2026-11-30T00:00:00Z".into(),
+    };
+    let a = first.claim(p, &run(1)).unwrap();
+    assert_eq!((a.owner.generation, a.owner.pid), (1, 1));
+    assert_eq!(a.previous, None);
+    first.put(&checkpoint(p, 1, 10)).unwrap();
+    let b = second.claim(p, &run(2)).unwrap();
+    assert_eq!(b.owner.generation, 2);
+    assert_eq!(
+        b.previous.as_ref().map(|o| (o.pid, o.generation)),
+        Some((1, 1))
+    );
+    let err = first.put(&checkpoint(p, 2, 10)).unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::Fenced(_))
+            && !err.is_retryable()
+            && err.to_string().contains("pid 2")
+            && err.to_string().contains("generation 2"),
+        "{err}"
+    );
+    assert_eq!(second.epochs(p).unwrap(), vec![1]);
+    second.put(&checkpoint(p, 2, 10)).unwrap();
+    assert_eq!(first.epochs(p).unwrap(), vec![1, 2]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +131,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = LocalDirStore::open(dir.path().join("chk")).unwrap();
         round_trips(&mut store, "pipe");
+    }
+
+    #[test]
+    fn local_store_fences_older_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = LocalDirStore::open(dir.path().join("chk")).unwrap();
+        let mut second = LocalDirStore::open(dir.path().join("chk")).unwrap();
+        claims_fence_older_runs(&mut first, &mut second, "pipe");
     }
 
     #[test]
@@ -187,10 +234,29 @@ mod tests {
         .unwrap();
         let err = store.get("other", 7).unwrap_err().to_string();
         assert!(err.contains("damaged") && err.contains("epoch 7"), "{err}");
-        store
-            .rt
-            .block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&store.pool))
-            .unwrap();
+        for t in [table.clone(), format!("{table}_owners")] {
+            store
+                .rt
+                .block_on(sqlx::query(&format!("DROP TABLE {t}")).execute(&store.pool))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn postgres_store_fences_older_runs() {
+        let Some(uri) = postgres_uri(&unique("trib_own")) else {
+            return;
+        };
+        let mut first = PostgresStore::connect(&uri).unwrap();
+        let mut second = PostgresStore::connect(&uri).unwrap();
+        claims_fence_older_runs(&mut first, &mut second, "pipe");
+        let table = first.table().to_string();
+        for t in [table.clone(), format!("{table}_owners")] {
+            first
+                .rt
+                .block_on(sqlx::query(&format!("DROP TABLE {t}")).execute(&first.pool))
+                .unwrap();
+        }
     }
 
     #[test]

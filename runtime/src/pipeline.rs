@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tributary_connector::{
-    CommitOutcome, Delivery, EpochCommit, Offsets, Poll, Sink, Source, SourceBatch,
+    CommitOutcome, Delivery, EpochCommit, Offsets, Owner, Poll, Sink, Source, SourceBatch,
 };
 
 use tributary_checkpoint::{
@@ -101,6 +101,10 @@ pub struct Pipeline {
     /// retrying.
     store: Option<Box<dyn CheckpointStore>>,
     dead_letter: Option<DeadLetterOutput>,
+    /// An exactly-once sink that had no commit of this pipeline when the
+    /// run started: after the first commit, whether it recorded one is
+    /// checked (see `commit_if_dirty`).
+    sink_unrecorded: bool,
     pub metrics: Arc<Metrics>,
 }
 
@@ -188,6 +192,7 @@ impl Pipeline {
             chain,
             store,
             dead_letter,
+            sink_unrecorded: false,
             metrics: Arc::new(Metrics::default()),
         })
     }
@@ -220,6 +225,10 @@ impl Pipeline {
         let last = retry("read the last commit", || self.sink.last_commit(&name))
             .map_err(PipelineError::Sink)?;
         let last_epoch = last.as_ref().map_or(0, |l| l.epoch);
+        if self.sink.delivery() == Delivery::ExactlyOnce {
+            self.check_agreement(last_epoch, last.is_some())?;
+            self.sink_unrecorded = last.is_none();
+        }
         if let Some(out) = self.dead_letter.as_mut() {
             out.recover(last_epoch).map_err(PipelineError::DeadLetter)?;
         }
@@ -323,6 +332,42 @@ impl Pipeline {
         Ok((Some(last.offsets), last.epoch + 1))
     }
 
+    /// The sink's last commit against the checkpoint store's newest epoch.
+    /// Epoch `e` is checkpointed before it is committed, so the store may be
+    /// one epoch ahead of the sink (a crash between the two), never more:
+    /// more means the sink lost commits (a table dropped and made again,
+    /// restored from a backup, a commit record removed), and resuming from
+    /// the sink would read the source again from an older position, writing
+    /// its records twice. That cannot be resolved here: stop, saying so.
+    fn check_agreement(&mut self, last_epoch: u64, found: bool) -> Result<(), PipelineError> {
+        let name = self.name().to_string();
+        let stored = retry_store("list the stored checkpoints", || self.store().epochs(&name))
+            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+        let Some(&newest) = stored.last().filter(|&&e| e > last_epoch + 1) else {
+            return Ok(());
+        };
+        let sink_has = if found {
+            format!("epoch {last_epoch} as its last commit of pipeline `{name}`")
+        } else {
+            format!("no commit of pipeline `{name}`")
+        };
+        Err(PipelineError::Checkpoint(format!(
+            "the {} holds epoch {newest} of pipeline `{name}`, but {} has {sink_has}: the sink lost commits that \
+             were made (a table dropped and created again, or restored from a backup; a commit record removed). \
+             Resuming from the sink would read the source again from {} and write those records a second time, \
+             so the pipeline stops. To start over on purpose, remove the checkpoint location `{}` (its files, or \
+             its rows of this pipeline); otherwise restore the sink to where its commits are",
+            self.store().describe(),
+            self.sink.describe(),
+            if found {
+                "that commit's offsets"
+            } else {
+                "the beginning"
+            },
+            tributary_connector::redact_uri(&self.loaded.config.checkpoint.location),
+        )))
+    }
+
     /// Runs until the source is exhausted, `stop` is set, or (with
     /// `available_now`) everything available at start is committed.
     pub fn run(
@@ -346,6 +391,22 @@ impl Pipeline {
             })?;
             self.store = Some(store);
         }
+        // Take the pipeline over: a newer generation in the store, then in
+        // the sink, so that an older instance still running is fenced at
+        // its next checkpoint or commit (and this one, if a newer one
+        // started meanwhile).
+        let name = self.name().to_string();
+        let me = this_run();
+        let claim = retry_store("claim the pipeline", || self.store().claim(&name, &me))
+            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+        match &claim.previous {
+            Some(previous) => {
+                tracing::info!(pipeline = %name, "owner: {}; taking over from {previous}", claim.owner)
+            }
+            None => tracing::info!(pipeline = %name, "owner: {}", claim.owner),
+        }
+        retry("fence the sink", || self.sink.fence(&name, &claim.owner))
+            .map_err(PipelineError::Sink)?;
         let (resume, mut epoch) = self.recover(options.offsets_override.as_ref())?;
         let mut source = self.source.take().expect("a pipeline runs once");
         // An unreachable broker at start is retried with backoff, as later.
@@ -616,6 +677,9 @@ impl Pipeline {
             tracing::warn!(pipeline = %name, epoch = *epoch, "epoch {} was already committed; not written again", *epoch);
         }
         crash_point("committed");
+        if self.sink_unrecorded {
+            self.forget_unrecorded(*epoch)?;
+        }
         if let Some(out) = self.dead_letter.as_mut() {
             out.publish(*epoch).map_err(PipelineError::DeadLetter)?;
         }
@@ -628,6 +692,55 @@ impl Pipeline {
         tracing::debug!(pipeline = %name, epoch = *epoch, "committed in {:?}", started.elapsed());
         *epoch += 1;
         Ok(())
+    }
+}
+
+impl Pipeline {
+    /// After a commit of a sink that had no commit of this pipeline: a sink
+    /// may commit an epoch without recording it (an Iceberg table that does
+    /// not exist yet, when the epoch had no rows for it). Then the store
+    /// must not keep that epoch's checkpoint either, or the next start
+    /// would find the store ahead of the sink (see `check_agreement`); the
+    /// start position (epoch 0) stays.
+    fn forget_unrecorded(&mut self, epoch: u64) -> Result<(), PipelineError> {
+        let name = self.name().to_string();
+        if retry("read the last commit", || self.sink.last_commit(&name))
+            .map_err(PipelineError::Sink)?
+            .is_some()
+        {
+            self.sink_unrecorded = false;
+            return Ok(());
+        }
+        let store_err = |e: checkpoint::CheckpointError| PipelineError::Checkpoint(e.to_string());
+        let start = retry_store("read the start position", || self.store().get(&name, 0))
+            .map_err(store_err)?;
+        retry_store("remove an unrecorded checkpoint", || {
+            self.store().prune(&name, epoch + 1)
+        })
+        .map_err(store_err)?;
+        if let Some(start) = start {
+            retry_store("write the start position", || self.store().put(&start))
+                .map_err(store_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// This run, as the owner it claims the pipeline for (the store gives it
+/// its generation).
+fn this_run() -> Owner {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    Owner {
+        generation: 0,
+        run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+        host,
+        pid: std::process::id(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }
 }
 

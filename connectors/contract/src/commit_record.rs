@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CommittedEpoch, EpochCommit, Error, Offsets, Result};
+use crate::{CommittedEpoch, EpochCommit, Error, Offsets, Owner, Result};
 
 /// What a sink committed last for one pipeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +41,10 @@ pub struct CommitRecord {
     /// Files this epoch made visible, by name (folder sinks).
     #[serde(default)]
     pub files: Vec<String>,
+    /// The run that committed it, when the sink was fenced
+    /// ([`crate::Sink::fence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
 impl CommitRecord {
@@ -53,7 +57,14 @@ impl CommitRecord {
             rows,
             total_rows,
             files,
+            owner: None,
         }
+    }
+
+    /// The record, naming the run that commits it.
+    pub fn with_owner(mut self, owner: Option<Owner>) -> Self {
+        self.owner = owner;
+        self
     }
 
     /// The record as the runtime resumes from it.

@@ -190,8 +190,65 @@ pub struct EpochCommit {
 /// which the runtime resumes.
 pub type CommittedEpoch = EpochCommit;
 
+/// The run of a pipeline that owns it now. Each run that starts takes the
+/// pipeline over with a generation one higher than the last (the checkpoint
+/// store hands them out), so of two instances of one pipeline — a rolling
+/// deploy, `tributary run` next to a worker — the one that started last
+/// owns it, and the older one is fenced: its commits fail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// Strictly increasing per pipeline, starting at 1.
+    pub generation: u64,
+    /// A random id of the run.
+    pub run_id: String,
+    /// The host name of the machine it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// When it started, RFC 3339 in UTC.
+    pub started_at: String,
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "run {} (pid {} on {}, started {}, generation {})",
+            self.run_id, self.pid, self.host, self.started_at, self.generation
+        )
+    }
+}
+
+/// The error of a run that a newer owner fenced: `other` took pipeline
+/// `pipeline` over (`found` says where that was seen) while `me` ran. Not
+/// retryable: the run stops without committing.
+pub fn fenced(pipeline: &str, me: &Owner, other: &dyn fmt::Display, found: &str) -> Error {
+    Error::external(format!(
+        "pipeline `{pipeline}` is fenced: {other} owns it now ({found}), and this {me} stops without \
+         committing, so that only one instance writes. Two instances of one pipeline were running \
+         (a rolling deploy, `tributary run` next to `tributary serve`, a second worker). Nothing is \
+         lost: the owner goes on from the last commit. If this instance is the one you want, stop the \
+         other one and start this one again"
+    ))
+    .retryable(false)
+}
+
 /// Receives record batches and makes them visible atomically per epoch.
 pub trait Sink: Send {
+    /// Called once, by the run that owns the pipeline, before
+    /// [`Sink::recover`]: `owner` takes the pipeline over in this sink.
+    /// From then on a commit of an older owner (a lower generation) must
+    /// fail inside its [`Sink::commit`], checked atomically with the commit
+    /// itself, with the error of [`fenced`] naming `owner`; and if a newer
+    /// owner has taken over already, `fence` fails so. Default: nothing, and
+    /// such a sink is fenced only by the checkpoint store, whose write
+    /// before each commit refuses an older owner (a commit already past that
+    /// write still lands).
+    fn fence(&mut self, pipeline_id: &str, owner: &Owner) -> Result<()> {
+        let _ = (pipeline_id, owner);
+        Ok(())
+    }
+
     /// Called once, only by the run that owns the pipeline, before
     /// [`Sink::last_commit`]: undo what an interrupted commit left behind
     /// (files made visible without their commit record, say). Default:

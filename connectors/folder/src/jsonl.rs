@@ -28,7 +28,7 @@ use serde::Deserialize;
 use tributary_connector::commit_record::{CommitRecord, RecordFile, io_error};
 use tributary_connector::{
     CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, FromConfig,
-    RecordBatch, Result, Sink,
+    Owner, RecordBatch, Result, Sink,
 };
 
 use crate::publish::Folder;
@@ -51,7 +51,7 @@ enum Target {
         last: Option<CommitRecord>,
     },
     Folder {
-        folder: Folder,
+        folder: Box<Folder>,
         open: Option<(BufWriter<File>, PathBuf)>,
         /// The epoch's finished file, kept until its commit succeeds.
         staged: Vec<PathBuf>,
@@ -107,7 +107,7 @@ impl JsonlSink {
                 last: None,
             },
             path => Target::Folder {
-                folder: Folder::new(ctx.resolve(path), &ctx.pipeline_id, "jsonl")?,
+                folder: Box::new(Folder::new(ctx.resolve(path), &ctx.pipeline_id, "jsonl")?),
                 open: None,
                 staged: Vec::new(),
             },
@@ -123,6 +123,15 @@ impl JsonlSink {
 }
 
 impl Sink for JsonlSink {
+    /// A folder is fenced ([`Folder::fence`]); stdout is at-least-once and
+    /// is fenced by the checkpoint store only.
+    fn fence(&mut self, _pipeline_id: &str, owner: &Owner) -> Result<()> {
+        match &mut self.target {
+            Target::Stdout { .. } => Ok(()),
+            Target::Folder { folder, .. } => folder.fence(owner),
+        }
+    }
+
     fn recover(&mut self, _pipeline_id: &str) -> Result<()> {
         match &mut self.target {
             Target::Stdout { .. } => Ok(()),

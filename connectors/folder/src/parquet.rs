@@ -28,7 +28,7 @@ use serde::Deserialize;
 use tributary_connector::commit_record::io_error;
 use tributary_connector::{
     CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, FromConfig,
-    RecordBatch, Result, Sink,
+    Owner, RecordBatch, Result, Sink,
 };
 
 use crate::publish::Folder;
@@ -214,6 +214,11 @@ impl ParquetSink {
 }
 
 impl Sink for ParquetSink {
+    fn fence(&mut self, pipeline_id: &str, owner: &Owner) -> Result<()> {
+        self.check_pipeline(pipeline_id)?;
+        self.folder.fence(owner)
+    }
+
     fn recover(&mut self, pipeline_id: &str) -> Result<()> {
         self.check_pipeline(pipeline_id)?;
         self.folder.open().map(|_| ())

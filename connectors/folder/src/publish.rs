@@ -3,6 +3,8 @@
 //! ```text
 //! <path>/<pipeline>-e<epoch, 20 digits>-<seq, 5 digits>.<ext>   visible data files
 //! <path>/_tributary/<pipeline>/commit.json                      the commit record
+//! <path>/_tributary/<pipeline>/owner.json                       the run that owns the pipeline
+//! <path>/_tributary/<pipeline>/lock                             held while fencing or committing
 //! <path>/_tributary/<pipeline>/staging/<n>.tmp                  files being written
 //! ```
 //!
@@ -21,14 +23,23 @@
 //! only reads the record ([`Folder::read_last`]): a running commit's staged
 //! and just-renamed files look exactly like such leftovers.
 //!
+//! **Owners.** The run that owns the pipeline fences the folder first
+//! ([`Folder::fence`]): it writes `_tributary/<pipeline>/owner.json` (its
+//! generation and who it is). Fencing and committing hold an exclusive lock
+//! on `_tributary/<pipeline>/lock` (`flock`), and a commit checks, under that
+//! lock, that no newer owner has claimed the pipeline and that the record on
+//! disk is still the one this run last saw, so of two instances of one
+//! pipeline only the newer one commits; the older one stops, naming it.
+//!
 //! A commit that fails part-way (some files renamed, then an error) is
 //! retried with the same staged files: the ones already moved are not moved
 //! again. A commit of another epoch while one is unfinished is refused.
 
 use std::path::{Path, PathBuf};
 
+use tributary_connector::commit_record::write_atomically;
 use tributary_connector::commit_record::{CommitRecord, RecordFile, io_error, sync_dir};
-use tributary_connector::{CommitOutcome, EpochCommit, Error, Result, crash_point};
+use tributary_connector::{CommitOutcome, EpochCommit, Error, Owner, Result, crash_point, fenced};
 
 /// A pipeline's share of an output folder.
 #[derive(Debug)]
@@ -38,6 +49,10 @@ pub struct Folder {
     ext: &'static str,
     record: RecordFile,
     staging: PathBuf,
+    claim: PathBuf,
+    lock: PathBuf,
+    /// This run, once it has fenced the folder.
+    owner: Option<Owner>,
     last: Option<CommitRecord>,
     opened: bool,
     next_staged: u64,
@@ -57,6 +72,9 @@ impl Folder {
         Ok(Self {
             record: RecordFile::new(meta.join("commit.json")),
             staging: meta.join("staging"),
+            claim: meta.join("owner.json"),
+            lock: meta.join("lock"),
+            owner: None,
             dir,
             pipeline: pipeline.to_string(),
             ext,
@@ -162,6 +180,79 @@ impl Folder {
         Ok(())
     }
 
+    /// Takes the pipeline over for `owner` (see the module's docs): fails,
+    /// naming it, when a newer owner has claimed it already.
+    pub fn fence(&mut self, owner: &Owner) -> Result<()> {
+        with_lock(&self.lock, || {
+            if let Some(claim) = self.read_claim()?
+                && claim.generation > owner.generation
+            {
+                return Err(fenced(
+                    &self.pipeline,
+                    owner,
+                    &claim,
+                    &format!("its claim in {}", self.claim.display()),
+                ));
+            }
+            let bytes = serde_json::to_vec_pretty(owner)
+                .map_err(|e| Error::internal(format!("encode the owner: {e}")))?;
+            write_atomically(&self.claim, &bytes)
+        })?;
+        self.owner = Some(owner.clone());
+        Ok(())
+    }
+
+    /// The owner claimed in `owner.json`, if any.
+    fn read_claim(&self) -> Result<Option<Owner>> {
+        let bytes = match std::fs::read(&self.claim) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&format!("read {}", self.claim.display()), e)),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::data(format!(
+                "{} is damaged ({e}); remove it (the next run to start claims the pipeline again)",
+                self.claim.display()
+            ))
+        })
+    }
+
+    /// Under the lock, before a commit of this fenced run: no newer owner
+    /// has claimed the pipeline, and nobody committed since this run read
+    /// the record.
+    fn check_owner(&self, me: &Owner) -> Result<()> {
+        if let Some(claim) = self.read_claim()?
+            && claim.generation > me.generation
+        {
+            return Err(fenced(
+                &self.pipeline,
+                me,
+                &claim,
+                &format!("its claim in {}", self.claim.display()),
+            ));
+        }
+        let on_disk = self.record.read()?;
+        let epoch = |r: &Option<CommitRecord>| r.as_ref().map_or(0, |r| r.epoch);
+        if epoch(&on_disk) != epoch(&self.last) {
+            let other = match on_disk.as_ref().and_then(|r| r.owner.clone()) {
+                Some(o) => o.to_string(),
+                None => "another run".to_string(),
+            };
+            return Err(fenced(
+                &self.pipeline,
+                me,
+                &other,
+                &format!(
+                    "it committed epoch {} to {} after this run read epoch {}",
+                    epoch(&on_disk),
+                    self.record.path().display(),
+                    epoch(&self.last)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// A fresh path in the staging folder, where readers do not look.
     pub fn staging_file(&mut self) -> Result<PathBuf> {
         self.open()?;
@@ -200,6 +291,24 @@ impl Folder {
         rows: u64,
     ) -> Result<CommitOutcome> {
         self.open()?;
+        match self.owner.clone() {
+            Some(me) => {
+                let lock = self.lock.clone();
+                with_lock(&lock, || {
+                    self.check_owner(&me)?;
+                    self.commit_owned(commit, staged, rows)
+                })
+            }
+            None => self.commit_owned(commit, staged, rows),
+        }
+    }
+
+    fn commit_owned(
+        &mut self,
+        commit: &EpochCommit,
+        staged: &[PathBuf],
+        rows: u64,
+    ) -> Result<CommitOutcome> {
         if let Some(unfinished) = self.unfinished.filter(|e| *e != commit.epoch) {
             return Err(Error::internal(format!(
                 "{}: the commit of epoch {unfinished} of pipeline `{}` failed part-way and epoch {} came                  next; stopping so that the next start undoes the partial commit and writes epoch                  {unfinished} again",
@@ -218,7 +327,7 @@ impl Folder {
         let names = self.publish(commit.epoch, staged)?;
         crash_point("files-published");
         let total = self.last.as_ref().map_or(0, |r| r.total_rows) + rows;
-        let record = CommitRecord::new(commit, rows, total, names);
+        let record = CommitRecord::new(commit, rows, total, names).with_owner(self.owner.clone());
         self.record.write(&record)?;
         self.last = Some(record);
         self.unfinished = None;
@@ -258,6 +367,27 @@ impl Folder {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Runs `f` holding an exclusive lock on the file `lock` (created when
+/// missing), so that fencing and committing of one pipeline's folder never
+/// interleave between processes.
+fn with_lock<T>(lock: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if let Some(dir) = lock.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io_error(&format!("create {}", dir.display()), e))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .map_err(|e| io_error(&format!("open {}", lock.display()), e))?;
+    file.lock()
+        .map_err(|e| io_error(&format!("lock {}", lock.display()), e))?;
+    let out = f();
+    let _ = file.unlock();
+    out
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -444,6 +574,67 @@ mod tests {
         assert_eq!(reader.read_last().unwrap().unwrap().epoch, 1);
         assert!(staged.exists());
         assert_eq!(visible(dir.path()).len(), 2);
+    }
+
+    fn owner(generation: u64) -> Owner {
+        Owner {
+            generation,
+            run_id: format!("run-{generation}"),
+            host: "h".into(),
+            pid: 100 + generation as u32,
+            started_at: "2026-11-30T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_newest_owner_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        old.fence(&owner(1)).unwrap();
+        let a = stage(&mut old, "a\n");
+        old.commit(&commit(1), &[a], 1).unwrap();
+        let b = stage(&mut old, "b\n");
+        // A second instance starts and takes over.
+        let mut new = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        new.fence(&owner(2)).unwrap();
+        assert_eq!(new.open().unwrap().unwrap().epoch, 1);
+        let err = old.commit(&commit(2), &[b], 1).unwrap_err();
+        assert!(
+            !err.retryable
+                && err.to_string().contains("is fenced")
+                && err.to_string().contains("pid 102"),
+            "{err}"
+        );
+        let err = old.fence(&owner(1)).unwrap_err();
+        assert!(err.to_string().contains("pid 102"), "{err}");
+        let c = stage(&mut new, "c\n");
+        new.commit(&commit(2), &[c], 1).unwrap();
+        assert_eq!(visible(dir.path()).len(), 2);
+        let record = Folder::new(dir.path().into(), "p-1", "jsonl")
+            .unwrap()
+            .read_last()
+            .unwrap()
+            .unwrap();
+        assert_eq!((record.epoch, record.owner), (2, Some(owner(2))));
+    }
+
+    #[test]
+    fn a_commit_after_another_runs_commit_is_fenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fenced = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        fenced.fence(&owner(3)).unwrap();
+        let a = stage(&mut fenced, "a\n");
+        // A run that does not fence (an older version) commits meanwhile.
+        let mut other = Folder::new(dir.path().into(), "p-1", "jsonl").unwrap();
+        other.open().unwrap();
+        let b = stage(&mut other, "b\n");
+        other.commit(&commit(1), &[b], 1).unwrap();
+        let err = fenced.commit(&commit(1), &[a], 1).unwrap_err().to_string();
+        assert!(
+            err.contains("another run") && err.contains("committed epoch 1"),
+            "{err}"
+        );
+        assert_eq!(visible(dir.path()).len(), 1);
     }
 
     #[test]

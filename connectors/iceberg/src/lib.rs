@@ -13,6 +13,21 @@
 //! The table is created from the first batch's schema when missing, and a batch
 //! with new fields adds them as optional columns.
 //!
+//! **Where progress is found.** Every commit also sets the table property
+//! `tributary.commit.<pipeline>` (epoch, offsets, watermark, owner) in the
+//! same atomic update, so the last commit is found even after the snapshots
+//! that carry it were expired, or other writers and compactions committed
+//! after it; tables written before that property existed are still read by
+//! walking the snapshots back from the current one.
+//!
+//! **Owners.** The run that owns the pipeline fences the table at start
+//! ([`Sink::fence`]): it sets the property `tributary.owner.<pipeline>`.
+//! Each commit checks that property and the pipeline's last commit on the
+//! table as read, and is committed on exactly that table ([`pinned`]): the
+//! catalog row is swapped only if it still points at that metadata, so
+//! anything committed since fails it, and the check runs again. An older
+//! owner's commit fails, naming the newer owner.
+//!
 //! **Delivery: exactly-once.**
 //!
 //! ```json
@@ -49,14 +64,39 @@ use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
 use tributary_connector::{
     CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, Error, FromConfig, Offsets,
-    Result, Sink,
+    Owner, Result, Sink, fenced,
 };
+
+pub mod pinned;
 
 /// Snapshot summary keys Tributary writes with every commit.
 pub const PIPELINE_ID: &str = "tributary.pipeline-id";
 pub const EPOCH: &str = "tributary.epoch";
 pub const OFFSETS: &str = "tributary.offsets";
 pub const WATERMARK: &str = "tributary.watermark";
+/// The run that made the commit (JSON), when the sink was fenced.
+pub const OWNER: &str = "tributary.owner";
+
+/// The table property holding a pipeline's last commit.
+pub fn commit_property(pipeline_id: &str) -> String {
+    format!("tributary.commit.{pipeline_id}")
+}
+
+/// The table property naming the run that owns a pipeline.
+pub fn owner_property(pipeline_id: &str) -> String {
+    format!("tributary.owner.{pipeline_id}")
+}
+
+/// A pipeline's last commit as the table property keeps it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
+struct RecordedCommit {
+    epoch: u64,
+    offsets: serde_json::Value,
+    #[serde(default)]
+    watermark_micros: Option<i64>,
+    #[serde(default)]
+    owner: Option<Owner>,
+}
 
 /// Config of the `iceberg` sink.
 #[derive(Clone, Debug, Deserialize)]
@@ -105,6 +145,10 @@ pub struct IcebergSink {
     arrow_schema: Option<SchemaRef>,
     writer: Option<Writer>,
     staged: Vec<DataFile>,
+    /// This run, once it has fenced the table.
+    owner: Option<Owner>,
+    /// The catalog database, for the compare-and-set of commits.
+    db: Option<Arc<pinned::CatalogDb>>,
 }
 
 impl std::fmt::Debug for IcebergSink {
@@ -263,6 +307,8 @@ impl IcebergSink {
             arrow_schema: None,
             writer: None,
             staged: Vec::new(),
+            owner: None,
+            db: None,
         })
     }
 
@@ -515,8 +561,39 @@ impl IcebergSink {
         })
     }
 
-    fn latest_commit(table: &Table, pipeline_id: &str) -> Result<Option<CommittedEpoch>> {
+    /// The pipeline's last commit on `table`, and the run that made it: from
+    /// the table property (which survives snapshot expiry and commits of other
+    /// writers) or, for tables written before it existed, the newest snapshot
+    /// of the pipeline reached from the current one; the later of the two.
+    fn latest_commit(
+        table: &Table,
+        pipeline_id: &str,
+    ) -> Result<Option<(CommittedEpoch, Option<Owner>)>> {
         let metadata = table.metadata();
+        let from_property = match metadata.properties().get(&commit_property(pipeline_id)) {
+            None => None,
+            Some(json) => {
+                let r: RecordedCommit = serde_json::from_str(json).map_err(|e| {
+                    Error::data(format!(
+                        "iceberg sink: the table property `{}` of {} is malformed ({e}); it was edited, or \
+                         written by another version of Tributary. Remove it to resume from the snapshots' \
+                         summaries, or restore it",
+                        commit_property(pipeline_id),
+                        table.identifier()
+                    ))
+                })?;
+                Some((
+                    EpochCommit {
+                        pipeline_id: pipeline_id.to_string(),
+                        epoch: r.epoch,
+                        offsets: Offsets::new(r.offsets),
+                        watermark_micros: r.watermark_micros,
+                    },
+                    r.owner,
+                ))
+            }
+        };
+        let mut from_snapshots = None;
         let mut next = metadata.current_snapshot();
         while let Some(snapshot) = next {
             let props = &snapshot.summary().additional_properties;
@@ -541,18 +618,103 @@ impl IcebergSink {
                     Some(w) => Some(w.parse().map_err(|_| bad(WATERMARK))?),
                     None => None,
                 };
-                return Ok(Some(EpochCommit {
-                    pipeline_id: pipeline_id.to_string(),
-                    epoch,
-                    offsets: Offsets::new(offsets),
-                    watermark_micros,
-                }));
+                let owner = props.get(OWNER).and_then(|o| serde_json::from_str(o).ok());
+                from_snapshots = Some((
+                    EpochCommit {
+                        pipeline_id: pipeline_id.to_string(),
+                        epoch,
+                        offsets: Offsets::new(offsets),
+                        watermark_micros,
+                    },
+                    owner,
+                ));
+                break;
             }
             next = snapshot
                 .parent_snapshot_id()
                 .and_then(|id| metadata.snapshot_by_id(id));
         }
-        Ok(None)
+        Ok(match (from_property, from_snapshots) {
+            (Some(p), Some(s)) if s.0.epoch > p.0.epoch => Some(s),
+            (Some(p), _) => Some(p),
+            (None, s) => s,
+        })
+    }
+
+    /// The run that claimed the pipeline on `table`, if any.
+    fn claimed_owner(table: &Table, pipeline_id: &str) -> Result<Option<Owner>> {
+        match table.metadata().properties().get(&owner_property(pipeline_id)) {
+            None => Ok(None),
+            Some(json) => serde_json::from_str(json).map(Some).map_err(|e| {
+                Error::data(format!(
+                    "iceberg sink: the table property `{}` of {} is malformed ({e}); remove it (the next \
+                     run to start claims the pipeline again)",
+                    owner_property(pipeline_id),
+                    table.identifier()
+                ))
+            }),
+        }
+    }
+
+    /// Fails when a newer run than `me` has claimed the pipeline on `table`.
+    fn check_claim(&self, table: &Table, pipeline_id: &str, me: &Owner) -> Result<()> {
+        match Self::claimed_owner(table, pipeline_id)? {
+            Some(claim) if claim.generation > me.generation => Err(fenced(
+                pipeline_id,
+                me,
+                &claim,
+                &format!(
+                    "its claim in the property `{}` of table {}",
+                    owner_property(pipeline_id),
+                    self.ident
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Commits `tx`, built on `base`, only if nothing was committed to the
+    /// table since `base` (see [`pinned`]). A conflict is retryable: the
+    /// caller reloads, checks again and builds the commit anew.
+    fn commit_on(&mut self, base: Table, tx: Transaction, what: &str) -> Result<Table> {
+        let catalog = self.catalog()?;
+        let db = match &self.db {
+            Some(db) => db.clone(),
+            None => {
+                let uri = self.catalog_uri.clone();
+                let db = self
+                    .rt
+                    .block_on(pinned::CatalogDb::connect(&uri))
+                    .map_err(|e| {
+                        Error::external(format!(
+                            "iceberg sink: cannot connect to the catalog database {}: {e}",
+                            tributary_connector::redact_uri(&uri)
+                        ))
+                    })?;
+                let db = Arc::new(db);
+                self.db = Some(db.clone());
+                db
+            }
+        };
+        let pinned = pinned::Pinned {
+            catalog,
+            db,
+            catalog_name: self.config.catalog_name.clone(),
+            base,
+        };
+        self.rt.block_on(async move {
+            tx.commit(&pinned).await.map_err(|e| {
+                let conflict = e.kind() == iceberg::ErrorKind::CatalogCommitConflicts;
+                let err = ice(&format!("iceberg sink: {what}"), e);
+                if conflict {
+                    Error::external(format!(
+                        "{err} (another commit landed first; the table is read again and the commit checked again)"
+                    ))
+                } else {
+                    err
+                }
+            })
+        })
     }
 }
 
@@ -695,13 +857,36 @@ impl IcebergSink {
 }
 
 impl Sink for IcebergSink {
+    fn fence(&mut self, pipeline_id: &str, owner: &Owner) -> Result<()> {
+        self.owner = Some(owner.clone());
+        // No table yet: the first commit creates it and records the claim.
+        let Some(table) = self.load()? else {
+            return Ok(());
+        };
+        self.check_claim(&table, pipeline_id, owner)?;
+        let json = serde_json::to_string(owner)
+            .map_err(|e| Error::internal(format!("iceberg sink: encode the owner: {e}")))?;
+        let tx = Transaction::new(&table);
+        let tx = tx
+            .update_table_properties()
+            .set(owner_property(pipeline_id), json)
+            .apply(tx)
+            .map_err(|e| ice("iceberg sink: take the pipeline over", e))?;
+        let table = self.commit_on(table, tx, "take the pipeline over")?;
+        tracing::info!(
+            "{owner} took pipeline `{pipeline_id}` over in table {}",
+            self.ident
+        );
+        self.set_table(table)
+    }
+
     fn last_commit(&mut self, pipeline_id: &str) -> Result<Option<CommittedEpoch>> {
         match self.load()? {
             None => Ok(None),
             Some(table) => {
                 let last = Self::latest_commit(&table, pipeline_id)?;
                 self.set_table(table)?;
-                Ok(last)
+                Ok(last.map(|(commit, _)| commit))
             }
         }
     }
@@ -740,9 +925,37 @@ impl Sink for IcebergSink {
                 self.ident
             )));
         };
-        if let Some(last) = Self::latest_commit(&table, &commit.pipeline_id)?
-            && last.epoch >= commit.epoch
+        let pipeline = commit.pipeline_id.as_str();
+        let me = self.owner.clone();
+        if let Some(me) = &me {
+            self.check_claim(&table, pipeline, me)?;
+        }
+        let last = Self::latest_commit(&table, pipeline)?;
+        if let Some((last, by)) = last
+            && (last.epoch >= commit.epoch
+                || by
+                    .as_ref()
+                    .zip(me.as_ref())
+                    .is_some_and(|(by, me)| by.generation > me.generation))
         {
+            let mine = match (&by, &me) {
+                (_, None) => true,
+                (Some(by), Some(me)) => by.generation == me.generation,
+                (None, Some(_)) => false,
+            };
+            if !mine {
+                let me = me.expect("not mine only when fenced");
+                let other = by.map_or_else(|| "another run".to_string(), |o| o.to_string());
+                return Err(fenced(
+                    pipeline,
+                    &me,
+                    &other,
+                    &format!(
+                        "it committed epoch {} to table {} while this run was about to commit epoch {}",
+                        last.epoch, self.ident, commit.epoch
+                    ),
+                ));
+            }
             self.staged.clear();
             self.set_table(table)?;
             return Ok(CommitOutcome::AlreadyCommitted);
@@ -755,21 +968,46 @@ impl Sink for IcebergSink {
         if let Some(w) = commit.watermark_micros {
             props.insert(WATERMARK.to_string(), w.to_string());
         }
+        if let Some(me) = &me {
+            props.insert(
+                OWNER.to_string(),
+                serde_json::to_string(me).expect("an owner always serialises"),
+            );
+        }
+        let recorded = serde_json::to_string(&RecordedCommit {
+            epoch: commit.epoch,
+            offsets: commit.offsets.as_json().clone(),
+            watermark_micros: commit.watermark_micros,
+            owner: me.clone(),
+        })
+        .expect("a commit always serialises");
         let files = std::mem::take(&mut self.staged);
-        let catalog = self.catalog()?;
-        let committed = self.rt.block_on(async {
-            let tx = Transaction::new(&table);
-            let action = tx
-                .fast_append()
-                .add_data_files(files.clone())
-                .set_snapshot_properties(props);
-            let tx = action
-                .apply(tx)
-                .map_err(|e| ice("iceberg sink: commit", e))?;
-            tx.commit(catalog.as_ref())
-                .await
-                .map_err(|e| ice("iceberg sink: commit", e))
-        });
+        let tx = Transaction::new(&table);
+        let built = tx
+            .fast_append()
+            .add_data_files(files.clone())
+            .set_snapshot_properties(props)
+            .apply(tx)
+            .and_then(|tx| {
+                let mut update = tx
+                    .update_table_properties()
+                    .set(commit_property(pipeline), recorded);
+                // The first commit into a table made after the fence.
+                if let Some(me) = &me
+                    && Self::claimed_owner(&table, pipeline)
+                        .ok()
+                        .flatten()
+                        .is_none()
+                {
+                    update = update.set(
+                        owner_property(pipeline),
+                        serde_json::to_string(me).expect("an owner always serialises"),
+                    );
+                }
+                update.apply(tx)
+            })
+            .map_err(|e| ice("iceberg sink: commit", e));
+        let committed = built.and_then(|tx| self.commit_on(table, tx, "commit"));
         match committed {
             Ok(table) => {
                 self.set_table(table)?;
