@@ -340,8 +340,18 @@ impl LoadedPipeline {
 pub fn load(path: &Path) -> Result<LoadedPipeline, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(path, format!("cannot read the pipeline file: {e}")))?;
-    let text = interpolate(&text, |name| std::env::var(name).ok())
-        .map_err(|e| e.in_file(&path.display().to_string()))?;
+    load_text(&text, path, |name| std::env::var(name).ok())
+}
+
+/// Pipeline JSON text as if read from `path`: interpolated with `lookup`
+/// for `${NAME}` (and `${env:NAME}`), parsed and checked. What [`load`] does
+/// after reading the file (the config fuzz target calls it too).
+pub fn load_text(
+    text: &str,
+    path: &Path,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<LoadedPipeline, ConfigError> {
+    let text = interpolate(text, lookup).map_err(|e| e.in_file(&path.display().to_string()))?;
     parse_checked(&text, path)
 }
 

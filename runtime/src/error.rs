@@ -26,6 +26,10 @@ pub enum PipelineError {
         error: CheckpointError,
         context: Option<String>,
     },
+    /// The checkpoint store holds epochs the sink says were never committed:
+    /// the sink lost commits; resuming would write records twice.
+    #[error("checkpoint: {0}")]
+    StoreAheadOfSink(String),
     #[error("{0}")]
     BadInput(String),
     #[error("dead-letter output: {0}")]
@@ -57,7 +61,11 @@ impl PipelineError {
         match self {
             Self::Source(e) | Self::Sink(e) => e.is_retryable(),
             Self::Checkpoint { error, .. } => error.is_retryable(),
-            Self::Config(_) | Self::Transform(_) | Self::BadInput(_) | Self::DeadLetter(_) => false,
+            Self::Config(_)
+            | Self::Transform(_)
+            | Self::StoreAheadOfSink(_)
+            | Self::BadInput(_)
+            | Self::DeadLetter(_) => false,
         }
     }
 }

@@ -342,7 +342,7 @@ impl Pipeline {
     fn check_agreement(&mut self, last_epoch: u64, found: bool) -> Result<(), PipelineError> {
         let name = self.name().to_string();
         let stored = retry_store("list the stored checkpoints", || self.store().epochs(&name))
-            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+            .map_err(PipelineError::from)?;
         let Some(&newest) = stored.last().filter(|&&e| e > last_epoch + 1) else {
             return Ok(());
         };
@@ -351,7 +351,7 @@ impl Pipeline {
         } else {
             format!("no commit of pipeline `{name}`")
         };
-        Err(PipelineError::Checkpoint(format!(
+        Err(PipelineError::StoreAheadOfSink(format!(
             "the {} holds epoch {newest} of pipeline `{name}`, but {} has {sink_has}: the sink lost commits that \
              were made (a table dropped and created again, or restored from a backup; a commit record removed). \
              Resuming from the sink would read the source again from {} and write those records a second time, \
@@ -398,7 +398,7 @@ impl Pipeline {
         let name = self.name().to_string();
         let me = this_run();
         let claim = retry_store("claim the pipeline", || self.store().claim(&name, &me))
-            .map_err(|e| PipelineError::Checkpoint(e.to_string()))?;
+            .map_err(PipelineError::from)?;
         match &claim.previous {
             Some(previous) => {
                 tracing::info!(pipeline = %name, "owner: {}; taking over from {previous}", claim.owner)
@@ -711,7 +711,7 @@ impl Pipeline {
             self.sink_unrecorded = false;
             return Ok(());
         }
-        let store_err = |e: checkpoint::CheckpointError| PipelineError::Checkpoint(e.to_string());
+        let store_err = PipelineError::from;
         let start = retry_store("read the start position", || self.store().get(&name, 0))
             .map_err(store_err)?;
         retry_store("remove an unrecorded checkpoint", || {

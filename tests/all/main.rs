@@ -15,6 +15,7 @@ mod kafka_env;
 mod kafka_real;
 mod metrics;
 mod open_world;
+mod openapi_fuzz;
 mod owners;
 mod plugins;
 mod polyglot;

@@ -65,6 +65,11 @@ impl Worker {
         }
     }
 
+    /// `http://127.0.0.1:<port>`, for clients other than [`Api`].
+    pub(crate) fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

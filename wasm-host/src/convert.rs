@@ -91,7 +91,8 @@ pub fn value_at(array: &dyn Array, row: usize) -> Value {
                 array
                     .as_primitive::<arrow_array::types::Date32Type>()
                     .value(row),
-            ) * 86_400_000_000,
+            )
+            .saturating_mul(86_400_000_000),
         ),
         DataType::Date64 => Value::Timestamp(
             array
@@ -534,6 +535,22 @@ mod tests {
         assert_eq!(all.fields.len(), 3);
         assert!(matches!(all.rows[1][1], Value::Null));
         assert!(matches!(&all.rows[2][0], Value::Text(s) if s == "c"));
+    }
+
+    /// Found by the `wit_convert` fuzz target: a date beyond ±292,000
+    /// years (an Avro `date` is any 32-bit count of days) overflowed its
+    /// conversion to microseconds, and a release build showed the guest a
+    /// wrapped time (which could move the watermark anywhere). It saturates
+    /// now, as the other time types do.
+    #[test]
+    fn far_dates_saturate_instead_of_wrapping() {
+        let days = arrow_array::Date32Array::from(vec![i32::MAX, i32::MIN, 20_455]);
+        assert!(matches!(value_at(&days, 0), Value::Timestamp(i64::MAX)));
+        assert!(matches!(value_at(&days, 1), Value::Timestamp(i64::MIN)));
+        assert!(matches!(
+            value_at(&days, 2),
+            Value::Timestamp(1_767_312_000_000_000)
+        ));
     }
 
     #[test]

@@ -42,6 +42,14 @@ mod bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "transform" });
 }
 
+/// The Arrow ⇄ WIT value conversion and the WIT types it uses, for the fuzz
+/// targets in `fuzz/` only: not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::bindings::tributary::transform::types::{Batch, Emit, Field, FieldType, Value};
+    pub use crate::convert::{Assembled, assemble, to_wit, value_at};
+}
+
 pub use chain::{ChainOutput, ChainState, LateRow, RejectedRow, TransformChain};
 pub use convert::rows_as_json;
 pub use engine::{

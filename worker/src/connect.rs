@@ -40,9 +40,21 @@ pub(crate) fn from_connect(
             "the body must be {\"offsets\": [{\"partition\": {...}, \"offset\": {...}}]}",
         )
     })?;
+    if let Some(entry) = list.iter().find(|e| !e["partition"].is_object()) {
+        return Err(ApiError::bad_request(format!(
+            "offset entry {entry} needs a \"partition\" object: {{}} for a `{kind}` source, \
+             {{\"kafka_topic\": \"t\", \"kafka_partition\": 0}} for kafka"
+        )));
+    }
     if kind != "kafka" {
         return match list.as_slice() {
-            [one] => Ok(one["offset"].clone()),
+            // A source's offsets are an object; anything else would fail
+            // (or silently rewind) the connector at its next start.
+            [one] if one["offset"].is_object() => Ok(one["offset"].clone()),
+            [one] => Err(ApiError::bad_request(format!(
+                "offset {} must be an object, the source's offsets as GET …/offsets shows them;                  to start from the beginning, DELETE …/offsets",
+                one["offset"]
+            ))),
             _ => Err(ApiError::bad_request(format!(
                 "a `{kind}` source has one offset entry: {{\"offsets\": [{{\"partition\": {{}}, \"offset\": <its offsets>}}]}}"
             ))),
@@ -102,5 +114,23 @@ mod tests {
             from_connect("generator", &gen_patch, None).unwrap(),
             json!({"position": 7})
         );
+    }
+
+    /// Found by Schemathesis: an `offset` that is not an object (or is
+    /// missing) was stored as the source's offsets, to fail or rewind the
+    /// connector at its next start.
+    #[test]
+    fn a_non_kafka_offset_must_be_an_object() {
+        for offset in [json!([null, null]), json!(7), json!("x"), Value::Null] {
+            let patch = json!({"offsets": [{"partition": {}, "offset": offset}]});
+            let err = from_connect("generator", &patch, None).unwrap_err();
+            assert!(err.to_string().contains("DELETE"), "{err}");
+        }
+        let missing = json!({"offsets": [{"partition": {}}]});
+        assert!(from_connect("generator", &missing, None).is_err());
+        // Connect's partitions are objects too (`{}` for a non-Kafka source).
+        let partition = json!({"offsets": [{"partition": [null, null], "offset": {}}]});
+        let err = from_connect("generator", &partition, None).unwrap_err();
+        assert!(err.to_string().contains("partition"), "{err}");
     }
 }

@@ -64,6 +64,17 @@ async fn list(
             .map(|(_, v)| v)
             .collect(),
     };
+    // A typo would otherwise answer with the plain list, as if no expand
+    // had been asked for.
+    if let Some(bad) = q
+        .expand
+        .iter()
+        .find(|e| !matches!(e.as_str(), "status" | "info"))
+    {
+        return Err(ApiError::bad_request(format!(
+            "expand={bad} is not known: use expand=status and/or expand=info"
+        )));
+    }
     blocking(&w, move |w| {
         let mut connectors = w.lock();
         if q.expand.is_empty() {
@@ -236,6 +247,11 @@ async fn validate(
     bytes: Bytes,
 ) -> ApiResult<Response> {
     let config = parse_body(&bytes)?;
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object: a Tributary pipeline (docs/pipeline.md)",
+        ));
+    }
     let plugin2 = plugin.clone();
     let errors = blocking(&w, move |w| {
         let name = config["name"].as_str().unwrap_or("validate").to_string();
@@ -413,5 +429,25 @@ mod tests {
             .collect();
         served.sort();
         assert_eq!(described, served);
+    }
+
+    /// Found by Schemathesis: with `--auth-token-file` every path but
+    /// `/health` answers 401 without the token, so the description must say
+    /// so; and `PUT …/config` creates (201) as well as updates.
+    #[test]
+    fn openapi_description_declares_401_and_201() {
+        let spec: Value = serde_json::from_str(include_str!("../../docs/openapi.json"))
+            .expect("openapi.json parses");
+        for (path, ops) in spec["paths"].as_object().expect("paths") {
+            for (method, op) in ops.as_object().expect("operations") {
+                let open = op["security"].as_array().is_some_and(Vec::is_empty);
+                assert_eq!(
+                    op["responses"].get("401").is_some(),
+                    !open,
+                    "{method} {path}: 401 declared exactly when a token is needed"
+                );
+            }
+        }
+        assert!(spec["paths"]["/connectors/{name}/config"]["put"]["responses"]["201"].is_object());
     }
 }

@@ -600,7 +600,7 @@ mod tests {
         assert_eq!(new.open().unwrap().unwrap().epoch, 1);
         let err = old.commit(&commit(2), &[b], 1).unwrap_err();
         assert!(
-            !err.retryable
+            !err.is_retryable()
                 && err.to_string().contains("is fenced")
                 && err.to_string().contains("pid 102"),
             "{err}"

@@ -151,31 +151,46 @@ fn load(path: &Path) -> std::result::Result<Plugin, LoadError> {
     // Plugins stay loaded for the life of the process: their tables and code
     // are referenced by every sink made from them.
     std::mem::forget(library);
-    let mut out = Buf::EMPTY;
-    // SAFETY: valid out-pointers.
-    call(table, "describe", |err| unsafe {
-        (table.describe)(&mut out, err)
-    })
-    .map_err(|e| e.to_string())?;
-    let text = take(table, out);
-    let description: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| format!("its description is not JSON: {e}"))?;
-    let field = |k: &str| description[k].as_str().map(str::to_string);
-    let name = field("name").ok_or("its description has no name")?;
-    let kind = field("kind").unwrap_or_default();
-    if kind != "sink" {
-        return refused(format!(
-            "it is a `{kind}` plugin; this version loads sink plugins only"
-        ));
+    Plugin::from_table(table, path)
+}
+
+impl Plugin {
+    /// The plugin behind a v1 function table (its ABI version already
+    /// checked), from its `describe` answer; `path` names it in messages.
+    /// [`load_dir`] calls it for each library; public for the fuzz targets
+    /// (`fuzz/`), which give it a table of their own.
+    #[doc(hidden)]
+    #[allow(unsafe_code)]
+    pub fn from_table(
+        table: &'static PluginV1,
+        path: &Path,
+    ) -> std::result::Result<Plugin, LoadError> {
+        let mut out = Buf::EMPTY;
+        // SAFETY: valid out-pointers.
+        call(table, "describe", |err| unsafe {
+            (table.describe)(&mut out, err)
+        })
+        .map_err(|e| e.to_string())?;
+        let text = take(table, out);
+        let description: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| format!("its description is not JSON: {e}"))?;
+        let field = |k: &str| description[k].as_str().map(str::to_string);
+        let name = field("name").ok_or("its description has no name")?;
+        let kind = field("kind").unwrap_or_default();
+        if kind != "sink" {
+            return refused(format!(
+                "it is a `{kind}` plugin; this version loads sink plugins only"
+            ));
+        }
+        Ok(Plugin {
+            name,
+            kind,
+            description: field("description").unwrap_or_default(),
+            config_schema: description["config_schema"].clone(),
+            path: path.to_path_buf(),
+            table,
+        })
     }
-    Ok(Plugin {
-        name,
-        kind,
-        description: field("description").unwrap_or_default(),
-        config_schema: description["config_schema"].clone(),
-        path: path.to_path_buf(),
-        table,
-    })
 }
 
 /// The bytes of a plugin's `Buf`, copied; the plugin frees the original.

@@ -31,7 +31,9 @@ const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AvroBatchBuilder {
     /// The registry URL without credentials, for messages.
     registry: String,
-    decoder: AvroDecoder,
+    /// The registry client; `None` only in a builder made for values
+    /// decoded elsewhere ([`AvroBatchBuilder::for_decoded_values`]).
+    decoder: Option<AvroDecoder>,
     /// What each writer schema id maps to, or why it cannot be read.
     writers: HashMap<u32, Result<Arc<Writer>, BadRecord>>,
     /// For writer schemas already merged into `fields`: the column of each of
@@ -86,7 +88,7 @@ impl AvroBatchBuilder {
         })?;
         Ok(Self {
             registry,
-            decoder: AvroDecoder::new(settings),
+            decoder: Some(AvroDecoder::new(settings)),
             writers: HashMap::new(),
             columns_of: HashMap::new(),
             fields: Vec::new(),
@@ -94,19 +96,55 @@ impl AvroBatchBuilder {
         })
     }
 
+    /// A builder without a registry client, for values decoded elsewhere
+    /// ([`AvroBatchBuilder::push_decoded`]); its `push` refuses every value.
+    /// For the fuzz targets (`fuzz/`): a registry client costs milliseconds
+    /// to make, a fuzz input microseconds.
+    #[doc(hidden)]
+    pub fn for_decoded_values() -> Self {
+        Self {
+            registry: "(none)".into(),
+            decoder: None,
+            writers: HashMap::new(),
+            columns_of: HashMap::new(),
+            fields: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
     /// Decodes one framed value and appends it as a row. All or nothing: on
     /// error no partial row stays appended and the batch schema is unchanged.
     pub fn push(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
         let id = confluent::schema_id(payload)?;
-        let decoded = match self.decoder.decode_with_schema(Some(payload)) {
+        let Some(decoder) = &self.decoder else {
+            return Err(DecodeError::Unavailable(Error::internal(
+                "kafka source: this Avro decoder has no schema registry client",
+            )));
+        };
+        let decoded = match decoder.decode_with_schema(Some(payload)) {
             Ok(Some(decoded)) => decoded,
             Ok(None) => return Err(DecodeError::Bad("empty value".into())),
             Err(e) => return Err(self.registry_error(id, e)),
         };
+        self.push_decoded(id, &decoded.schema.parsed, decoded.value)
+    }
+
+    /// Appends a value the registry client has decoded with writer schema
+    /// `id` (whose parsed schema is `schema`): the half of
+    /// [`AvroBatchBuilder::push`] after the registry. Public for the fuzz
+    /// targets (`fuzz/`), which decode Avro bodies with fixed or fuzzed
+    /// writer schemas and no registry; `id` must always name the same schema.
+    #[doc(hidden)]
+    pub fn push_decoded(
+        &mut self,
+        id: u32,
+        schema: &AvroSchema,
+        value: Value,
+    ) -> Result<(), DecodeError> {
         let writer = match self.writers.get(&id) {
             Some(known) => known.clone(),
             None => {
-                let mapped = Writer::new(decoded.schema.parsed.clone()).map(Arc::new);
+                let mapped = Writer::new(schema.clone()).map(Arc::new);
                 self.writers.insert(id, mapped.clone());
                 mapped
             }
@@ -123,7 +161,7 @@ impl AvroBatchBuilder {
                 })?,
             ),
         };
-        let Value::Record(values) = decoded.value else {
+        let Value::Record(values) = value else {
             return Err(DecodeError::Bad(format!(
                 "writer schema id {id}: the decoded value is not a record"
             )));
@@ -217,7 +255,7 @@ impl AvroBatchBuilder {
             // The decoder caches errors it thinks permanent, a 500 among
             // them; a registry that was down for a moment must not make this
             // id unreadable for the life of the process.
-            self.decoder.remove_errors_from_cache();
+            self.forget_failed_lookups();
             return DecodeError::Unavailable(
                 Error::external(format!(
                     "kafka source: schema registry {registry} is unavailable (looking up writer \
@@ -228,7 +266,7 @@ impl AvroBatchBuilder {
             );
         }
         if matches!(status, Some(401 | 403)) {
-            self.decoder.remove_errors_from_cache();
+            self.forget_failed_lookups();
             return DecodeError::Unavailable(
                 Error::config(format!(
                     "kafka source: schema registry {registry} refused to give writer schema id \
@@ -243,7 +281,7 @@ impl AvroBatchBuilder {
             // A 404 without the registry's "schema not found" code: the URL
             // is not a Schema Registry (or has a wrong path). Dead-lettering
             // every record would hide that.
-            self.decoder.remove_errors_from_cache();
+            self.forget_failed_lookups();
             return DecodeError::Unavailable(Error::config(format!(
                 "kafka source: {registry} answered 404 without Confluent's error code 40403 \
                  looking up writer schema id {id} ({}): is it the Schema Registry's base URL?",
@@ -268,6 +306,16 @@ impl AvroBatchBuilder {
             "writer schema id {id} from the schema registry {registry} cannot be used: {}",
             describe_src(&e)
         ))
+    }
+}
+
+impl AvroBatchBuilder {
+    /// The registry client caches failed lookups; a transient failure must
+    /// not stay cached.
+    fn forget_failed_lookups(&self) {
+        if let Some(decoder) = &self.decoder {
+            decoder.remove_errors_from_cache();
+        }
     }
 }
 
