@@ -34,6 +34,11 @@
 //! {"type": "iceberg", "catalog_uri": "sqlite:warehouse/catalog.db",
 //!  "warehouse": "warehouse", "table": "demo.news.articles_raw"}
 //! ```
+//!
+//! About a thousand lines, on purpose: staging, the commit with its record,
+//! recovery, the owner fence and schema conformance all act on one table
+//! handle under one set of invariants (what is staged is committed once,
+//! under this run's ownership); `pinned.rs` holds the compare-and-set commit.
 
 #![forbid(unsafe_code)]
 
