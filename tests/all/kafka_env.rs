@@ -252,3 +252,17 @@ pub fn read_ids(path: &std::path::Path) -> std::collections::BTreeSet<String> {
         .into_iter()
         .collect()
 }
+
+/// A `kafka` source reading `topic`'s JSON values `{"id", "n"}` (what
+/// `scripts/produce_txn.py` writes), from `start`.
+pub fn json_source(broker: &Broker, topic: &str, start: &str) -> Value {
+    serde_json::json!({
+        "type": "kafka",
+        "bootstrap_servers": broker.bootstrap(),
+        "topics": [topic],
+        "format": "json",
+        "schema": [{"name": "id", "type": "string", "required": true},
+                   {"name": "n", "type": "long"}],
+        "start": start,
+    })
+}

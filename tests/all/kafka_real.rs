@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::kafka_env::Broker;
+use crate::kafka_env::{Broker, json_source};
 
 /// `scripts/produce_txn.py` with these arguments; its JSON report.
 fn produce(broker: &Broker, args: &[&str]) -> Value {
@@ -39,15 +39,7 @@ fn ids(report: &Value, key: &str) -> BTreeSet<String> {
 fn pipeline(s: &Scratch, broker: &Broker, topic: &str, start: &str) -> Value {
     json!({
         "name": s.name,
-        "source": {
-            "type": "kafka",
-            "bootstrap_servers": broker.bootstrap(),
-            "topics": [topic],
-            "format": "json",
-            "schema": [{"name": "id", "type": "string", "required": true},
-                       {"name": "n", "type": "long"}],
-            "start": start,
-        },
+        "source": json_source(broker, topic, start),
         "transforms": [],
         "sink": {"type": "jsonl", "path": s.path("out")},
         "checkpoint": {"location": s.path("chk")},

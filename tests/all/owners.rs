@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::kafka_env::Broker;
+use crate::kafka_env::{Broker, json_source};
 
 /// `scripts/produce_txn.py` (plain idempotent producer): JSON records
 /// `{"id": "<prefix>-<i>", "n": i}`; returns the ids written.
@@ -42,15 +42,7 @@ fn produce(broker: &Broker, topic: &str, prefix: &str, records: u64, create: boo
 fn kafka_to_iceberg(s: &Scratch, broker: &Broker, topic: &str, interval_ms: u64) -> Value {
     json!({
         "name": s.name,
-        "source": {
-            "type": "kafka",
-            "bootstrap_servers": broker.bootstrap(),
-            "topics": [topic],
-            "format": "json",
-            "schema": [{"name": "id", "type": "string", "required": true},
-                       {"name": "n", "type": "long"}],
-            "start": "earliest",
-        },
+        "source": json_source(broker, topic, "earliest"),
         "transforms": [],
         "sink": s.iceberg_sink(),
         "checkpoint": {"location": s.path("chk")},
