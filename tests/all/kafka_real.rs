@@ -469,7 +469,13 @@ fn kafka_real_sink_exactly_once_with_transactions_survives_kill_9_and_fences_a_z
     let status = wait_within(&mut zombie, Duration::from_secs(60), "the fenced instance");
     assert!(!status.success(), "the zombie should have stopped");
     let log = std::fs::read_to_string(s.path("runs.log")).unwrap();
-    assert!(log.contains("fenced: another instance started"), "{log}");
+    // Either fence may stop it first: Kafka's (the second instance's
+    // `initTransactions` bumped the producer epoch) or the checkpoint
+    // store's (the second instance claimed the pipeline). Both name why.
+    assert!(
+        log.contains("fenced: another instance started") || log.contains("is fenced:"),
+        "the zombie's log should say it was fenced: {log}"
+    );
     std::thread::sleep(Duration::from_millis(1000));
     second.kill().unwrap();
     second.wait().unwrap();

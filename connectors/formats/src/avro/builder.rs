@@ -1,8 +1,16 @@
 //! [`AvroBatchBuilder`]: Confluent-framed Avro values in, Arrow batches out;
-//! writer schemas fetched from the Schema Registry, and a failed lookup
-//! sorted into "bad record" or "registry unavailable".
+//! writer schemas fetched from the Schema Registry (with their references),
+//! checked before any body is decoded with them, and a failed lookup sorted
+//! into "bad record" or "registry unavailable".
+//!
+//! The fetch is `schema_registry_converter`'s, the decode apache-avro's. Its
+//! `AvroDecoder`, which does both, is not used: it decodes a body with a
+//! writer schema before the caller can see that schema, and a registered
+//! schema whose record must contain itself (`A {a: A}`) or that nests
+//! thousands of levels deep made its recursive decode overflow the stack and
+//! kill the process (found by the `avro_schema` fuzz target).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +18,11 @@ use apache_avro::Schema as AvroSchema;
 use apache_avro::types::Value;
 use arrow_array::{RecordBatch, RecordBatchOptions};
 use arrow_schema::{Field, Schema, SchemaRef};
-use schema_registry_converter::blocking::avro::AvroDecoder;
-use schema_registry_converter::blocking::schema_registry::SrSettings;
+use schema_registry_converter::blocking::schema_registry::{
+    SrSettings, get_referenced_schema, get_schema_by_id_and_type,
+};
 use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{RegisteredReference, SchemaType};
 use tributary_connector::{Error, Result, redact_uri};
 
 use super::cell::{Cell, cell};
@@ -27,14 +37,21 @@ use crate::error::{BadRecord, DecodeError};
 /// connections but does not answer.
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many schemas one writer schema may reference, directly or through
+/// other references. apache-avro resolves references by recursion, and a
+/// registry answers each with a request; real schemas reference a few.
+const MAX_REFERENCES: usize = 100;
+
 /// Decodes Confluent-framed Avro values into rows of a growing Arrow schema.
 pub struct AvroBatchBuilder {
     /// The registry URL without credentials, for messages.
     registry: String,
-    /// The registry client; `None` only in a builder made for values
-    /// decoded elsewhere ([`AvroBatchBuilder::for_decoded_values`]).
-    decoder: Option<AvroDecoder>,
-    /// What each writer schema id maps to, or why it cannot be read.
+    /// The registry client's settings; `None` only in a builder given its
+    /// writer schemas by the caller ([`AvroBatchBuilder::for_decoded_values`]).
+    client: Option<SrSettings>,
+    /// What each writer schema id maps to, or why it cannot be read. A
+    /// lookup that failed for a reason that may pass (the registry down) is
+    /// not kept.
     writers: HashMap<u32, Result<Arc<Writer>, BadRecord>>,
     /// For writer schemas already merged into `fields`: the column of each of
     /// their fields. Columns are only ever appended, so these stay valid.
@@ -88,7 +105,7 @@ impl AvroBatchBuilder {
         })?;
         Ok(Self {
             registry,
-            decoder: Some(AvroDecoder::new(settings)),
+            client: Some(settings),
             writers: HashMap::new(),
             columns_of: HashMap::new(),
             fields: Vec::new(),
@@ -96,15 +113,15 @@ impl AvroBatchBuilder {
         })
     }
 
-    /// A builder without a registry client, for values decoded elsewhere
-    /// ([`AvroBatchBuilder::push_decoded`]); its `push` refuses every value.
-    /// For the fuzz targets (`fuzz/`): a registry client costs milliseconds
-    /// to make, a fuzz input microseconds.
+    /// A builder without a registry client, given each writer schema by the
+    /// caller ([`AvroBatchBuilder::push_body`]); its `push` refuses every
+    /// value. For the fuzz targets (`fuzz/`): a registry client costs
+    /// milliseconds to make, a fuzz input microseconds.
     #[doc(hidden)]
     pub fn for_decoded_values() -> Self {
         Self {
             registry: "(none)".into(),
-            decoder: None,
+            client: None,
             writers: HashMap::new(),
             columns_of: HashMap::new(),
             fields: Vec::new(),
@@ -116,41 +133,79 @@ impl AvroBatchBuilder {
     /// error no partial row stays appended and the batch schema is unchanged.
     pub fn push(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
         let id = confluent::schema_id(payload)?;
-        let Some(decoder) = &self.decoder else {
+        let writer = match self.writers.get(&id) {
+            Some(known) => known.clone(),
+            None => {
+                let looked_up = self.look_up(id)?;
+                self.writers.insert(id, looked_up.clone());
+                looked_up
+            }
+        }
+        .map_err(|reason| DecodeError::Bad(reason.to_string()))?;
+        self.append(id, &writer, &payload[confluent::header(id).len()..])
+    }
+
+    /// Appends one Avro body written with writer schema `id`, whose parsed
+    /// schema is `schema`: [`AvroBatchBuilder::push`] without the registry.
+    /// Public for the fuzz targets (`fuzz/`), which give fixed or fuzzed
+    /// writer schemas; `id` must always name the same schema.
+    #[doc(hidden)]
+    pub fn push_body(
+        &mut self,
+        id: u32,
+        schema: &AvroSchema,
+        body: &[u8],
+    ) -> Result<(), DecodeError> {
+        let writer = self
+            .writers
+            .entry(id)
+            .or_insert_with(|| mapped(id, Writer::new(schema.clone())))
+            .clone()
+            .map_err(|reason| DecodeError::Bad(reason.to_string()))?;
+        self.append(id, &writer, body)
+    }
+
+    /// Writer schema `id` from the registry, mapped: `Err` outside for what
+    /// may pass (not kept), `Ok(Err)` for a schema that cannot be read.
+    fn look_up(&self, id: u32) -> Result<Result<Arc<Writer>, BadRecord>, DecodeError> {
+        let Some(client) = &self.client else {
             return Err(DecodeError::Unavailable(Error::internal(
                 "kafka source: this Avro decoder has no schema registry client",
             )));
         };
-        let decoded = match decoder.decode_with_schema(Some(payload)) {
-            Ok(Some(decoded)) => decoded,
-            Ok(None) => return Err(DecodeError::Bad("empty value".into())),
-            Err(e) => return Err(self.registry_error(id, e)),
+        let (main, referenced) = match fetch(client, id) {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                return match self.registry_error(id, e) {
+                    DecodeError::Bad(reason) => Ok(Err(reason.into())),
+                    unavailable => Err(unavailable),
+                };
+            }
         };
-        self.push_decoded(id, &decoded.schema.parsed, decoded.value)
+        let parsed = if referenced.is_empty() {
+            AvroSchema::parse_str(&main).map(|s| (s, Vec::new()))
+        } else {
+            AvroSchema::parse_str_with_list(&main, &referenced)
+        };
+        Ok(match parsed {
+            Ok((schema, referenced)) => mapped(id, Writer::with_references(schema, referenced)),
+            Err(e) => Err(format!(
+                "writer schema id {id} from the schema registry {} is not valid Avro: {e}",
+                self.registry
+            )
+            .into()),
+        })
     }
 
-    /// Appends a value the registry client has decoded with writer schema
-    /// `id` (whose parsed schema is `schema`): the half of
-    /// [`AvroBatchBuilder::push`] after the registry. Public for the fuzz
-    /// targets (`fuzz/`), which decode Avro bodies with fixed or fuzzed
-    /// writer schemas and no registry; `id` must always name the same schema.
-    #[doc(hidden)]
-    pub fn push_decoded(
-        &mut self,
-        id: u32,
-        schema: &AvroSchema,
-        value: Value,
-    ) -> Result<(), DecodeError> {
-        let writer = match self.writers.get(&id) {
-            Some(known) => known.clone(),
-            None => {
-                let mapped = Writer::new(schema.clone()).map(Arc::new);
-                self.writers.insert(id, mapped.clone());
-                mapped
-            }
-        }
-        .map_err(|reason| DecodeError::Bad(format!("writer schema id {id}: {reason}")))?;
-
+    /// Decodes `body` with `writer` (a schema already checked by
+    /// [`Writer::new`], so the decode's depth is bounded) and appends it.
+    fn append(&mut self, id: u32, writer: &Writer, body: &[u8]) -> Result<(), DecodeError> {
+        let value = writer.decode(body).map_err(|e| {
+            DecodeError::Bad(format!(
+                "the Avro body does not decode with writer schema id {id} (truncated or \
+                 corrupt?): {e}"
+            ))
+        })?;
         // Work out the grown schema first, the row second, and keep either
         // only when both succeed.
         let grown = match self.columns_of.get(&id) {
@@ -166,7 +221,7 @@ impl AvroBatchBuilder {
                 "writer schema id {id}: the decoded value is not a record"
             )));
         };
-        let AvroSchema::Record(record) = &writer.schema else {
+        let AvroSchema::Record(record) = writer.schema() else {
             unreachable!("Writer::new accepts records only")
         };
         let mut cells = Vec::with_capacity(values.len());
@@ -255,7 +310,6 @@ impl AvroBatchBuilder {
             // The decoder caches errors it thinks permanent, a 500 among
             // them; a registry that was down for a moment must not make this
             // id unreadable for the life of the process.
-            self.forget_failed_lookups();
             return DecodeError::Unavailable(
                 Error::external(format!(
                     "kafka source: schema registry {registry} is unavailable (looking up writer \
@@ -266,7 +320,6 @@ impl AvroBatchBuilder {
             );
         }
         if matches!(status, Some(401 | 403)) {
-            self.forget_failed_lookups();
             return DecodeError::Unavailable(
                 Error::config(format!(
                     "kafka source: schema registry {registry} refused to give writer schema id \
@@ -281,7 +334,6 @@ impl AvroBatchBuilder {
             // A 404 without the registry's "schema not found" code: the URL
             // is not a Schema Registry (or has a wrong path). Dead-lettering
             // every record would hide that.
-            self.forget_failed_lookups();
             return DecodeError::Unavailable(Error::config(format!(
                 "kafka source: {registry} answered 404 without Confluent's error code 40403 \
                  looking up writer schema id {id} ({}): is it the Schema Registry's base URL?",
@@ -295,13 +347,6 @@ impl AvroBatchBuilder {
                 e.cause.as_deref().unwrap_or("not found")
             ));
         }
-        if e.error.starts_with("Could not transform bytes") {
-            return DecodeError::Bad(format!(
-                "the Avro body does not decode with writer schema id {id} (truncated or \
-                 corrupt?): {}",
-                e.cause.as_deref().unwrap_or(&e.error)
-            ));
-        }
         DecodeError::Bad(format!(
             "writer schema id {id} from the schema registry {registry} cannot be used: {}",
             describe_src(&e)
@@ -309,14 +354,51 @@ impl AvroBatchBuilder {
     }
 }
 
-impl AvroBatchBuilder {
-    /// The registry client caches failed lookups; a transient failure must
-    /// not stay cached.
-    fn forget_failed_lookups(&self) {
-        if let Some(decoder) = &self.decoder {
-            decoder.remove_errors_from_cache();
+/// A mapped writer schema, or why it cannot be read, named by its id.
+fn mapped(id: u32, writer: Result<Writer, BadRecord>) -> Result<Arc<Writer>, BadRecord> {
+    writer
+        .map(Arc::new)
+        .map_err(|reason| format!("writer schema id {id}: {reason}").into())
+}
+
+/// Writer schema `id`'s text and the texts of every schema it references,
+/// directly or through other references, each fetched once and each after
+/// the ones it references (the order apache-avro resolves names in).
+fn fetch(client: &SrSettings, id: u32) -> Result<(String, Vec<String>), SRCError> {
+    let registered = get_schema_by_id_and_type(id, client, SchemaType::Avro)?;
+    let mut referenced = Vec::new();
+    fetch_references(
+        client,
+        registered.references,
+        &mut HashSet::new(),
+        &mut referenced,
+    )?;
+    Ok((registered.schema, referenced))
+}
+
+/// The schemas `references` name, depth first, into `out`. The recursion is
+/// bounded by [`MAX_REFERENCES`].
+fn fetch_references(
+    client: &SrSettings,
+    references: Vec<RegisteredReference>,
+    seen: &mut HashSet<(String, u32)>,
+    out: &mut Vec<String>,
+) -> Result<(), SRCError> {
+    for r in references {
+        if !seen.insert((r.subject.clone(), r.version)) {
+            continue;
         }
+        if seen.len() > MAX_REFERENCES {
+            return Err(SRCError::non_retryable_without_cause(&format!(
+                "it references more than {MAX_REFERENCES} schemas (directly or through other \
+                 references); Tributary reads at most {MAX_REFERENCES}"
+            )));
+        }
+        let schema = get_referenced_schema(client, &r)?;
+        fetch_references(client, schema.references, seen, out)?;
+        out.push(schema.schema);
     }
+    Ok(())
 }
 
 /// `HTTP request to schema registry failed with status 404 Not Found` → 404.

@@ -2,9 +2,12 @@
 //!
 //! A value is `0x00` (the magic byte), the writer schema's id in the Schema
 //! Registry (4 bytes, big-endian) and the Avro binary body. The registry is
-//! asked for each schema id once: `schema_registry_converter`'s blocking
-//! [`AvroDecoder`] fetches, caches and decodes with it, and this module turns
-//! the decoded value into a row.
+//! asked for each schema id once (with the schemas it references), through
+//! `schema_registry_converter`'s blocking client. The schema is checked before
+//! any body is decoded with it: recursive schemas, and ones nested more than
+//! 64 levels deep, make their records bad (no column can hold them, and
+//! decoding them recursed without bound). apache-avro decodes the body and
+//! this module turns the value into a row.
 //!
 //! **The batch schema is the union of every writer schema seen so far** in this
 //! process: top-level fields in first-seen order, every one nullable. When a

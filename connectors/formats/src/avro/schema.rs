@@ -1,11 +1,15 @@
 //! Avro schema → Arrow: a writer schema mapped to the batch's fields
-//! ([`Writer`]), following named types and refusing recursive ones.
+//! ([`Writer`]), following named types and refusing recursive ones and ones
+//! nested deeper than [`MAX_DEPTH`], before any body is decoded with it.
 
 use std::collections::HashMap;
+use std::io::Cursor;
 use std::sync::Arc;
 
 use apache_avro::Schema as AvroSchema;
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::{Name, ResolvedSchema, UnionSchema};
+use apache_avro::types::Value;
 use arrow_schema::{DataType, Field, TimeUnit};
 use tributary_connector::UTC;
 
@@ -15,18 +19,56 @@ use crate::error::BadRecord;
 /// Arrow's Decimal128 holds at most 38 digits (as does Iceberg's decimal).
 pub(crate) const MAX_DECIMAL_PRECISION: usize = 38;
 
-/// One writer schema, mapped.
+/// How deeply a writer schema may nest (records, arrays, maps, unions, each
+/// a level). apache-avro decodes and this module maps by recursion, one
+/// stack frame per level, and named types nest without nesting the JSON, so
+/// the JSON parser's own depth limit does not bound it: a schema 10,000
+/// deep overflowed the stack and killed the process. Real schemas nest a
+/// handful of levels; Spark and Flink read far fewer than 64 comfortably.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// The writer schema, the schemas it references, and the apache-avro reader
+/// that borrows them, kept together so the reader (whose resolved names cost
+/// a walk of the schema to build) is built once per writer schema rather
+/// than once per value.
+struct Schemata {
+    main: AvroSchema,
+    referenced: Vec<AvroSchema>,
+}
+
+type DatumReader<'a> = GenericDatumReader<'a>;
+
+self_cell::self_cell!(
+    struct Decoding {
+        owner: Schemata,
+        #[covariant]
+        dependent: DatumReader,
+    }
+);
+
+/// One writer schema, mapped, and ready to decode bodies written with it.
 pub(crate) struct Writer {
-    /// The parsed writer schema (a record).
-    pub(crate) schema: AvroSchema,
-    /// Named types it defines, to follow `Ref`s (a named type used twice).
+    decoding: Decoding,
+    /// Named types it defines or references, to follow `Ref`s.
     pub(crate) names: HashMap<Name, AvroSchema>,
     /// Its top-level fields as Arrow fields (all nullable).
     pub(crate) fields: Vec<Field>,
 }
 
 impl Writer {
+    /// `schema` with no references to other registered schemas.
     pub(crate) fn new(schema: AvroSchema) -> Result<Self, BadRecord> {
+        Self::with_references(schema, Vec::new())
+    }
+
+    /// `schema`, whose named types may be defined in `referenced` (a
+    /// Schema Registry's schema references, each after the ones it uses). Refuses what cannot become
+    /// columns, recursive and too deeply nested schemas among them, so no
+    /// body is ever decoded with those.
+    pub(crate) fn with_references(
+        schema: AvroSchema,
+        referenced: Vec<AvroSchema>,
+    ) -> Result<Self, BadRecord> {
         let AvroSchema::Record(record) = &schema else {
             return Err(format!(
                 "the top-level Avro schema must be a record, not {}",
@@ -34,7 +76,9 @@ impl Writer {
             )
             .into());
         };
-        let names = ResolvedSchema::try_from(&schema)
+        // Referenced schemas first: apache-avro resolves names in order.
+        let all: Vec<&AvroSchema> = referenced.iter().chain([&schema]).collect();
+        let names: HashMap<Name, AvroSchema> = ResolvedSchema::new_with_schemata(all)
             .map_err(|e| format!("cannot resolve its named types: {e}"))?
             .get_names()
             .iter()
@@ -43,6 +87,7 @@ impl Writer {
         let mut mapper = Mapper {
             names: &names,
             open: vec![record.name.clone()],
+            depth: 1,
         };
         let mut fields = Vec::with_capacity(record.fields.len());
         for f in &record.fields {
@@ -54,11 +99,36 @@ impl Writer {
             // null), and Iceberg adds new columns as optional anyway.
             fields.push(Field::new(&f.name, data_type, true));
         }
+        let decoding = Decoding::try_new(
+            Schemata {
+                main: schema,
+                referenced,
+            },
+            |s| {
+                let all = s.referenced.iter().chain([&s.main]).collect();
+                GenericDatumReader::builder(&s.main)
+                    .writer_schemata(all)?
+                    .build()
+            },
+        )
+        .map_err(|e| format!("cannot read values with it: {e}"))?;
         Ok(Self {
-            schema,
+            decoding,
             names,
             fields,
         })
+    }
+
+    /// The writer schema (a record).
+    pub(crate) fn schema(&self) -> &AvroSchema {
+        &self.decoding.borrow_owner().main
+    }
+
+    /// One Avro body written with this schema, decoded.
+    pub(crate) fn decode(&self, body: &[u8]) -> Result<Value, apache_avro::Error> {
+        self.decoding
+            .borrow_dependent()
+            .read_value(&mut Cursor::new(body))
     }
 }
 
@@ -83,11 +153,26 @@ pub(crate) struct Mapper<'a> {
     pub(crate) names: &'a HashMap<Name, AvroSchema>,
     /// Named records being mapped, outermost first.
     pub(crate) open: Vec<Name>,
+    /// Levels entered so far, the top-level record being the first.
+    pub(crate) depth: usize,
 }
 
 impl Mapper<'_> {
     /// The Arrow type of `schema` and whether it may be null.
     pub(crate) fn map(&mut self, schema: &AvroSchema) -> Result<(DataType, bool), PathError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(PathError::new(format!(
+                "the schema nests more than {MAX_DEPTH} levels deep (records, arrays, maps and \
+                 unions inside each other); Tributary reads at most {MAX_DEPTH} levels"
+            )));
+        }
+        self.depth += 1;
+        let mapped = self.map_level(schema);
+        self.depth -= 1;
+        mapped
+    }
+
+    fn map_level(&mut self, schema: &AvroSchema) -> Result<(DataType, bool), PathError> {
         use AvroSchema as S;
         let ts = |unit, tz: bool| DataType::Timestamp(unit, tz.then(|| UTC.into()));
         Ok(match schema {
@@ -172,7 +257,7 @@ impl Mapper<'_> {
                 let target = self.names.get(name).ok_or_else(|| {
                     PathError::new(format!("refers to the unknown named type `{name}`"))
                 })?;
-                self.map(target)?
+                self.map_level(target)?
             }
         })
     }

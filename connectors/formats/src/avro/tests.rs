@@ -4,6 +4,7 @@
 use super::cell::decimal;
 use super::schema::map_type;
 use super::*;
+use crate::confluent;
 use crate::error::DecodeError;
 use apache_avro::Schema as AvroSchema;
 use apache_avro::types::Value as V;
@@ -30,6 +31,8 @@ struct Stub {
     /// When set, every request gets this status instead.
     fail_with: Arc<Mutex<Option<u16>>>,
     requests: Arc<Mutex<usize>>,
+    /// Other answers by path (without the query): `/subjects/s/versions/1`.
+    paths: Arc<Mutex<HashMap<String, serde_json::Value>>>,
 }
 
 impl Stub {
@@ -55,6 +58,47 @@ impl Stub {
         self.schemas.lock().unwrap().insert(id, schema.to_string());
     }
 
+    /// Version 1 of `subject`: `schema`, referencing version 1 of each of
+    /// the subjects in `references` (registered before it).
+    fn register_subject(&self, subject: &str, schema: &str, references: &[&str]) {
+        let refs = self.references(references);
+        self.paths.lock().unwrap().insert(
+            format!("/subjects/{subject}/versions/1"),
+            serde_json::json!({"subject": subject, "version": 1, "id": 1000,
+                               "schema": schema, "references": refs}),
+        );
+    }
+
+    /// Schema `id`, referencing version 1 of each of the subjects in
+    /// `references`.
+    fn register_with_references(&self, id: u32, schema: &str, references: &[&str]) {
+        let refs = self.references(references);
+        self.paths.lock().unwrap().insert(
+            format!("/schemas/ids/{id}"),
+            serde_json::json!({"schema": schema, "references": refs}),
+        );
+    }
+
+    /// A reference to each subject, by the full name of the type its
+    /// version 1 defines.
+    fn references(&self, subjects: &[&str]) -> Vec<serde_json::Value> {
+        let paths = self.paths.lock().unwrap();
+        subjects
+            .iter()
+            .map(|subject| {
+                let version = &paths[&format!("/subjects/{subject}/versions/1")];
+                let schema: serde_json::Value =
+                    serde_json::from_str(version["schema"].as_str().unwrap()).unwrap();
+                let name = format!(
+                    "{}.{}",
+                    schema["namespace"].as_str().unwrap(),
+                    schema["name"].as_str().unwrap()
+                );
+                serde_json::json!({"name": name, "subject": subject, "version": 1})
+            })
+            .collect()
+    }
+
     fn answer(&self, mut conn: TcpStream) {
         let mut req = Vec::new();
         let mut buf = [0u8; 1024];
@@ -76,8 +120,15 @@ impl Stub {
             .and_then(|rest| rest.split('?').next())
             .and_then(|id| id.parse().ok());
         let schema = id.and_then(|id| self.schemas.lock().unwrap().get(&id).cloned());
+        let at_path = self
+            .paths
+            .lock()
+            .unwrap()
+            .get(path.split('?').next().unwrap_or(""))
+            .cloned();
         let fail = *self.fail_with.lock().unwrap();
         let (status, body) = match (fail, schema) {
+            (None, None) if at_path.is_some() => ("200 OK".into(), at_path.unwrap()),
             (Some(code), _) => (
                 format!("{code} Oops"),
                 serde_json::json!({"error_code": 50001, "message": "store is down"}),
@@ -643,6 +694,129 @@ fn a_recursive_schema_is_bad() {
     )));
     assert!(reason.contains("field `next`"), "{reason}");
     assert!(reason.contains("`Node` contains itself"), "{reason}");
+}
+
+/// A record that must contain itself has no finite value: decoding any
+/// body with it recursed until the stack overflowed and the process died
+/// (found by the `avro_schema` fuzz target). It must be refused before any
+/// body is decoded.
+#[test]
+fn a_record_that_must_contain_itself_is_bad_before_decoding() {
+    let (stub, url) = Stub::start();
+    stub.register(
+        6,
+        r#"{"type": "record", "name": "A", "fields": [{"name": "a", "type": "A"}]}"#,
+    );
+    let mut avro = AvroBatchBuilder::new(&url).unwrap();
+    for body in [&[][..], &[2, 2, 2][..]] {
+        let mut payload = confluent::header(6).to_vec();
+        payload.extend_from_slice(body);
+        let reason = bad(avro.push(&payload));
+        assert!(reason.contains("`A` contains itself"), "{reason}");
+    }
+}
+
+/// A linked list (`next: ["null", Node]`) is a valid recursive schema; a
+/// body of a million "one more node" bytes nested a million deep in the
+/// decoder. Refused by its schema, whatever the body.
+#[test]
+fn a_long_body_of_a_recursive_schema_is_bad_not_a_stack_overflow() {
+    let schema = r#"{"type": "record", "name": "Node", "fields": [
+        {"name": "next", "type": ["null", "Node"]}]}"#;
+    let (stub, url) = Stub::start();
+    stub.register(7, schema);
+    let mut avro = AvroBatchBuilder::new(&url).unwrap();
+    let mut payload = confluent::header(7).to_vec();
+    payload.extend(std::iter::repeat_n(2u8, 1_000_000));
+    payload.push(0);
+    let reason = bad(avro.push(&payload));
+    assert!(reason.contains("`Node` contains itself"), "{reason}");
+}
+
+/// Named types may refer to each other without any nesting in the JSON, so
+/// a schema's depth is not bounded by the JSON parser's depth limit: 10,000
+/// records each holding the next is refused with its depth named, not
+/// mapped (or decoded) by recursion 10,000 deep.
+#[test]
+fn a_schema_nested_ten_thousand_deep_is_bad() {
+    let depth = 10_000;
+    // The definitions sit side by side as fields of the top-level record,
+    // R9999 first: R0's field refers to R1, R1's to R2, ... so the last
+    // field, R0, is 10,000 deep.
+    let fields: Vec<String> = (0..depth)
+        .map(|i| {
+            let next = if i + 1 < depth {
+                format!("\"R{}\"", i + 1)
+            } else {
+                "\"long\"".to_string()
+            };
+            format!(
+                r#"{{"name": "f{}", "type": {{"type": "record", "name": "R{i}", "fields": [{{"name": "v", "type": {next}}}]}}}}"#,
+                depth - 1 - i
+            )
+        })
+        .rev()
+        .collect();
+    let schema = format!(
+        r#"{{"type": "record", "name": "Top", "fields": [{}]}}"#,
+        fields.join(",")
+    );
+    let (stub, url) = Stub::start();
+    stub.register(8, &schema);
+    let mut avro = AvroBatchBuilder::new(&url).unwrap();
+    let mut payload = confluent::header(8).to_vec();
+    payload.extend(std::iter::repeat_n(0u8, 20_000));
+    let reason = bad(avro.push(&payload));
+    assert!(reason.contains("levels deep"), "{reason}");
+}
+
+/// A writer schema whose field types are defined in other registered
+/// schemas (Confluent's schema references), the one it references
+/// referencing a third.
+#[test]
+fn a_schema_with_references_decodes() {
+    let address = r#"{"type": "record", "name": "Address", "namespace": "geo",
+        "fields": [{"name": "city", "type": "string"}, {"name": "at", "type": "geo.Point"}]}"#;
+    let point = r#"{"type": "record", "name": "Point", "namespace": "geo",
+        "fields": [{"name": "lat", "type": "double"}]}"#;
+    let person = r#"{"type": "record", "name": "Person", "fields": [
+        {"name": "name", "type": "string"}, {"name": "home", "type": "geo.Address"}]}"#;
+    let (stub, url) = Stub::start();
+    stub.register_subject("point", point, &[]);
+    stub.register_subject("address", address, &["point"]);
+    stub.register_with_references(9, person, &["address"]);
+    // The same types written out in one schema: the bytes are the same.
+    let inline = r#"{"type": "record", "name": "Person", "fields": [
+        {"name": "name", "type": "string"},
+        {"name": "home", "type": {"type": "record", "name": "Address", "namespace": "geo",
+            "fields": [{"name": "city", "type": "string"},
+                       {"name": "at", "type": {"type": "record", "name": "Point",
+                            "fields": [{"name": "lat", "type": "double"}]}}]}}]}"#;
+    let value = record(&[
+        ("name", V::String("Ada".into())),
+        (
+            "home",
+            record(&[
+                ("city", V::String("London".into())),
+                ("at", record(&[("lat", V::Double(51.5))])),
+            ]),
+        ),
+    ]);
+    let payload = framed(9, inline, value);
+    let mut avro = AvroBatchBuilder::new(&url).unwrap();
+    avro.push(&payload).unwrap();
+    let batch = avro.finish().unwrap();
+    let home = batch.column_by_name("home").unwrap().as_struct();
+    assert_eq!(
+        strings(home.column_by_name("city").unwrap()),
+        [Some("London".into())]
+    );
+    let at = home.column_by_name("at").unwrap().as_struct();
+    let lat = at
+        .column_by_name("lat")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    assert_eq!(lat.value(0), 51.5);
 }
 
 #[test]
