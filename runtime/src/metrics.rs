@@ -28,6 +28,8 @@ pub struct Metrics {
     pub dropped_duplicate: AtomicU64,
     pub filtered: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Records a transform failed on alone, found by splitting their batch.
+    pub isolated: AtomicU64,
     pub epochs_committed: AtomicU64,
     pub last_epoch: AtomicU64,
     last_commit_unix_ms: AtomicI64,
@@ -114,6 +116,7 @@ impl Default for Metrics {
             dropped_duplicate: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            isolated: AtomicU64::new(0),
             epochs_committed: AtomicU64::new(0),
             last_epoch: AtomicU64::new(0),
             last_commit_unix_ms: AtomicI64::new(0),
@@ -221,6 +224,7 @@ impl Metrics {
             dropped_duplicate: self.dropped_duplicate.load(Relaxed),
             filtered: self.filtered.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
+            isolated: self.isolated.load(Relaxed),
             last_epoch: self.last_epoch.load(Relaxed),
             epochs_committed: self.epochs_committed.load(Relaxed),
             last_commit_unix_ms: self.last_commit_unix_ms.load(Relaxed),
@@ -299,6 +303,12 @@ const FAMILIES: &[Family] = &[
         "counter",
         "Records sent to the dead-letter output.",
         |_, s| Some(s.dead_lettered as f64),
+    ),
+    (
+        "tributary_records_isolated_total",
+        "counter",
+        "Records a transform failed on alone, found by splitting their batch (also dead-lettered).",
+        |_, s| Some(s.isolated as f64),
     ),
     (
         "tributary_epochs_committed_total",
@@ -409,6 +419,7 @@ pub struct Snapshot {
     pub dropped_duplicate: u64,
     pub filtered: u64,
     pub dead_lettered: u64,
+    pub isolated: u64,
     pub last_epoch: u64,
     pub epochs_committed: u64,
     pub last_commit_unix_ms: i64,
@@ -451,6 +462,9 @@ impl Snapshot {
             line.push_str(&format!(" filtered {}", self.filtered));
         }
         line.push_str(&format!(" dead-letter {}", self.dead_lettered));
+        if self.isolated > 0 {
+            line.push_str(&format!(" (isolated {})", self.isolated));
+        }
         if self.last_commit_unix_ms > 0 {
             let ago = (unix_ms() - self.last_commit_unix_ms).max(0) as f64 / 1000.0;
             line.push_str(&format!(

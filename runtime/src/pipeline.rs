@@ -563,28 +563,21 @@ impl Pipeline {
         if batch.records.num_rows() == 0 {
             return Ok(());
         }
-        let out = match self.chain.run(&batch.records) {
-            Ok(out) => out,
-            Err(e) if policy == ErrorPolicy::DeadLetter && e.is_batch_failure() => {
-                // The transform failed on this batch as a whole (trap, time or
-                // memory limit, guest error): its rows go to the dead-letter
-                // output with the reason; the sandbox has a fresh instance for
-                // the next batch.
-                tracing::warn!(pipeline = %self.name(), "{e}; {} records sent to the dead-letter output", batch.records.num_rows());
-                let stage = format!("transform:{}", e.transform());
-                for record in tributary_wasm_host::rows_as_json(&batch.records) {
-                    self.dead_letter_push(DeadLetter {
-                        stage: stage.clone(),
-                        reason: e.to_string(),
-                        position: None,
-                        record: Some(record),
-                        raw: None,
-                    });
-                }
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
-        };
+        // Under `dead-letter` the chain isolates the rows a transform fails
+        // on and rejects them (they come back in `out.rejected`); what still
+        // fails here has no record to blame (`on-watermark` failed) or the
+        // policy is `fail`: the pipeline stops and replays from its last
+        // checkpoint, so no transform's state runs ahead of the rows.
+        let out = self.chain.run(&batch.records)?;
+        if out.isolated > 0 {
+            tracing::warn!(
+                pipeline = %self.name(),
+                "{} records that a transform fails on were isolated from a batch of {} and sent to the dead-letter output",
+                out.isolated,
+                batch.records.num_rows()
+            );
+        }
+        self.metrics.isolated.fetch_add(out.isolated, Relaxed);
         self.metrics
             .dropped_late
             .fetch_add(out.late.len() as u64, Relaxed);

@@ -4,7 +4,7 @@
 
 use tributary_wasm_host::{Limits, TransformChain, TransformEngine, TransformSpec, builtin};
 
-use crate::config::{ConfigError, LoadedPipeline, TransformConfig};
+use crate::config::{ConfigError, ErrorPolicy, LoadedPipeline, TransformConfig};
 use crate::error::PipelineError;
 
 /// The component bytes a `module` reference names.
@@ -47,5 +47,9 @@ pub fn build_chain(
             limits: Limits::from_config(t.limits.memory_mb, t.limits.call_timeout_ms),
         });
     }
-    Ok(TransformChain::new(engine, specs)?)
+    let mut chain = TransformChain::new(engine, specs)?;
+    // Dead-lettering pipelines reject the rows a transform fails on, found
+    // by splitting the batch; others stop on the failure and replay.
+    chain.isolate_failures(loaded.config.errors.policy == ErrorPolicy::DeadLetter);
+    Ok(chain)
 }

@@ -888,3 +888,112 @@ fn open_world_dead_letters_are_exactly_once_and_private() {
     let leaked = files_holding(s.dir.path(), &secret);
     assert!(leaked.is_empty(), "files holding the password: {leaked:#?}");
 }
+
+/// Scenario 6: a transform chain fails as a unit. `dedup keep: latest` holds
+/// each id until its window closes and releases it at a watermark move; the
+/// transform after it (`picky`, a test guest) traps on any batch holding a
+/// `poison` title. Under `dead-letter`, every row must land in the sink or
+/// the dead-letter output exactly once: the three poison rows alone in the
+/// dead-letter output (isolated from the released batches by splitting
+/// them), every other id in the sink once. Before the fix the failure threw
+/// away everything dedup released at that watermark (lost), and sent the
+/// batch being read to the dead-letter output although dedup still held its
+/// rows and released them later (written twice).
+#[test]
+fn open_world_a_transform_chain_fails_as_a_unit() {
+    let s = Scratch::new("chain_unit");
+    let at = |secs: i64| {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap()
+            + chrono::Duration::seconds(secs);
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let line = |id: &str, title: &str, secs: i64| {
+        json!({"id": id, "title": title, "published_at": at(secs)}).to_string()
+    };
+    let poison = [40, 125, 210];
+    let mut lines = Vec::new();
+    let mut expected = BTreeSet::new();
+    for i in 0..300i64 {
+        if poison.contains(&i) {
+            lines.push(line(&format!("p{i}"), "poison", i * 10));
+        } else if i % 10 == 9 {
+            // A later version of a{i-3}: dedup keeps it instead.
+            lines.push(line(&format!("a{}", i - 3), "newer", i * 10));
+        } else {
+            lines.push(line(&format!("a{i}"), "fine", i * 10));
+            expected.insert(format!("a{i}"));
+        }
+    }
+    // Far later rows move the watermark past every window above; they stay
+    // held themselves.
+    for j in 0..20 {
+        lines.push(line(&format!("t{j}"), "fine", 3 * 3600 + j));
+    }
+    write_lines(&s.path("in"), "articles.jsonl", &lines);
+    let pipeline = json!({
+        "name": "chain_unit",
+        "source": file_source(&s),
+        "transforms": [
+            {"name": "watermark", "module": "builtin:watermark",
+             "config": {"event_time": "published_at", "delay": "1 minute"}},
+            {"name": "dedup", "module": "builtin:dedup",
+             "config": {"key": "id", "event_time": "published_at", "within": "2 minutes",
+                        "keep": "latest"}},
+            {"name": "picky", "module": guest("trap"),
+             "config": {"field": "title", "equals": "poison"}},
+        ],
+        "sink": {"type": "jsonl", "path": s.path("out")},
+        "checkpoint": {"location": s.path("chk")},
+        "trigger": {"batch_size": 50},
+        "errors": {"policy": "dead-letter", "dead_letter_path": s.path("dlq")},
+    });
+    let path = s.write_pipeline(&pipeline);
+    let stderr = assert_ok(
+        &s.command(&["run", "--available-now", "--progress-interval", "0"])
+            .arg(&path)
+            .output_within(RUN_LIMIT),
+    );
+
+    let landed: Vec<String> = folder_jsonl_ids(&s.path("out"))
+        .into_iter()
+        .filter(|id| !id.starts_with('t'))
+        .collect();
+    let unique: BTreeSet<String> = landed.iter().cloned().collect();
+    assert_eq!(landed.len(), unique.len(), "an id landed twice: {landed:?}");
+    let missing: Vec<_> = expected.difference(&unique).collect();
+    let extra: Vec<_> = unique.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "sink: missing {missing:?}, unexpected {extra:?}\n{stderr}"
+    );
+
+    let letters = s.dead_letters("dlq");
+    let dead: Vec<(String, String)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["stage"].as_str().unwrap_or("").to_string(),
+                l["record"]["id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let picky = "transform:picky".to_string();
+    assert_eq!(
+        dead,
+        [
+            (picky.clone(), "p40".to_string()),
+            (picky.clone(), "p125".to_string()),
+            (picky, "p210".to_string())
+        ],
+        "{letters:#?}\n{stderr}"
+    );
+    for l in &letters {
+        let reason = l["reason"].as_str().unwrap();
+        assert!(reason.contains("trapped"), "{reason}");
+        assert!(reason.contains("this record alone"), "{reason}");
+    }
+    assert!(
+        stderr.contains("were isolated from a batch"),
+        "the run should say it isolated records:\n{stderr}"
+    );
+}

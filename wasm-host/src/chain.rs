@@ -1,6 +1,18 @@
 //! A pipeline's transforms in order ([`TransformChain`]): one batch through
 //! all of them, the watermark, and the snapshot/restore of everything for
 //! checkpoints.
+//!
+//! **Failures are isolated to records** when the pipeline dead-letters
+//! ([`TransformChain::isolate_failures`]): a transform that fails on a batch
+//! (trap, guest error, time or memory limit, invalid answer) has that call
+//! rolled back (its state changes undone, a trapped instance replaced) and is
+//! called again on each half of the batch, down to single records, which it
+//! then rejects with the failure as the reason. The rows it accepted go on
+//! down the chain. So every row lands in the sink or the dead-letter output,
+//! including rows an earlier transform released at a watermark move, and
+//! the earlier transforms' state stays true to what they emitted. A failure
+//! of `on-watermark` itself has no record to blame: the chain fails, and the
+//! pipeline stops and replays from its last checkpoint.
 
 use arrow_array::RecordBatch;
 use serde_json::Value as Json;
@@ -37,6 +49,26 @@ pub struct ChainOutput {
     pub duplicates: u64,
     pub filtered: u64,
     pub rejected: Vec<RejectedRow>,
+    /// Rows a failing transform was found to fail on alone, by splitting
+    /// the batch (also in `rejected`).
+    pub isolated: u64,
+}
+
+/// How many failed calls isolating the failing rows of one batch may cost
+/// (shared by every transform of the chain). Each failure splits a piece in
+/// two, so k bad rows in n take about 2·k·log2(n) calls; once the budget is
+/// spent, pieces not yet tried are rejected whole, which bounds the cost of
+/// a transform that fails on everything (at most the budget in failed calls
+/// per batch, four for one that always times out).
+const ISOLATION_BUDGET: u32 = 32;
+
+/// What a failed call takes from the budget: a timeout costs the whole time
+/// limit, so it counts as several.
+fn isolation_cost(e: &TransformError) -> u32 {
+    match e {
+        TransformError::Timeout { .. } => 8,
+        _ => 1,
+    }
 }
 
 /// Everything a chain needs to resume: the watermark and each transform's
@@ -51,6 +83,8 @@ pub struct ChainState {
 pub struct TransformChain {
     instances: Vec<TransformInstance>,
     watermark: Option<i64>,
+    /// Reject the rows a transform fails on instead of failing the chain.
+    isolate: bool,
 }
 
 impl std::fmt::Debug for TransformChain {
@@ -73,7 +107,16 @@ impl TransformChain {
         Ok(Self {
             instances,
             watermark: None,
+            isolate: false,
         })
+    }
+
+    /// Whether a transform's failure on a batch is narrowed down to the rows
+    /// it fails on, which it then rejects (see the module's notes), rather
+    /// than failing the whole call. For pipelines that dead-letter; off by
+    /// default, so a failure stops the pipeline.
+    pub fn isolate_failures(&mut self, on: bool) {
+        self.isolate = on;
     }
 
     pub fn watermark(&self) -> Option<i64> {
@@ -118,37 +161,107 @@ impl TransformChain {
             .sum()
     }
 
-    /// Runs `batch` through transforms `from..`, collecting into `out`.
+    /// Runs `batch` through transforms `from..`; what comes out of the last
+    /// goes to `out.batches`.
     fn run_from(
         &mut self,
         from: usize,
         batch: RecordBatch,
-        proposal: &mut Option<i64>,
+        step: &mut Step,
         out: &mut ChainOutput,
-    ) -> Result<Option<RecordBatch>, TransformError> {
-        let mut current = batch;
-        for instance in &mut self.instances[from..] {
-            if current.num_rows() == 0 {
-                return Ok(None);
-            }
-            let (answer, p) = instance.process(&current, self.watermark)?;
-            if let Some(p) = p {
-                *proposal = Some(proposal.map_or(p, |q: i64| q.max(p)));
-            }
-            current = apply(instance.name(), &current, answer, out)?;
+    ) -> Result<(), TransformError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
         }
-        Ok((current.num_rows() > 0).then_some(current))
+        if from == self.instances.len() {
+            out.batches.push(batch);
+            return Ok(());
+        }
+        for piece in self.call_process(from, batch, step, out)? {
+            self.run_from(from + 1, piece, step, out)?;
+        }
+        Ok(())
+    }
+
+    /// Transform `i` on `batch`: the rows it passed on, in order (several
+    /// pieces when a failure was isolated). The recursion halves the batch
+    /// at each level, so it is at most log2(rows) deep.
+    fn call_process(
+        &mut self,
+        i: usize,
+        batch: RecordBatch,
+        step: &mut Step,
+        out: &mut ChainOutput,
+    ) -> Result<Vec<RecordBatch>, TransformError> {
+        let instance = &mut self.instances[i];
+        let failure = match instance.process(&batch, self.watermark) {
+            Ok((answer, p)) => {
+                if let Some(p) = p {
+                    step.proposal = Some(step.proposal.map_or(p, |q| q.max(p)));
+                }
+                // An invalid answer is isolated like a failed call; the
+                // state changes of that call stay (the call itself ended).
+                match apply(&instance.name, &batch, answer, out) {
+                    Ok(passed) => return Ok(vec![passed]),
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        if !(self.isolate && failure.is_batch_failure()) {
+            return Err(failure);
+        }
+        step.budget = step.budget.saturating_sub(isolation_cost(&failure));
+        let n = batch.num_rows();
+        if n == 1 {
+            out.isolated += 1;
+            let reason = format!(
+                "{failure}; this record alone makes it fail (isolated by splitting its batch)"
+            );
+            self.reject(i, &batch, &reason, out);
+            return Ok(Vec::new());
+        }
+        let half = n / 2;
+        let mut passed = Vec::new();
+        for piece in [batch.slice(0, half), batch.slice(half, n - half)] {
+            if step.budget == 0 {
+                // Out of budget: the rest is rejected untried, so a
+                // transform that fails on everything (or times out) costs a
+                // bounded number of calls per batch.
+                let reason = format!(
+                    "{failure}; one of these {} records makes it fail (splitting the batch to \
+                     find which stopped after {ISOLATION_BUDGET} failed calls' worth)",
+                    piece.num_rows()
+                );
+                self.reject(i, &piece, &reason, out);
+            } else {
+                passed.extend(self.call_process(i, piece, step, out)?);
+            }
+        }
+        Ok(passed)
+    }
+
+    /// Every row of `batch`, rejected by transform `i` for `reason`.
+    fn reject(&self, i: usize, batch: &RecordBatch, reason: &str, out: &mut ChainOutput) {
+        let transform = &self.instances[i].name;
+        out.rejected
+            .extend(rows_as_json(batch).into_iter().map(|record| RejectedRow {
+                transform: transform.clone(),
+                reason: reason.to_string(),
+                record,
+            }));
     }
 
     /// One batch through every transform; then, if the watermark moved, the
     /// `on-watermark` calls and state eviction.
     pub fn run(&mut self, batch: &RecordBatch) -> Result<ChainOutput, TransformError> {
         let mut out = ChainOutput::default();
-        let mut proposal = None;
-        if let Some(b) = self.run_from(0, batch.clone(), &mut proposal, &mut out)? {
-            out.batches.push(b);
-        }
-        if let Some(p) = proposal
+        let mut step = Step {
+            proposal: None,
+            budget: ISOLATION_BUDGET,
+        };
+        self.run_from(0, batch.clone(), &mut step, &mut out)?;
+        if let Some(p) = step.proposal
             && self.watermark.is_none_or(|w| p > w)
         {
             self.watermark = Some(p);
@@ -160,10 +273,13 @@ impl TransformChain {
                 let empty = RecordBatch::new_empty(batch.schema());
                 let name = self.instances[i].name.clone();
                 let emitted = apply(&name, &empty, answer, &mut out)?;
-                let mut ignored = None;
-                if let Some(b) = self.run_from(i + 1, emitted, &mut ignored, &mut out)? {
-                    out.batches.push(b);
-                }
+                // Rows released at this watermark propose nothing more.
+                let mut released = Step {
+                    proposal: None,
+                    budget: step.budget,
+                };
+                self.run_from(i + 1, emitted, &mut released, &mut out)?;
+                step.budget = released.budget;
             }
             for instance in &mut self.instances {
                 instance.evict_expired(p);
@@ -171,6 +287,14 @@ impl TransformChain {
         }
         Ok(out)
     }
+}
+
+/// What one [`TransformChain::run`] carries along its calls.
+struct Step {
+    /// The largest watermark a transform proposed.
+    proposal: Option<i64>,
+    /// Failed calls the isolation may still cost.
+    budget: u32,
 }
 
 /// Applies a guest's answer to its input: counts and collects drops and
