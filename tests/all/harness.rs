@@ -136,7 +136,10 @@ impl Scratch {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(binary());
         cmd.args(args).current_dir(self.dir.path());
-        cmd.env("TRIBUTARY_LOG", "info");
+        // TRIBUTARY_TEST_LOG (e.g. `info,tributary_kafka=debug`) turns up
+        // the binary's logging when a test needs looking into.
+        let level = std::env::var("TRIBUTARY_TEST_LOG").unwrap_or_else(|_| "info".into());
+        cmd.env("TRIBUTARY_LOG", level);
         cmd
     }
 
