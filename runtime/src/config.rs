@@ -363,10 +363,21 @@ pub fn load_value(
     base_dir: &Path,
     label: &str,
 ) -> Result<LoadedPipeline, ConfigError> {
+    load_value_with(config, base_dir, label, &read_secrets_file)
+}
+
+/// [`load_value`], with `${file:…}` files read by `read_file`.
+pub fn load_value_with(
+    config: &serde_json::Value,
+    base_dir: &Path,
+    label: &str,
+    read_file: &dyn Fn(&Path) -> Result<String, String>,
+) -> Result<LoadedPipeline, ConfigError> {
     let origin = base_dir.join(label);
     let text = serde_json::to_string(config)
         .map_err(|e| ConfigError::invalid(e.to_string()).in_file(label))?;
-    let text = interpolate(&text, |name| std::env::var(name).ok()).map_err(|e| e.in_file(label))?;
+    let text = interpolate_with(&text, |name| std::env::var(name).ok(), read_file)
+        .map_err(|e| e.in_file(label))?;
     // Errors name the label, not the folder the paths resolve against.
     parse_checked(&text, &origin).map_err(|e| ConfigError {
         file: Some(label.to_string()),
@@ -545,9 +556,47 @@ pub fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
 
 /// Replaces `${VAR}` and `${VAR:-default}` with values from `lookup`; `$$` is a
 /// literal `$`. An unset `${VAR}` without a default is an error that names it.
+/// `${file:…}` files are read with [`read_secrets_file`].
 pub fn interpolate(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    interpolate_with(text, lookup, &read_secrets_file)
+}
+
+/// The largest `${file:…}` secrets file read: a properties file of secrets
+/// is a few lines.
+const MAX_SECRETS_FILE: u64 = 1024 * 1024;
+
+/// Reads a `${file:PATH:KEY}` secrets file: a regular file of at most 1 MiB.
+/// A device (`/dev/zero` would never end), a folder or a huge file is
+/// refused without being read. The error never holds the file's content.
+pub fn read_secrets_file(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    if meta.len() > MAX_SECRETS_FILE {
+        return Err(format!(
+            "it is {} bytes; a secrets file may hold at most {MAX_SECRETS_FILE}",
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_SECRETS_FILE), &mut text)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    Ok(text)
+}
+
+/// [`interpolate`], with `${file:…}` files read by `read_file` (a REST
+/// worker reads only inside the folders its operator allows).
+pub fn interpolate_with(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+    read_file: &dyn Fn(&Path) -> Result<String, String>,
 ) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -571,7 +620,7 @@ pub fn interpolate(
             ));
         };
         let expr = &body[..end];
-        if let Some(secret) = secret_reference(expr, &lookup)? {
+        if let Some(secret) = secret_reference(expr, &lookup, read_file)? {
             out.push_str(&json_escape_inner(&secret));
             rest = &body[end + 1..];
             continue;
@@ -608,6 +657,7 @@ pub fn interpolate(
 fn secret_reference(
     expr: &str,
     lookup: &impl Fn(&str) -> Option<String>,
+    read_file: &dyn Fn(&Path) -> Result<String, String>,
 ) -> Result<Option<String>, ConfigError> {
     if let Some(name) = expr.strip_prefix("env:") {
         return lookup(name).map(Some).ok_or_else(|| {
@@ -624,9 +674,8 @@ fn secret_reference(
             "`${{file:{spec}}}` names no key: write ${{file:/path/to/file.properties:key}}"
         ));
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::invalid(format!("`${{file:{path}:{key}}}`: cannot read {path}: {e}"))
-    })?;
+    let text = read_file(Path::new(path))
+        .map_err(|e| ConfigError::invalid(format!("`${{file:{path}:{key}}}`: {path}: {e}")))?;
     // Java-properties style, as Kafka Connect's FileConfigProvider reads:
     // `key=value` lines, `#` comments.
     text.lines()
@@ -661,6 +710,31 @@ mod tests {
             "HOME" => Some("/home/me".into()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_secrets_file_is_a_small_regular_file_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.properties");
+        std::fs::write(&file, "# secrets\npassword = hunter2\n").unwrap();
+        let r = |t: &str| interpolate(t, env);
+        let good = format!("${{file:{}:password}}", file.display());
+        assert_eq!(r(&good).unwrap(), "hunter2");
+        let missing_key = format!("${{file:{}:user}}", file.display());
+        let err = r(&missing_key).unwrap_err().to_string();
+        assert!(
+            err.contains("has no key `user`") && !err.contains("hunter2"),
+            "{err}"
+        );
+        // A device is refused at once, not read for ever.
+        let err = r("${file:/dev/zero:k}").unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'#'; 2 * 1024 * 1024]).unwrap();
+        let err = r(&format!("${{file:{}:k}}", big.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most"), "{err}");
     }
 
     #[test]

@@ -534,6 +534,25 @@ fn open_world_a_worker_writes_only_where_its_operator_allows() {
             "{name}: {message}"
         );
     }
+    // A `${file:…}` secret from outside the worker's folders: not read (the
+    // value would end up in the config, and could come back in a message).
+    let secrets = tempfile::tempdir().unwrap();
+    let secrets_file = secrets.path().join("s.properties");
+    std::fs::write(&secrets_file, "path=leaked-value\n").unwrap();
+    let reference = format!("${{file:{}:path}}", secrets_file.display());
+    let (code, body) = api.call(
+        "POST",
+        "/connectors",
+        Some(&json!({"name": "secret", "config": config("chk", &reference, None)})),
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        message.contains("secrets file")
+            && message.contains("--allow-path")
+            && !message.contains("leaked-value"),
+        "{message}"
+    );
     assert!(
         std::fs::read_dir(outside.path()).unwrap().count() == 0,
         "something was created outside the worker's folders: {:?}",

@@ -295,7 +295,16 @@ impl Worker {
     /// path in it inside the folders this worker may use.
     fn load(&self, name: &str, config: &Value) -> Result<LoadedPipeline, InvalidConnector> {
         let label = format!("connector {name}");
-        let loaded = config::load_value(config, &self.data, &label)?;
+        // `${file:…}` secrets only from inside the worker's folders, as
+        // Kafka Connect's FileConfigProvider has `allowed.paths`: else
+        // whoever may POST could read any file the worker's user can.
+        let read_file = |path: &std::path::Path| {
+            self.roots
+                .check("the `${file:…}` secrets file", path)
+                .map_err(|e| e.to_string())
+                .and_then(|real| config::read_secrets_file(&real))
+        };
+        let loaded = config::load_value_with(config, &self.data, &label, &read_file)?;
         self.roots
             .check_pipeline(&loaded)
             .map_err(|source| InvalidConnector::Path {
