@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The fuzz targets of fuzz/ (docs/reliability.md, "Fuzzing").
 #
-#   scripts/fuzz.sh smoke            every target over its seeds, then 10 s of
+#   scripts/fuzz.sh smoke            every target over its seeds and kept corpus, then 10 s of
 #                                    fuzzing each (scripts/test.sh runs this)
 #   scripts/fuzz.sh run TARGET SECS [LIBFUZZER OPTIONS]
 #                                    one target for SECS seconds in one
 #                                    process, its corpus growing in
 #                                    $FUZZ_CORPUS/TARGET
 #   scripts/fuzz.sh list             the targets
+#   scripts/fuzz.sh keep             minimizes each target's grown corpus
+#                                    with what fuzz/corpus holds into
+#                                    fuzz/corpus/TARGET (libFuzzer -merge=1)
 #
 # cargo-fuzz is installed from crates.io when missing. The targets build
 # with the stable toolchain and `--sanitizer none` (libFuzzer's coverage
@@ -43,8 +46,12 @@ fuzz_run() {
   local target="$1"; shift
   local corpus="$FUZZ_CORPUS/$target"
   mkdir -p "$corpus" "$FUZZ_TARGET_DIR/artifacts/$target"
+  # New inputs go to the first folder; the seeds and the corpus kept in the
+  # repository (fuzz/corpus, minimized after each round) are read only.
+  local kept=()
+  [ -d "fuzz/corpus/$target" ] && kept=("fuzz/corpus/$target")
   cargo fuzz run "${BUILD[@]}" "$target" \
-    "$corpus" "fuzz/seeds/$target" -- \
+    "$corpus" "fuzz/seeds/$target" "${kept[@]}" -- \
     -artifact_prefix="$FUZZ_TARGET_DIR/artifacts/$target/" \
     -rss_limit_mb=2048 -timeout=10 -max_len=65536 "$@" </dev/null
 }
@@ -69,10 +76,22 @@ case "${1:-}" in
     echo "test result: $([ "$failed" = 0 ] && echo ok || echo FAILED). $passed passed; $failed failed; 0 ignored (fuzz smoke)"
     [ "$failed" = 0 ]
     ;;
+  keep)
+    cargo fuzz build "${BUILD[@]}" >&2
+    for t in $(targets); do
+      bin="$FUZZ_TARGET_DIR/x86_64-unknown-linux-gnu/release/$t"
+      merged="$(mktemp -d)"
+      mkdir -p "$FUZZ_CORPUS/$t" "fuzz/corpus/$t"
+      "$bin" -merge=1 -rss_limit_mb=2048 -max_len=65536 "$merged" \
+        "fuzz/corpus/$t" "$FUZZ_CORPUS/$t" "fuzz/seeds/$t" >"$FUZZ_TARGET_DIR/keep-$t.log" 2>&1
+      rm -rf "fuzz/corpus/$t" && mv "$merged" "fuzz/corpus/$t"
+      echo "fuzz $t: $(ls "fuzz/corpus/$t" | wc -l) inputs kept"
+    done
+    ;;
   run)
     [ $# -ge 3 ] || { echo "usage: $0 run TARGET SECONDS [LIBFUZZER OPTIONS]" >&2; exit 2; }
     target="$2" secs="$3"; shift 3
     fuzz_run "$target" -max_total_time="$secs" -print_final_stats=1 "$@"
     ;;
-  *) sed -n '2,18p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,21p' "$0" >&2; exit 2 ;;
 esac

@@ -17,7 +17,13 @@ use crate::kafka_env::{Broker, json_source};
 
 /// `scripts/produce_txn.py` (plain idempotent producer): JSON records
 /// `{"id": "<prefix>-<i>", "n": i}`; returns the ids written.
-fn produce(broker: &Broker, topic: &str, prefix: &str, records: u64, create: bool) -> Vec<String> {
+pub(crate) fn produce(
+    broker: &Broker,
+    topic: &str,
+    prefix: &str,
+    records: u64,
+    create: bool,
+) -> Vec<String> {
     let records = records.to_string();
     let mut args = vec!["--topic", topic, "--prefix", prefix, "--records", &records];
     if create {
@@ -39,7 +45,12 @@ fn produce(broker: &Broker, topic: &str, prefix: &str, records: u64, create: boo
 
 /// A pipeline reading `topic` (JSON `{"id", "n"}`) into the scratch Iceberg
 /// table, no transforms: a record read twice shows as a duplicate.
-fn kafka_to_iceberg(s: &Scratch, broker: &Broker, topic: &str, interval_ms: u64) -> Value {
+pub(crate) fn kafka_to_iceberg(
+    s: &Scratch,
+    broker: &Broker,
+    topic: &str,
+    interval_ms: u64,
+) -> Value {
     json!({
         "name": s.name,
         "source": json_source(broker, topic, "earliest"),
@@ -51,7 +62,7 @@ fn kafka_to_iceberg(s: &Scratch, broker: &Broker, topic: &str, interval_ms: u64)
 }
 
 /// `tributary run <pipeline>` in the background, its stderr in `<tag>.log`.
-fn spawn_run(s: &Scratch, pipeline: &Value, tag: &str) -> (Child, PathBuf) {
+pub(crate) fn spawn_run(s: &Scratch, pipeline: &Value, tag: &str) -> (Child, PathBuf) {
     let file = s.path(&format!("pipeline-{tag}.json"));
     std::fs::write(&file, serde_json::to_vec_pretty(pipeline).unwrap()).unwrap();
     let log = s.path(&format!("{tag}.log"));
@@ -65,7 +76,7 @@ fn spawn_run(s: &Scratch, pipeline: &Value, tag: &str) -> (Child, PathBuf) {
 }
 
 /// The table's ids as PyIceberg reads them, and how many are there twice.
-fn table_ids(s: &Scratch) -> (BTreeSet<String>, u64) {
+pub(crate) fn table_ids(s: &Scratch) -> (BTreeSet<String>, u64) {
     let report = s.inspect(&["--ids"]).unwrap();
     let ids: Vec<String> = serde_json::from_value(report["ids"].clone()).unwrap_or_default();
     let rows = ids.len() as u64;
@@ -74,7 +85,7 @@ fn table_ids(s: &Scratch) -> (BTreeSet<String>, u64) {
     (set, extra)
 }
 
-fn wait_for_rows(s: &Scratch, want: &BTreeSet<String>, children: &mut [&mut Child]) {
+pub(crate) fn wait_for_rows(s: &Scratch, want: &BTreeSet<String>, children: &mut [&mut Child]) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (have, _) = table_ids(s);
@@ -99,7 +110,7 @@ fn wait_for_rows(s: &Scratch, want: &BTreeSet<String>, children: &mut [&mut Chil
     }
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

@@ -433,6 +433,13 @@ impl KafkaSource {
         consumer
             .assign(&tpl)
             .map_err(|e| Error::external(format!("kafka source: assign partitions: {e}")))?;
+        // A partition the application paused stays paused across a new
+        // `assign` (librdkafka keeps the pause flag on the partition): only
+        // `resume` clears it. Without this a source paused while the
+        // pipeline was stalled (see `pause`) never fetched again.
+        consumer
+            .resume(&tpl)
+            .map_err(|e| Error::external(format!("kafka source: resume partitions: {e}")))?;
         // `assign` deactivates earlier partition queues: split them again.
         // Records fetched before the split arrive on the main queue, which
         // `poll` reads too.
@@ -989,10 +996,11 @@ impl Source for KafkaSource {
                 Err(e) => tracing::warn!("kafka source: pause fetching: {e}"),
             }
         } else {
-            // Re-assign at the positions: librdkafka dropped what it had
-            // prefetched when paused, and records still on the main queue are
-            // below them and skipped. A failure leaves the partitions paused
-            // and is tried again by the next poll.
+            // Re-assign at the positions, and resume (`assign_all`):
+            // librdkafka dropped what it had prefetched when paused, and
+            // records still on the main queue are below them and skipped. A
+            // failure leaves the partitions paused and is tried again by the
+            // next poll.
             if let Err(e) = self.assign_all() {
                 tracing::warn!("kafka source: resume fetching: {e}");
             }
