@@ -819,6 +819,19 @@ fn a_schema_with_references_decodes() {
     assert_eq!(lat.value(0), 51.5);
 }
 
+/// A schema apache-avro parses but whose canonical form it cannot write
+/// (a union branch with `"fields": 4`): naming it in the message panicked
+/// inside apache-avro (found by the `avro_schema` fuzz target).
+#[test]
+fn a_schema_apache_avro_cannot_print_is_named_without_panicking() {
+    let text = r#"{"type": [{"name": "pUic", "type": {"typde": "record", "name": "Mney",
+        "fields": 4, "type": "enum", "name": "C.or", "symbols": ["G"]}}]}"#;
+    let schema = AvroSchema::parse_str(text).unwrap();
+    let mut avro = AvroBatchBuilder::for_decoded_values();
+    let reason = bad(avro.push_body(1, &schema, &[0]));
+    assert!(reason.contains("must be a record, not a union"), "{reason}");
+}
+
 #[test]
 fn an_unknown_schema_id_is_bad() {
     let (_stub, url) = Stub::start();
