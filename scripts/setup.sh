@@ -2,7 +2,7 @@
 # Installs what Tributary's main job and tests need, skipping what is there:
 # the wasm32-wasip2 Rust target, Apache Kafka's jars (from Maven Central into
 # ~/.cache/tributary/jvm/kafka; a minute the first time), Node.js, npm,
-# clang and wasi-libc (Debian packages, when missing), a PostgreSQL server on
+# clang and wasi-libc, OpenSSL's headers (Debian packages, when missing), a PostgreSQL server on
 # 127.0.0.1:5432 (scripts/postgres.sh), and a Python venv with PyIceberg,
 # DuckDB, confluent-kafka and componentize-py.
 # Prints the venv's python path as its last line.
@@ -30,6 +30,13 @@ debian_install() {
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   log "adding the wasm32-wasip2 Rust target"
   rustup target add wasm32-wasip2 >&2
+fi
+
+# OpenSSL's headers and pkg-config: the bundled librdkafka is built with TLS
+# and SASL (SCRAM) against the system OpenSSL, so `cargo build` needs them.
+if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openssl 2>/dev/null; then
+  debian_install "OpenSSL headers and pkg-config" "the Kafka client is built with TLS against them" \
+    libssl-dev pkg-config || exit 1
 fi
 
 # Apache Kafka (the broker of the tests, the quickstart and the benchmark):

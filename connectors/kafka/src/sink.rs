@@ -56,6 +56,7 @@ use tributary_connector::{
     RecordBatch, Result, SchemaRef, Sink, crash_point,
 };
 
+use crate::security::{self, Failures};
 use tributary_formats::{confluent, encode};
 
 /// Config of the `kafka` sink.
@@ -143,9 +144,15 @@ struct Reports {
 
 struct DeliveryContext {
     reports: Arc<Mutex<Reports>>,
+    /// Authentication and TLS failures, for their message.
+    failures: Failures,
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.failures.error(&error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = ();
@@ -284,20 +291,35 @@ impl KafkaSink {
             let producer: ThreadedProducer<DeliveryContext> = cc
                 .create_with_context(DeliveryContext {
                     reports: self.reports.clone(),
+                    failures: Failures::default(),
                 })
                 .map_err(|e| Error::config(format!("kafka sink: {e}")))?;
             // Brokers with auto-creation off (as production clusters are
             // usually set) will not create the topic: say so now rather than
-            // after a delivery timeout.
-            let meta = producer
-                .client()
-                .fetch_metadata(Some(&self.config.topic), Duration::from_secs(10))
-                .map_err(|e| {
-                    Error::external(format!(
-                        "kafka sink: cannot reach {}: {e}",
-                        self.config.bootstrap_servers
-                    ))
-                })?;
+            // after a delivery timeout. Brokers that refuse the credentials
+            // or the TLS handshake: said within a second or so.
+            let meta = security::metadata(
+                producer.client(),
+                &self.config.topic,
+                Duration::from_secs(10),
+                || {
+                    // The producer's own thread serves its error events.
+                    let (code, reason) = producer.context().failures.last()?;
+                    security::refused(
+                        "kafka sink",
+                        code,
+                        Some(&reason),
+                        &self.config.bootstrap_servers,
+                        &self.config.properties,
+                    )
+                },
+            )?
+            .map_err(|e| {
+                Error::external(format!(
+                    "kafka sink: cannot reach {}: {e}",
+                    self.config.bootstrap_servers
+                ))
+            })?;
             let known = meta.topics().iter().any(|t| {
                 t.name() == self.config.topic && t.error().is_none() && !t.partitions().is_empty()
             });

@@ -60,6 +60,7 @@ use tributary_connector::{
     Source, SourceBatch,
 };
 
+use crate::security::{self, Failures};
 use tributary_formats::DecodeError;
 use tributary_formats::rows::FieldSpec;
 use tributary_formats::value::{ValueDecoder, ValueFormat};
@@ -149,12 +150,20 @@ impl FromConfig for KafkaSource {
 /// round trip. The end is the last stable offset (read_committed: nothing at
 /// or after the first open transaction can be read yet), or the high
 /// watermark before the broker has reported one.
+///
+/// It also keeps librdkafka's last connection failure, for the message of
+/// an authentication or TLS error ([`crate::security`]).
 #[derive(Default)]
 struct StatsContext {
     high: Mutex<HashMap<(String, i32), i64>>,
+    failures: Failures,
 }
 
 impl ClientContext for StatsContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.failures.error(&error, reason);
+    }
+
     fn stats(&self, stats: Statistics) {
         let mut high = self.high.lock().unwrap_or_else(|e| e.into_inner());
         for (topic, t) in stats.topics {
@@ -349,6 +358,55 @@ impl KafkaSource {
 
     fn consumer(&self) -> &BaseConsumer<StatsContext> {
         self.consumer.as_ref().expect("open() before use")
+    }
+
+    /// Waits until the brokers answer (the first topic's metadata), and
+    /// fails at once when they refuse this client: wrong credentials or an
+    /// untrusted certificate are reported as such within a second or so,
+    /// not as "unreachable" after [`METADATA_TIMEOUT`].
+    fn reach(&self) -> Result<()> {
+        let topic = &self.config.topics[0];
+        let answered =
+            security::metadata(self.consumer().client(), topic, METADATA_TIMEOUT, || {
+                // Error events wait on the consumer's queue among
+                // statistics and log lines; polling serves them, and the
+                // context keeps a refusal. Nothing is assigned yet, so no
+                // record is taken here.
+                for _ in 0..64 {
+                    if let Some(Err(e)) = self.consumer().poll(Duration::ZERO)
+                        && let Some(refused) = self.refused(&e)
+                    {
+                        return Some(refused);
+                    }
+                }
+                let (code, reason) = self.consumer().context().failures.last()?;
+                security::refused(
+                    "kafka source",
+                    code,
+                    Some(&reason),
+                    &self.config.bootstrap_servers,
+                    &self.config.properties,
+                )
+            })?;
+        answered
+            .map(|_| ())
+            .map_err(|e| self.unreachable(&format!("read the metadata of topic `{topic}`"), e))
+    }
+
+    /// The error for brokers that refused this client (authentication or
+    /// TLS), when `e` is one.
+    fn refused(&self, e: &KafkaError) -> Option<Error> {
+        security::refused(
+            "kafka source",
+            e.rdkafka_error_code()?,
+            self.consumer
+                .as_ref()
+                .and_then(|c| c.context().failures.last())
+                .map(|(_, reason)| reason)
+                .as_deref(),
+            &self.config.bootstrap_servers,
+            &self.config.properties,
+        )
     }
 
     /// Every partition of every topic, from the brokers' metadata.
@@ -689,6 +747,9 @@ impl KafkaSource {
     }
 
     fn consume_error(&self, e: KafkaError) -> Error {
+        if let Some(refused) = self.refused(&e) {
+            return refused;
+        }
         match e.rdkafka_error_code() {
             Some(RDKafkaErrorCode::AutoOffsetReset) | Some(RDKafkaErrorCode::OffsetOutOfRange) => {
                 if let Ok(Some(named)) = self.out_of_range(None) {
@@ -722,6 +783,7 @@ impl Source for KafkaSource {
                 .create_with_context(StatsContext::default())
                 .map_err(|e| Error::config(format!("kafka source: {e}")))?;
             self.consumer = Some(Arc::new(consumer));
+            self.reach()?;
         }
         let partitions = self.discover()?;
         let resume: HashMap<Partition, i64> = match resume.map(Offsets::as_json) {
