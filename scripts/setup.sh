@@ -2,8 +2,8 @@
 # Installs what Tributary's main job and tests need, skipping what is there:
 # the wasm32-wasip2 Rust target, Apache Kafka's jars (from Maven Central into
 # ~/.cache/tributary/jvm/kafka; a minute the first time), Node.js, npm,
-# clang and wasi-libc, OpenSSL's headers (Debian packages, when missing), a PostgreSQL server on
-# 127.0.0.1:5432 (scripts/postgres.sh), and a Python venv with PyIceberg,
+# clang, wasi-libc and OpenSSL's headers (Debian packages, when missing), a
+# PostgreSQL server on 127.0.0.1:5432 (scripts/postgres.sh), and a Python venv with PyIceberg,
 # DuckDB, confluent-kafka and componentize-py.
 # Prints the venv's python path as its last line.
 set -euo pipefail

@@ -8,6 +8,10 @@
 //!
 //! The broker keeps a PLAINTEXT listener too, for the test's own producer
 //! and for a source that is not under test.
+//!
+//! The Schema Registry client: Tributary's registry behind HTTPS with basic
+//! auth (`scripts/registry_proxy.py`, a TLS-terminating proxy as registries
+//! are often exposed), its certificate from the same kind of test CA.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -18,7 +22,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::kafka_env::{Broker, free_port, json_source};
+use crate::kafka_env::{Broker, KafkaEnv, free_port, json_source, wait_for_port};
 use crate::test_ca::{KEYSTORE_PASSWORD, TestCa};
 
 const USER: &str = "alice";
@@ -296,6 +300,168 @@ fn kafka_secure_wrong_password_or_untrusted_certificate_fails_fast_saying_which(
         assert!(
             took < Duration::from_secs(15),
             "{what}: took {took:?} to fail, not seconds:\n{log}"
+        );
+    }
+}
+
+/// `scripts/registry_proxy.py`: `upstream` over HTTPS (a certificate `ca`
+/// signed) with basic auth for `USER` and `PASSWORD`; killed when dropped.
+struct HttpsRegistry {
+    child: std::process::Child,
+    port: u16,
+    _log: tempfile::NamedTempFile,
+}
+
+impl HttpsRegistry {
+    fn start(upstream: &str, ca: &TestCa) -> Result<Self> {
+        let port = free_port();
+        let log = tempfile::NamedTempFile::new()?;
+        let mut child = std::process::Command::new(python())
+            .arg(repo_root().join("scripts/registry_proxy.py"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--upstream",
+                upstream,
+            ])
+            .arg("--cert")
+            .arg(ca.server_cert())
+            .arg("--key")
+            .arg(ca.server_key())
+            .args(["--user", USER, "--password-env", "REGISTRY_PASSWORD"])
+            .env("REGISTRY_PASSWORD", PASSWORD)
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen()?)
+            .spawn()?;
+        wait_for_port(port, &mut child, "registry_proxy.py", log.path())?;
+        Ok(Self {
+            child,
+            port,
+            _log: log,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for HttpsRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Kafka source reads Avro with writer schemas from a registry served
+/// over HTTPS with basic auth: the password a secret reference, the test CA
+/// given as `schema_registry_ca`. A wrong password and an untrusted
+/// certificate each stop it at the first record, saying which (not "the
+/// registry is unavailable", retried for ever); the Kafka sink registering
+/// its schema with a wrong password says so too.
+#[test]
+fn kafka_secure_schema_registry_basic_auth_over_tls() {
+    let env = KafkaEnv::start().unwrap();
+    let ca = TestCa::new().unwrap();
+    let https = HttpsRegistry::start(&env.registry.url(), &ca).unwrap();
+    let topic = "sr-secure";
+    let report = env
+        .produce(&["--topic", topic, "--partitions", "2", "--records", "300"])
+        .unwrap();
+    let produced = report["produced"].as_u64().unwrap();
+    env.produce(&[
+        "--topic",
+        "sr-secure-out",
+        "--partitions",
+        "1",
+        "--records",
+        "0",
+    ])
+    .unwrap();
+    let source = |password: &str, ca_file: &Path| {
+        json!({
+            "type": "kafka",
+            "bootstrap_servers": env.broker.bootstrap(),
+            "topics": [topic],
+            "format": "avro",
+            "schema_registry_url": https.url(),
+            "schema_registry_username": USER,
+            "schema_registry_password": password,
+            "schema_registry_ca": ca_file,
+        })
+    };
+    let good = [
+        ("TRIB_SR_PASSWORD", PASSWORD),
+        ("TRIB_SR_WRONG", "not-the-sr-pw-55e1"),
+    ];
+
+    let s = Scratch::new("kafka-secure-registry");
+    let p = pipeline(
+        &s,
+        source("${env:TRIB_SR_PASSWORD}", &ca.ca()),
+        json!({"type": "jsonl", "path": s.path("out")}),
+    );
+    let out = run(&s, &p, &good, Duration::from_secs(120));
+    let log = assert_ok(&out);
+    assert!(!log.contains(PASSWORD), "the password was printed:\n{log}");
+    assert_eq!(
+        output_ids(&s.path("out")).len() as u64,
+        produced,
+        "every record read"
+    );
+
+    let cases: Vec<(&str, Value, Value, Vec<&str>)> = vec![
+        (
+            "source, wrong password",
+            source("${env:TRIB_SR_WRONG}", &ca.ca()),
+            json!({"type": "blackhole"}),
+            vec!["refused", "401", "schema_registry_password"],
+        ),
+        (
+            "source, a CA that did not sign the registry's certificate",
+            source("${env:TRIB_SR_PASSWORD}", &ca.other_ca()),
+            json!({"type": "blackhole"}),
+            vec![
+                "TLS certificate of the schema registry",
+                "is not trusted",
+                "schema_registry_ca",
+            ],
+        ),
+        (
+            "sink, wrong password",
+            source("${env:TRIB_SR_PASSWORD}", &ca.ca()),
+            json!({"type": "kafka", "bootstrap_servers": env.broker.bootstrap(), "topic": "sr-secure-out",
+                   "format": "avro", "schema_registry_url": https.url(),
+                   "schema_registry_username": USER, "schema_registry_password": "${env:TRIB_SR_WRONG}",
+                   "schema_registry_ca": ca.ca()}),
+            vec![
+                "kafka sink: cannot register the value schema",
+                "refused the credentials",
+                "schema_registry_password",
+            ],
+        ),
+    ];
+    for (i, (what, source, sink, says)) in cases.into_iter().enumerate() {
+        let s = Scratch::new(&format!("kafka-secure-registry-fail-{i}"));
+        let started = Instant::now();
+        let out = run(
+            &s,
+            &pipeline(&s, source, sink),
+            &good,
+            Duration::from_secs(60),
+        );
+        let took = started.elapsed();
+        let log = assert_failed(&out);
+        for needle in &says {
+            assert!(log.contains(needle), "{what}: no `{needle}` in:\n{log}");
+        }
+        assert!(
+            !log.contains(PASSWORD) && !log.contains("not-the-sr-pw-55e1"),
+            "{what}: a password was printed:\n{log}"
+        );
+        assert!(
+            took < Duration::from_secs(20),
+            "{what}: took {took:?} to fail:\n{log}"
         );
     }
 }

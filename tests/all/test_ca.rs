@@ -116,6 +116,16 @@ impl TestCa {
         self.dir.path().join("other-ca.pem")
     }
 
+    /// The server's certificate (PEM, signed by [`Self::ca`]).
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    /// The server's private key (PEM, unencrypted).
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+
     /// The server's key and certificate chain as a PKCS#12 keystore
     /// ([`KEYSTORE_PASSWORD`]), for Kafka.
     pub fn server_keystore(&self) -> PathBuf {

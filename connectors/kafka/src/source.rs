@@ -62,6 +62,7 @@ use tributary_connector::{
 
 use crate::security::{self, Failures};
 use tributary_formats::DecodeError;
+use tributary_formats::registry::RegistryAccess;
 use tributary_formats::rows::FieldSpec;
 use tributary_formats::value::{ValueDecoder, ValueFormat};
 
@@ -88,9 +89,22 @@ pub struct KafkaSourceConfig {
     /// object per message; needs `schema`).
     #[serde(default)]
     pub format: ValueFormat,
-    /// The Schema Registry, for `avro`: `http://host:port`.
+    /// The Schema Registry, for `avro`: `http://host:port` or
+    /// `https://host:port`.
     #[serde(default)]
     pub schema_registry_url: Option<String>,
+    /// The registry's basic-auth user (on Confluent Cloud, the API key).
+    #[serde(default)]
+    pub schema_registry_username: Option<String>,
+    /// The registry's basic-auth password (the API secret): best a secret
+    /// reference, `${env:VAR}` or `${file:/path:key}`.
+    #[serde(default)]
+    pub schema_registry_password: Option<String>,
+    /// A PEM file with the CA certificate(s) that signed the registry's TLS
+    /// certificate, trusted instead of the system's (relative to the
+    /// pipeline file).
+    #[serde(default)]
+    pub schema_registry_ca: Option<String>,
     /// The columns, for `json` (as the `file` source's `schema`).
     #[serde(default)]
     pub schema: Option<Vec<FieldSpec>>,
@@ -122,6 +136,33 @@ pub enum StartAt {
     #[default]
     Earliest,
     Latest,
+}
+
+/// The registry settings of a connector's config: `None` without a URL
+/// (then credentials and a CA are a mistake, said so).
+pub(crate) fn registry_access(
+    who: &str,
+    url: Option<&str>,
+    username: Option<&str>,
+    password: Option<&str>,
+    ca: Option<&str>,
+    ctx: &ConnectorContext,
+) -> Result<Option<RegistryAccess>> {
+    let Some(url) = url else {
+        if username.is_some() || password.is_some() || ca.is_some() {
+            return Err(Error::config(format!(
+                "{who}: schema_registry_username, schema_registry_password and schema_registry_ca are for a \
+                 Schema Registry: set schema_registry_url (\"format\": \"avro\") or remove them"
+            )));
+        }
+        return Ok(None);
+    };
+    Ok(Some(RegistryAccess {
+        url: url.to_string(),
+        username: username.map(str::to_string),
+        password: password.map(str::to_string),
+        ca: ca.map(|c| ctx.resolve(c)),
+    }))
 }
 
 /// Properties this source owns; a user may not set them in `properties`.
@@ -310,9 +351,17 @@ impl KafkaSource {
             .group_id
             .clone()
             .unwrap_or_else(|| format!("tributary-{}", ctx.pipeline_id));
-        let decoder = ValueDecoder::new(
-            config.format,
+        let registry = registry_access(
+            "kafka source",
             config.schema_registry_url.as_deref(),
+            config.schema_registry_username.as_deref(),
+            config.schema_registry_password.as_deref(),
+            config.schema_registry_ca.as_deref(),
+            ctx,
+        )?;
+        let decoder = ValueDecoder::with_registry(
+            config.format,
+            registry.as_ref(),
             config.schema.as_deref(),
         )?;
         Ok(Self {
