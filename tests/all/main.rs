@@ -26,6 +26,7 @@ mod restart_policy;
 mod restarts;
 mod sandbox;
 mod serve;
+mod serve_tls;
 mod sinks;
 mod spark;
 mod test_ca;
