@@ -76,6 +76,13 @@ if ! c_links; then
     clang lld wasi-libc libclang-rt-dev-wasm32 || true
 fi
 
+# openssl and curl: the TLS tests make a throwaway CA with the openssl
+# command line and call `tributary serve` over HTTPS with curl
+# (tests/all/test_ca.rs, kafka_secure.rs, serve_tls.rs).
+if ! command -v openssl >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+  debian_install "openssl and curl" "the TLS tests need them" openssl curl || true
+fi
+
 # strace: the durability test watches every rename the binary makes for the
 # fsync of its folder (tests/all/open_world.rs).
 if ! command -v strace >/dev/null 2>&1; then
