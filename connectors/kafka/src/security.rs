@@ -78,6 +78,7 @@ pub(crate) fn metadata<C: ClientContext>(
 ) -> Result<Result<Metadata, KafkaError>, Error> {
     let deadline = Instant::now() + limit;
     loop {
+        let started = Instant::now();
         let tried = client.fetch_metadata(Some(topic), TRY);
         if let Some(e) = refusal() {
             return Err(e);
@@ -85,6 +86,8 @@ pub(crate) fn metadata<C: ClientContext>(
         match tried {
             Ok(md) => return Ok(Ok(md)),
             Err(e) if Instant::now() >= deadline => return Ok(Err(e)),
+            // A request that failed at once (no broker up): not a busy loop.
+            Err(_) if started.elapsed() < TRY / 5 => std::thread::sleep(TRY / 5),
             Err(_) => {}
         }
     }
