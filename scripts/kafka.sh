@@ -8,7 +8,11 @@
 # The first start formats <data dir> (Kafka's storage tool, a random cluster
 # id); a later start on the same folder keeps its topics. When
 # <data dir>/extra.properties exists it is appended to the broker's
-# configuration (listeners for TLS/SASL, say). The jars come from
+# configuration (listeners for TLS/SASL, say; later keys win), and each line
+# of <data dir>/scram-users (`SCRAM-SHA-512=[name=alice,password=...]`) is a
+# SCRAM user created when the folder is formatted (the storage tool's
+# --add-scram: KRaft keeps SCRAM credentials in its metadata log, so there is
+# no broker yet to create them through). The jars come from
 # `scripts/jvm.sh kafka` (Maven Central, once) or $TRIBUTARY_KAFKA_JARS; Java
 # is $TRIBUTARY_JAVA or `java`; $KAFKA_JVM_OPTS replaces the JVM options, which
 # by default favour a quick start over peak speed (tests start many brokers).
@@ -66,9 +70,15 @@ if [ ! -f "$dir/log/meta.properties" ]; then
   while [ "${cluster#-}" != "$cluster" ]; do
     cluster="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
   done
+  scram=()
+  if [ -f "$dir/scram-users" ]; then
+    while IFS= read -r user; do
+      [ -n "$user" ] && scram+=(--add-scram "$user")
+    done < "$dir/scram-users"
+  fi
   # shellcheck disable=SC2086
   "$java" $opts "$log4j" -cp "$jars/*" kafka.tools.StorageTool format \
-    --cluster-id "$cluster" --config "$props" --ignore-formatted >/dev/null
+    --cluster-id "$cluster" --config "$props" --ignore-formatted "${scram[@]}" >/dev/null
 fi
 # shellcheck disable=SC2086
 exec "$java" $opts "$log4j" -cp "$jars/*" kafka.Kafka "$props"

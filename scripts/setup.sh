@@ -2,8 +2,8 @@
 # Installs what Tributary's main job and tests need, skipping what is there:
 # the wasm32-wasip2 Rust target, Apache Kafka's jars (from Maven Central into
 # ~/.cache/tributary/jvm/kafka; a minute the first time), Node.js, npm,
-# clang and wasi-libc (Debian packages, when missing), a PostgreSQL server on
-# 127.0.0.1:5432 (scripts/postgres.sh), and a Python venv with PyIceberg,
+# clang, wasi-libc and OpenSSL's headers (Debian packages, when missing), a
+# PostgreSQL server on 127.0.0.1:5432 (scripts/postgres.sh), and a Python venv with PyIceberg,
 # DuckDB, confluent-kafka and componentize-py.
 # Prints the venv's python path as its last line.
 set -euo pipefail
@@ -30,6 +30,13 @@ debian_install() {
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   log "adding the wasm32-wasip2 Rust target"
   rustup target add wasm32-wasip2 >&2
+fi
+
+# OpenSSL's headers and pkg-config: the bundled librdkafka is built with TLS
+# and SASL (SCRAM) against the system OpenSSL, so `cargo build` needs them.
+if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openssl 2>/dev/null; then
+  debian_install "OpenSSL headers and pkg-config" "the Kafka client is built with TLS against them" \
+    libssl-dev pkg-config || exit 1
 fi
 
 # Apache Kafka (the broker of the tests, the quickstart and the benchmark):
@@ -67,6 +74,13 @@ c_links() {
 if ! c_links; then
   debian_install "clang, lld and wasi-libc" "the C transform tests build for wasm32-wasi with them" \
     clang lld wasi-libc libclang-rt-dev-wasm32 || true
+fi
+
+# openssl and curl: the TLS tests make a throwaway CA with the openssl
+# command line and call `tributary serve` over HTTPS with curl
+# (tests/all/test_ca.rs, kafka_secure.rs, serve_tls.rs).
+if ! command -v openssl >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+  debian_install "openssl and curl" "the TLS tests need them" openssl curl || true
 fi
 
 # strace: the durability test watches every rename the binary makes for the

@@ -91,11 +91,23 @@ impl Broker {
     /// A broker on `port` (a test that needs the address before the broker
     /// exists picks it with [`free_port`]).
     pub fn start_on(port: u16) -> Result<Self> {
+        Self::start_with(port, |_, _| Ok(()))
+    }
+
+    /// A broker on `port` whose data folder `prepare` fills before
+    /// `scripts/kafka.sh` starts (`extra.properties`, `scram-users`: see
+    /// the script); `prepare` is given the folder and the controller port.
+    pub fn start_with(
+        port: u16,
+        prepare: impl FnOnce(&std::path::Path, u16) -> Result<()>,
+    ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut controller = free_port();
         while controller == port {
             controller = free_port();
         }
+        std::fs::create_dir_all(dir.path().join("data"))?;
+        prepare(&dir.path().join("data"), controller)?;
         let log = dir.path().join("kafka.log");
         let out = std::fs::File::create(&log)?;
         let mut child = Command::new(repo_root().join("scripts/kafka.sh"))

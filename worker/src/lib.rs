@@ -44,6 +44,7 @@ pub mod connect;
 pub mod error;
 pub mod http;
 pub mod metrics_http;
+pub mod tls;
 pub mod worker;
 
 pub use error::ApiError;

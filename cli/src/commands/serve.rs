@@ -26,6 +26,13 @@ pub struct ServeCommand {
     /// refused.
     #[arg(long, value_name = "DIR")]
     allow_path: Vec<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM: the server's
+    /// certificate, then intermediates); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM, unencrypted).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl ServeCommand {
@@ -35,7 +42,20 @@ impl ServeCommand {
             data,
             auth_token_file,
             allow_path,
+            tls_cert,
+            tls_key,
         } = self;
+        // Read before anything starts: a wrong path fails at once.
+        let tls = match (&tls_cert, &tls_key) {
+            (Some(cert), Some(key)) => match tributary_worker::tls::acceptor(cert, key) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            _ => None,
+        };
         let token = match auth_token_file.as_deref().map(tributary_worker::read_token) {
             None => None,
             Some(Ok(t)) => Some(t),
@@ -88,7 +108,8 @@ impl ServeCommand {
                 }
             };
             eprintln!(
-                "worker listening on http://{bound} (state in {}){}",
+                "worker listening on {}://{bound} (state in {}){}",
+                if tls.is_some() { "https" } else { "http" },
                 data.display(),
                 if token.is_some() {
                     ", bearer token required"
@@ -106,10 +127,20 @@ impl ServeCommand {
                 }
                 eprintln!("stopping: every pipeline commits what it has");
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            let served = match tls {
+                Some(acceptor) => {
+                    let listener = tributary_worker::tls::TlsListener::new(listener, acceptor);
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+            };
+            if let Err(e) = served {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }

@@ -38,6 +38,7 @@ pub mod confluent;
 pub mod encode;
 pub mod error;
 pub mod json;
+pub mod registry;
 pub mod rows;
 pub mod value;
 

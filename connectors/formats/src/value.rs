@@ -13,6 +13,7 @@ use tributary_connector::{Error, RecordBatch, Result, Schema, SchemaRef};
 use crate::avro::AvroBatchBuilder;
 use crate::error::DecodeError;
 use crate::json::JsonBatchBuilder;
+use crate::registry::RegistryAccess;
 use crate::rows::{FieldSpec, UnknownFields};
 
 /// How message values are encoded.
@@ -44,6 +45,18 @@ impl ValueDecoder {
         schema_registry_url: Option<&str>,
         schema: Option<&[FieldSpec]>,
     ) -> Result<Self> {
+        let access = schema_registry_url.map(RegistryAccess::new);
+        Self::with_registry(format, access.as_ref(), schema)
+    }
+
+    /// As [`ValueDecoder::new`], the registry given with its credentials
+    /// and CA.
+    pub fn with_registry(
+        format: ValueFormat,
+        registry: Option<&RegistryAccess>,
+        schema: Option<&[FieldSpec]>,
+    ) -> Result<Self> {
+        let schema_registry_url = registry.map(|r| r.url.as_str());
         match format {
             ValueFormat::Avro => {
                 if schema.is_some() {
@@ -59,7 +72,8 @@ impl ValueDecoder {
                          (or set \"format\": \"json\" with a `schema`)",
                     ));
                 }
-                Ok(Self::Avro(Box::new(AvroBatchBuilder::new(url)?)))
+                let access = registry.expect("a URL means a registry");
+                Ok(Self::Avro(Box::new(AvroBatchBuilder::with_access(access)?)))
             }
             ValueFormat::Json => {
                 if schema_registry_url.is_some() {

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod security;
 pub mod sink;
 pub mod source;
 

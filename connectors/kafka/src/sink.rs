@@ -53,9 +53,12 @@ use serde::Deserialize;
 use tributary_connector::commit_record::{CommitRecord, RecordFile};
 use tributary_connector::{
     CommitOutcome, CommittedEpoch, ConnectorContext, Delivery, EpochCommit, Error, FromConfig,
-    RecordBatch, Result, SchemaRef, Sink, crash_point,
+    RecordBatch, Result, SchemaRef, Sink, crash_point, redact_uri,
 };
 
+use crate::security::{self, Failures};
+use crate::source::registry_access;
+use tributary_formats::registry::untrusted_certificate;
 use tributary_formats::{confluent, encode};
 
 /// Config of the `kafka` sink.
@@ -70,9 +73,22 @@ pub struct KafkaSinkConfig {
     /// wire format; needs `schema_registry_url`).
     #[serde(default)]
     pub format: SinkFormat,
-    /// The Schema Registry, for `avro`: `http://host:port`.
+    /// The Schema Registry, for `avro`: `http://host:port` or
+    /// `https://host:port`.
     #[serde(default)]
     pub schema_registry_url: Option<String>,
+    /// The registry's basic-auth user (on Confluent Cloud, the API key).
+    #[serde(default)]
+    pub schema_registry_username: Option<String>,
+    /// The registry's basic-auth password (the API secret): best a secret
+    /// reference, `${env:VAR}` or `${file:/path:key}`.
+    #[serde(default)]
+    pub schema_registry_password: Option<String>,
+    /// A PEM file with the CA certificate(s) that signed the registry's TLS
+    /// certificate, trusted instead of the system's (relative to the
+    /// pipeline file).
+    #[serde(default)]
+    pub schema_registry_ca: Option<String>,
     /// The column whose value (as text) keys each message; none: no key
     /// (messages spread over partitions by librdkafka).
     #[serde(default)]
@@ -143,9 +159,15 @@ struct Reports {
 
 struct DeliveryContext {
     reports: Arc<Mutex<Reports>>,
+    /// Authentication and TLS failures, for their message.
+    failures: Failures,
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.failures.error(&error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = ();
@@ -179,6 +201,8 @@ pub struct KafkaSink {
     producer: Option<ThreadedProducer<DeliveryContext>>,
     reports: Arc<Mutex<Reports>>,
     avro: Option<AvroWriter>,
+    /// The Schema Registry client, for `avro`.
+    registry: Option<SrSettings>,
     last: Option<CommitRecord>,
     rows: u64,
 }
@@ -237,6 +261,16 @@ impl KafkaSink {
                 "kafka sink: with \"transactions\": true the commit record is kept in Kafka; remove commit_record",
             ));
         }
+        let registry = registry_access(
+            "kafka sink",
+            config.schema_registry_url.as_deref(),
+            config.schema_registry_username.as_deref(),
+            config.schema_registry_password.as_deref(),
+            config.schema_registry_ca.as_deref(),
+            ctx,
+        )?
+        .map(|access| access.settings("kafka sink", Duration::from_secs(10)))
+        .transpose()?;
         let file_name = format!("kafka-{}.commit.json", config.topic);
         let record = match (&config.commit_record, &ctx.state_dir) {
             _ if config.transactions => None,
@@ -259,6 +293,7 @@ impl KafkaSink {
             producer: None,
             reports: Arc::default(),
             avro: None,
+            registry,
             last: None,
             rows: 0,
         })
@@ -284,20 +319,35 @@ impl KafkaSink {
             let producer: ThreadedProducer<DeliveryContext> = cc
                 .create_with_context(DeliveryContext {
                     reports: self.reports.clone(),
+                    failures: Failures::default(),
                 })
                 .map_err(|e| Error::config(format!("kafka sink: {e}")))?;
             // Brokers with auto-creation off (as production clusters are
             // usually set) will not create the topic: say so now rather than
-            // after a delivery timeout.
-            let meta = producer
-                .client()
-                .fetch_metadata(Some(&self.config.topic), Duration::from_secs(10))
-                .map_err(|e| {
-                    Error::external(format!(
-                        "kafka sink: cannot reach {}: {e}",
-                        self.config.bootstrap_servers
-                    ))
-                })?;
+            // after a delivery timeout. Brokers that refuse the credentials
+            // or the TLS handshake: said within a second or so.
+            let meta = security::metadata(
+                producer.client(),
+                &self.config.topic,
+                Duration::from_secs(10),
+                || {
+                    // The producer's own thread serves its error events.
+                    let (code, reason) = producer.context().failures.last()?;
+                    security::refused(
+                        "kafka sink",
+                        code,
+                        Some(&reason),
+                        &self.config.bootstrap_servers,
+                        &self.config.properties,
+                    )
+                },
+            )?
+            .map_err(|e| {
+                Error::external(format!(
+                    "kafka sink: cannot reach {}: {e}",
+                    self.config.bootstrap_servers
+                ))
+            })?;
             let known = meta.topics().iter().any(|t| {
                 t.name() == self.config.topic && t.error().is_none() && !t.partitions().is_empty()
             });
@@ -464,17 +514,36 @@ impl KafkaSink {
             let json = encode::avro_schema(arrow, &self.config.topic)?;
             let schema = apache_avro::Schema::parse(&json)
                 .map_err(|e| Error::internal(format!("kafka sink: derived Avro schema: {e}")))?;
-            let url = self.config.schema_registry_url.clone().unwrap_or_default();
+            let url = redact_uri(
+                self.config
+                    .schema_registry_url
+                    .as_deref()
+                    .unwrap_or_default(),
+            );
             let subject = format!("{}-value", self.config.topic);
+            let registry = self.registry.as_ref().ok_or_else(|| {
+                Error::internal("kafka sink: avro without a registry client (checked in new)")
+            })?;
             let registered = post_schema(
-                &SrSettings::new(url.clone()),
+                registry,
                 subject.clone(),
                 SuppliedSchema::new(None, SchemaType::Avro, json.to_string()),
             )
             .map_err(|e| {
-                Error::external(format!(
-                    "kafka sink: cannot register the value schema under `{subject}` at {url}: {e}"
-                ))
+                let what = format!("kafka sink: cannot register the value schema under `{subject}` at {url}");
+                if untrusted_certificate(&e) {
+                    Error::config(format!(
+                        "{what}: the registry's TLS certificate is not trusted; set schema_registry_ca to a PEM \
+                         file with the CA certificate that signed it ({e})"
+                    ))
+                } else if e.error.contains("with status 401") || e.error.contains("with status 403") {
+                    Error::config(format!(
+                        "{what}: the registry refused the credentials; check schema_registry_username and \
+                         schema_registry_password ({e})"
+                    ))
+                } else {
+                    Error::external(format!("{what}: {e}"))
+                }
             })?;
             self.avro = Some(AvroWriter {
                 arrow: arrow.clone(),

@@ -60,7 +60,9 @@ use tributary_connector::{
     Source, SourceBatch,
 };
 
+use crate::security::{self, Failures};
 use tributary_formats::DecodeError;
+use tributary_formats::registry::RegistryAccess;
 use tributary_formats::rows::FieldSpec;
 use tributary_formats::value::{ValueDecoder, ValueFormat};
 
@@ -87,9 +89,22 @@ pub struct KafkaSourceConfig {
     /// object per message; needs `schema`).
     #[serde(default)]
     pub format: ValueFormat,
-    /// The Schema Registry, for `avro`: `http://host:port`.
+    /// The Schema Registry, for `avro`: `http://host:port` or
+    /// `https://host:port`.
     #[serde(default)]
     pub schema_registry_url: Option<String>,
+    /// The registry's basic-auth user (on Confluent Cloud, the API key).
+    #[serde(default)]
+    pub schema_registry_username: Option<String>,
+    /// The registry's basic-auth password (the API secret): best a secret
+    /// reference, `${env:VAR}` or `${file:/path:key}`.
+    #[serde(default)]
+    pub schema_registry_password: Option<String>,
+    /// A PEM file with the CA certificate(s) that signed the registry's TLS
+    /// certificate, trusted instead of the system's (relative to the
+    /// pipeline file).
+    #[serde(default)]
+    pub schema_registry_ca: Option<String>,
     /// The columns, for `json` (as the `file` source's `schema`).
     #[serde(default)]
     pub schema: Option<Vec<FieldSpec>>,
@@ -123,6 +138,33 @@ pub enum StartAt {
     Latest,
 }
 
+/// The registry settings of a connector's config: `None` without a URL
+/// (then credentials and a CA are a mistake, said so).
+pub(crate) fn registry_access(
+    who: &str,
+    url: Option<&str>,
+    username: Option<&str>,
+    password: Option<&str>,
+    ca: Option<&str>,
+    ctx: &ConnectorContext,
+) -> Result<Option<RegistryAccess>> {
+    let Some(url) = url else {
+        if username.is_some() || password.is_some() || ca.is_some() {
+            return Err(Error::config(format!(
+                "{who}: schema_registry_username, schema_registry_password and schema_registry_ca are for a \
+                 Schema Registry: set schema_registry_url (\"format\": \"avro\") or remove them"
+            )));
+        }
+        return Ok(None);
+    };
+    Ok(Some(RegistryAccess {
+        url: url.to_string(),
+        username: username.map(str::to_string),
+        password: password.map(str::to_string),
+        ca: ca.map(|c| ctx.resolve(c)),
+    }))
+}
+
 /// Properties this source owns; a user may not set them in `properties`.
 const RESERVED: &[&str] = &[
     "bootstrap.servers",
@@ -149,12 +191,20 @@ impl FromConfig for KafkaSource {
 /// round trip. The end is the last stable offset (read_committed: nothing at
 /// or after the first open transaction can be read yet), or the high
 /// watermark before the broker has reported one.
+///
+/// It also keeps librdkafka's last connection failure, for the message of
+/// an authentication or TLS error ([`crate::security`]).
 #[derive(Default)]
 struct StatsContext {
     high: Mutex<HashMap<(String, i32), i64>>,
+    failures: Failures,
 }
 
 impl ClientContext for StatsContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.failures.error(&error, reason);
+    }
+
     fn stats(&self, stats: Statistics) {
         let mut high = self.high.lock().unwrap_or_else(|e| e.into_inner());
         for (topic, t) in stats.topics {
@@ -301,9 +351,17 @@ impl KafkaSource {
             .group_id
             .clone()
             .unwrap_or_else(|| format!("tributary-{}", ctx.pipeline_id));
-        let decoder = ValueDecoder::new(
-            config.format,
+        let registry = registry_access(
+            "kafka source",
             config.schema_registry_url.as_deref(),
+            config.schema_registry_username.as_deref(),
+            config.schema_registry_password.as_deref(),
+            config.schema_registry_ca.as_deref(),
+            ctx,
+        )?;
+        let decoder = ValueDecoder::with_registry(
+            config.format,
+            registry.as_ref(),
             config.schema.as_deref(),
         )?;
         Ok(Self {
@@ -349,6 +407,55 @@ impl KafkaSource {
 
     fn consumer(&self) -> &BaseConsumer<StatsContext> {
         self.consumer.as_ref().expect("open() before use")
+    }
+
+    /// Waits until the brokers answer (the first topic's metadata), and
+    /// fails at once when they refuse this client: wrong credentials or an
+    /// untrusted certificate are reported as such within a second or so,
+    /// not as "unreachable" after [`METADATA_TIMEOUT`].
+    fn reach(&self) -> Result<()> {
+        let topic = &self.config.topics[0];
+        let answered =
+            security::metadata(self.consumer().client(), topic, METADATA_TIMEOUT, || {
+                // Error events wait on the consumer's queue among
+                // statistics and log lines; polling serves them, and the
+                // context keeps a refusal. Nothing is assigned yet, so no
+                // record is taken here.
+                for _ in 0..64 {
+                    if let Some(Err(e)) = self.consumer().poll(Duration::ZERO)
+                        && let Some(refused) = self.refused(&e)
+                    {
+                        return Some(refused);
+                    }
+                }
+                let (code, reason) = self.consumer().context().failures.last()?;
+                security::refused(
+                    "kafka source",
+                    code,
+                    Some(&reason),
+                    &self.config.bootstrap_servers,
+                    &self.config.properties,
+                )
+            })?;
+        answered
+            .map(|_| ())
+            .map_err(|e| self.unreachable(&format!("read the metadata of topic `{topic}`"), e))
+    }
+
+    /// The error for brokers that refused this client (authentication or
+    /// TLS), when `e` is one.
+    fn refused(&self, e: &KafkaError) -> Option<Error> {
+        security::refused(
+            "kafka source",
+            e.rdkafka_error_code()?,
+            self.consumer
+                .as_ref()
+                .and_then(|c| c.context().failures.last())
+                .map(|(_, reason)| reason)
+                .as_deref(),
+            &self.config.bootstrap_servers,
+            &self.config.properties,
+        )
     }
 
     /// Every partition of every topic, from the brokers' metadata.
@@ -696,6 +803,9 @@ impl KafkaSource {
     }
 
     fn consume_error(&self, e: KafkaError) -> Error {
+        if let Some(refused) = self.refused(&e) {
+            return refused;
+        }
         match e.rdkafka_error_code() {
             Some(RDKafkaErrorCode::AutoOffsetReset) | Some(RDKafkaErrorCode::OffsetOutOfRange) => {
                 if let Ok(Some(named)) = self.out_of_range(None) {
@@ -729,6 +839,7 @@ impl Source for KafkaSource {
                 .create_with_context(StatsContext::default())
                 .map_err(|e| Error::config(format!("kafka source: {e}")))?;
             self.consumer = Some(Arc::new(consumer));
+            self.reach()?;
         }
         let partitions = self.discover()?;
         let resume: HashMap<Partition, i64> = match resume.map(Offsets::as_json) {

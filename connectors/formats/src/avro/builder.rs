@@ -31,6 +31,7 @@ use super::merge::merge_top_level;
 use super::schema::Writer;
 use crate::confluent;
 use crate::error::{BadRecord, DecodeError};
+use crate::registry::{RegistryAccess, untrusted_certificate};
 
 /// How long one registry request may take. The source thread waits for it,
 /// so this bounds how long a poll can hang on a registry that accepts
@@ -79,33 +80,15 @@ impl AvroBatchBuilder {
     /// commas are tried in order, as Confluent's `schema.registry.url`).
     /// Nothing is fetched until the first value arrives.
     pub fn new(registry_url: &str) -> Result<Self> {
-        let registry = redact_uri(registry_url);
-        let urls: Vec<&str> = registry_url
-            .split(',')
-            .map(|u| u.trim().trim_end_matches('/'))
-            .collect();
-        if let Some(bad) = urls
-            .iter()
-            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-        {
-            return Err(Error::config(format!(
-                "kafka source: schema registry URL `{}` must start with http:// or https://",
-                redact_uri(bad)
-            )));
-        }
-        let mut builder = SrSettings::new_builder(urls[0].to_string());
-        for more in &urls[1..] {
-            builder.add_url(more.to_string());
-        }
-        let settings = builder.set_timeout(REGISTRY_TIMEOUT).build().map_err(|e| {
-            Error::config(format!(
-                "kafka source: cannot set up a client for the schema registry {registry}: {}",
-                describe_src(&e)
-            ))
-        })?;
+        Self::with_access(&RegistryAccess::new(registry_url))
+    }
+
+    /// A builder that fetches writer schemas from the registry `access`
+    /// names, with its credentials and CA.
+    pub fn with_access(access: &RegistryAccess) -> Result<Self> {
         Ok(Self {
-            registry,
-            client: Some(settings),
+            registry: redact_uri(&access.url),
+            client: Some(access.settings("kafka source", REGISTRY_TIMEOUT)?),
             writers: HashMap::new(),
             columns_of: HashMap::new(),
             fields: Vec::new(),
@@ -306,6 +289,19 @@ impl AvroBatchBuilder {
     fn registry_error(&self, id: u32, e: SRCError) -> DecodeError {
         let registry = &self.registry;
         let status = http_status(&e.error);
+        if untrusted_certificate(&e) {
+            // A send error, which the client calls retriable; no retry makes
+            // the certificate trusted.
+            return DecodeError::Unavailable(
+                Error::config(format!(
+                    "kafka source: the TLS certificate of the schema registry {registry} is not trusted \
+                     (looking up writer schema id {id}): set schema_registry_ca to a PEM file with the CA \
+                     certificate that signed it ({})",
+                    describe_chain(&e)
+                ))
+                .with_source(e),
+            );
+        }
         if e.retriable || status.is_some_and(|s| s >= 500) {
             // The decoder caches errors it thinks permanent, a 500 among
             // them; a registry that was down for a moment must not make this
@@ -323,7 +319,8 @@ impl AvroBatchBuilder {
             return DecodeError::Unavailable(
                 Error::config(format!(
                     "kafka source: schema registry {registry} refused to give writer schema id \
-                     {id}: {}; check the registry credentials in the URL or config",
+                     {id}: {}; check the credentials, schema_registry_username and schema_registry_password (what a secret \
+                     reference there resolves to)",
                     describe_src(&e)
                 ))
                 .with_source(e),
@@ -405,6 +402,21 @@ fn fetch_references(
 fn http_status(error: &str) -> Option<u16> {
     let rest = error.split("with status ").nth(1)?;
     rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The error and each of its causes, for a failure whose point is deep in
+/// the chain (rustls under hyper under reqwest).
+fn describe_chain(e: &SRCError) -> String {
+    let mut parts = vec![e.error.clone()];
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
 }
 
 fn describe_src(e: &SRCError) -> String {
