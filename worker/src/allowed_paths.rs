@@ -6,7 +6,7 @@
 //! Every local path in a config is checked — the checkpoint location, the
 //! dead-letter folder, transform modules, and in the source and sink configs
 //! every string under a key that names a place (`path`, `warehouse`,
-//! `location`, `*_path`, `*_dir`, `*_file`, `*_location`, and `catalog_uri`
+//! `location`, `*_path`, `*_dir`, `*_file`, `*_location`, `*_ca`, and `catalog_uri`
 //! when it is `sqlite:`).
 //! A path is resolved before the check: the part of it that exists is
 //! canonicalized (symlinks followed, `..` applied to real folders), and the
@@ -195,7 +195,8 @@ fn names_a_place(key: &str) -> bool {
         "location",
     ]
     .contains(&key)
-        || ["_path", "_paths", "_dir", "_folder", "_file", "_location"]
+        // `_ca`: a CA certificate file (`schema_registry_ca`).
+        || ["_path", "_paths", "_dir", "_folder", "_file", "_location", "_ca"]
             .iter()
             .any(|s| key.ends_with(s))
 }
@@ -277,12 +278,22 @@ mod tests {
     #[test]
     fn places_are_found_by_their_keys() {
         let sink = serde_json::json!({"type": "iceberg", "catalog_uri": "sqlite:w/catalog.db?mode=rwc",
-            "warehouse": "w", "table": "a.b", "props": {"ssl_ca_location": "/etc/ca.pem"},
-            "paths": ["in/a.jsonl"], "s3": "s3://bucket/x"});
+            "warehouse": "w", "table": "a.b", "props": {"ssl_ca_location": "/etc/ca.pem", "ssl.ca.location": "/etc/b.pem"},
+            "schema_registry_ca": "/etc/sr.pem", "paths": ["in/a.jsonl"], "s3": "s3://bucket/x"});
         let mut found = Vec::new();
         places("sink", &sink, &mut found);
         let mut found: Vec<&str> = found.iter().map(|(_, p)| p.as_str()).collect();
         found.sort();
-        assert_eq!(found, ["/etc/ca.pem", "in/a.jsonl", "w", "w/catalog.db"]);
+        assert_eq!(
+            found,
+            [
+                "/etc/b.pem",
+                "/etc/ca.pem",
+                "/etc/sr.pem",
+                "in/a.jsonl",
+                "w",
+                "w/catalog.db"
+            ]
+        );
     }
 }
