@@ -80,6 +80,7 @@ fn wait_for_port_within(
 pub struct Broker {
     child: Child,
     pub port: u16,
+    controller: u16,
     dir: tempfile::TempDir,
 }
 
@@ -96,25 +97,56 @@ impl Broker {
         while controller == port {
             controller = free_port();
         }
-        let log = dir.path().join("kafka.log");
-        let out = std::fs::File::create(&log)?;
-        let mut child = Command::new(repo_root().join("scripts/kafka.sh"))
-            .arg(dir.path().join("data"))
+        let child = Self::spawn(dir.path(), port, controller)?;
+        let mut broker = Self {
+            child,
+            port,
+            controller,
+            dir,
+        };
+        broker.wait_serving()?;
+        Ok(broker)
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16, controller: u16) -> Result<Child> {
+        // Appended to: a restarted broker's log follows the first one's.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("kafka.log"))?;
+        Command::new(repo_root().join("scripts/kafka.sh"))
+            .arg(dir.join("data"))
             .arg(port.to_string())
             .arg(controller.to_string())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
-            .context("start Apache Kafka with scripts/kafka.sh")?;
-        let serving = wait_for_port_within(port, &mut child, "kafka", &log, KAFKA_START)
-            .and_then(|()| wait_for_metadata(port, &mut child));
-        let broker = Self { child, port, dir };
+            .context("start Apache Kafka with scripts/kafka.sh")
+    }
+
+    fn wait_serving(&mut self) -> Result<()> {
+        let log = self.dir.path().join("kafka.log");
+        let serving = wait_for_port_within(self.port, &mut self.child, "kafka", &log, KAFKA_START)
+            .and_then(|()| wait_for_metadata(self.port, &mut self.child));
         if let Err(e) = serving {
-            // Dropping `broker` stops whatever did start.
-            bail!("{e:#}\n{}", broker.log());
+            // Dropping the broker stops whatever did start.
+            bail!("{e:#}\n{}", self.log());
         }
-        Ok(broker)
+        Ok(())
+    }
+
+    /// SIGKILL: the broker dies at once, as in a crash or an OOM kill.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same ports and log folders (after
+    /// [`Broker::kill`]), and waits until it serves.
+    pub fn restart(&mut self) -> Result<()> {
+        self.child = Self::spawn(self.dir.path(), self.port, self.controller)?;
+        self.wait_serving()
     }
 
     pub fn bootstrap(&self) -> String {
