@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::kafka_env::{Broker, read_ids};
+use crate::kafka_env::{Broker, Registry, read_ids};
 use crate::open_world::PrivatePostgres;
 use crate::registry_env::Apicurio;
 
@@ -294,7 +294,11 @@ fn faults_kafka_broker_killed_and_restarted_mid_run() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_rows(&table, &mut run, 1000, Duration::from_secs(120));
+    wait_for_rows(&table, &mut run, 600, Duration::from_secs(120));
+    assert!(
+        producer.try_wait().unwrap().is_none(),
+        "the producer was done before the broker was killed: nothing would flow during the outage"
+    );
     broker.kill();
     let killed = Instant::now();
     eprintln!("broker killed");
@@ -332,17 +336,54 @@ fn faults_kafka_broker_killed_and_restarted_mid_run() {
     );
 }
 
-/// Avro through a Schema Registry we did not write (Apicurio) that stops
-/// answering for 60 s (SIGSTOP: it accepts connections and says nothing,
-/// as in a long pause or a hung server) just as records with a schema id
-/// the pipeline has not seen yet arrive. The source must hold those
-/// records and say which registry it waits for, not dead-letter them as
-/// bad; when the registry answers again they land, every id once.
-#[test]
-fn faults_schema_registry_stopped_for_a_minute() {
-    let broker = Broker::start().unwrap();
-    let registry = Apicurio::start().unwrap();
-    let s = Scratch::new("registry_stop");
+/// A Schema Registry that goes away for a while: Apicurio (a server we did
+/// not write) frozen with SIGSTOP, so it accepts connections and answers
+/// nothing, as in a long pause or a hung server; or Tributary's own
+/// registry killed, so connections are refused, and started again on the
+/// same port and folder.
+enum Outage {
+    Frozen(Apicurio),
+    Killed(Registry),
+}
+
+impl Outage {
+    fn url(&self) -> String {
+        match self {
+            Self::Frozen(r) => r.url(),
+            Self::Killed(r) => r.url(),
+        }
+    }
+
+    fn begin(&mut self) {
+        match self {
+            Self::Frozen(r) => signal("-STOP", r.pid()),
+            Self::Killed(r) => r.kill(),
+        }
+    }
+
+    fn end(&mut self) {
+        match self {
+            Self::Frozen(r) => signal("-CONT", r.pid()),
+            Self::Killed(r) => r.restart().unwrap(),
+        }
+    }
+}
+
+fn signal(which: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {which} {pid}");
+}
+
+/// Avro records flow through `registry`, which goes away for 60 s just as
+/// records with a schema id the pipeline has not fetched yet arrive (a new
+/// schema version, written by a producer that has its id). The source must
+/// hold those records and say which registry it waits for, not dead-letter
+/// them as bad; when the registry is back they land, every id once.
+fn registry_away_for_a_minute(broker: &Broker, mut registry: Outage, name: &str) {
+    let s = Scratch::new(name);
     let table = Table::of(&s);
     let topic = "articles.raw.v1";
     let with_registry = |args: &[&str]| {
@@ -354,12 +395,12 @@ fn faults_schema_registry_stopped_for_a_minute() {
     let args = with_registry(&["--topic", topic, "--records", "2000", "--expected"]);
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.push(first.to_str().unwrap());
-    produce(&broker, &args);
+    produce(broker, &args);
     // The next schema version is registered now, and its records are
     // written while the registry is stopped by a producer that has the id.
     let args = with_registry(&["--topic", topic, "--schema-version", "2", "--register"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let v2 = produce(&broker, &args)["schema_id"].as_u64().unwrap();
+    let v2 = produce(broker, &args)["schema_id"].as_u64().unwrap();
     let pipeline = json!({
         "name": s.name,
         "source": {
@@ -379,20 +420,13 @@ fn faults_schema_registry_stopped_for_a_minute() {
     let mut want = read_ids(&first);
     wait_for_ids(&table, &mut run, &want, Duration::from_secs(120));
 
-    let pid = registry.pid().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    registry.begin();
     let stopped = Instant::now();
-    eprintln!("registry stopped");
+    eprintln!("registry gone");
     let second = s.path("expected-2.json");
     let v2 = v2.to_string();
     produce(
-        &broker,
+        broker,
         &[
             "--topic",
             topic,
@@ -422,18 +456,12 @@ fn faults_schema_registry_stopped_for_a_minute() {
     );
     assert!(
         s.dead_letters("dlq").is_empty(),
-        "records were dead-lettered while the registry was stopped: {:?}\n{}",
+        "records were dead-lettered while the registry was away: {:?}\n{}",
         s.dead_letters("dlq"),
         run.log()
     );
-    assert!(
-        Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    eprintln!("registry answers again after {:?}", stopped.elapsed());
+    registry.end();
+    eprintln!("registry back after {:?}", stopped.elapsed());
     want.extend(second_ids);
     wait_for_ids(&table, &mut run, &want, Duration::from_secs(120));
     let status = run.stop();
@@ -448,6 +476,22 @@ fn faults_schema_registry_stopped_for_a_minute() {
     let waits = log.lines().filter(|l| l.contains(&waiting)).count();
     eprintln!("{waits} log lines name the registry it waited for, e.g.:");
     eprintln!("{}", log.lines().find(|l| l.contains(&waiting)).unwrap());
+}
+
+/// Apicurio frozen (SIGSTOP) for 60 s: requests time out.
+#[test]
+fn faults_schema_registry_frozen_for_a_minute() {
+    let broker = Broker::start().unwrap();
+    let registry = Outage::Frozen(Apicurio::start().unwrap());
+    registry_away_for_a_minute(&broker, registry, "registry_frozen");
+}
+
+/// Tributary's registry killed for 60 s: connections are refused.
+#[test]
+fn faults_schema_registry_killed_for_a_minute() {
+    let broker = Broker::start().unwrap();
+    let registry = Outage::Killed(Registry::start().unwrap());
+    registry_away_for_a_minute(&broker, registry, "registry_killed");
 }
 
 /// Generated records into an Iceberg table whose SQL catalog is a private
@@ -582,34 +626,45 @@ fn fill(path: &Path) -> u64 {
     written
 }
 
-/// The warehouse (a small tmpfs) fills up while records flow. The run must
-/// wait or stop with an error that names the full disk and the path, and
-/// after space is freed, go on (or, run again, resume) to every id once.
-#[test]
-fn faults_warehouse_disk_full() {
-    let s = Scratch::new("disk_full");
-    let table = Table::of(&s);
-    let disk = match Tmpfs::mount(&s.warehouse(), "32m") {
+/// A small disk (a 32 MiB tmpfs) holds the warehouse and the SQLite
+/// catalog (and, with `checkpoint_too`, the checkpoint folder); it fills up
+/// while generated records flow into Iceberg. The run must wait, or stop
+/// with an error that names the full disk and the path; after space is
+/// freed it goes on (or, run again, resumes) to every id once.
+fn fill_the_disk_under_a_run(name: &str, checkpoint_too: bool) {
+    let s = Scratch::new(name);
+    let mount = s.path("disk");
+    let disk = match Tmpfs::mount(&mount, "32m") {
         Ok(disk) => disk,
         Err(e) => panic!(
             "cannot mount a tmpfs on {} (this test needs root; skip it with \
-             `--skip faults_warehouse_disk_full`): {e}",
-            s.warehouse().display()
+             `--skip faults_warehouse`): {e}",
+            mount.display()
         ),
+    };
+    let table = Table {
+        catalog_uri: format!("sqlite:{}", mount.join("catalog.db").display()),
+        warehouse: mount.join("warehouse"),
+        name: s.table().into(),
+    };
+    let checkpoint = if checkpoint_too {
+        mount.join("chk")
+    } else {
+        s.path("chk")
     };
     let source = unique_articles(9000, 300);
     let pipeline = json!({
         "name": s.name,
         "source": source,
         "sink": table.sink(),
-        "checkpoint": {"location": s.path("chk")},
+        "checkpoint": {"location": checkpoint},
         "trigger": {"interval_ms": 300, "max_records_per_epoch": 100000, "batch_size": 200},
     });
     let mut run = Run::start(&s, &pipeline, "run");
     wait_for_rows(&table, &mut run, 1500, Duration::from_secs(120));
     let filler = disk.path.join("filler");
     let filled = fill(&filler);
-    eprintln!("the warehouse is full ({filled} bytes of filler)");
+    eprintln!("the disk is full ({filled} bytes of filler)");
     // Wait until the run meets the full disk: it stops, or logs it.
     let deadline = Instant::now() + Duration::from_secs(60);
     let full = "No space left on device";
@@ -626,10 +681,10 @@ fn faults_warehouse_disk_full() {
     let mentions = first.lines().find(|l| l.contains(full)).unwrap_or_else(|| {
         panic!("the run met the full disk without saying so:\n{first}");
     });
-    let warehouse = s.warehouse().display().to_string();
+    let path = mount.display().to_string();
     assert!(
-        mentions.contains(&warehouse),
-        "the error does not name the path on the full disk ({warehouse}): {mentions}"
+        mentions.contains(&path) && mentions.contains("run the pipeline again"),
+        "the error does not name the path on the full disk ({path}) and what to do: {mentions}"
     );
     eprintln!("the run said: {mentions}");
     std::fs::remove_file(&filler).unwrap();
@@ -646,4 +701,18 @@ fn faults_warehouse_disk_full() {
         assert!(status.success(), "{log}");
     }
     table.assert_exactly(&generated_ids(&source), &log);
+}
+
+/// The warehouse's disk fills up (checkpoints elsewhere).
+#[test]
+fn faults_warehouse_disk_full() {
+    fill_the_disk_under_a_run("disk_full", false);
+}
+
+/// The disk holding the warehouse and the checkpoints fills up: whichever
+/// write meets it first (a data file, the catalog, a checkpoint), the run
+/// stops clearly and the next one resumes.
+#[test]
+fn faults_warehouse_and_checkpoint_disk_full() {
+    fill_the_disk_under_a_run("disk_full_chk", true);
 }

@@ -201,27 +201,49 @@ fn wait_for_metadata(port: u16, child: &mut Child) -> Result<()> {
 pub struct Registry {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Registry {
     pub fn start() -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
-        let log = dir.path().join("registry.log");
-        let mut child = Command::new(binary())
+        let child = Self::spawn(dir.path(), port)?;
+        let mut registry = Self { child, port, dir };
+        registry.wait_serving()?;
+        Ok(registry)
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16) -> Result<Child> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("registry.log"))?;
+        Ok(Command::new(binary())
             .args(["schema-registry", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data")
-            .arg(dir.path().join("schemas"))
+            .arg(dir.join("schemas"))
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?;
-        wait_for_port(port, &mut child, "schema registry", &log)?;
-        Ok(Self {
-            child,
-            port,
-            _dir: dir,
-        })
+            .stderr(log)
+            .spawn()?)
+    }
+
+    fn wait_serving(&mut self) -> Result<()> {
+        let log = self.dir.path().join("registry.log");
+        wait_for_port(self.port, &mut self.child, "schema registry", &log)
+    }
+
+    /// SIGKILL: the registry is gone; its schemas stay in its folder.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the registry again on the same port and folder (after
+    /// [`Registry::kill`]).
+    pub fn restart(&mut self) -> Result<()> {
+        self.child = Self::spawn(self.dir.path(), self.port)?;
+        self.wait_serving()
     }
 
     pub fn url(&self) -> String {
