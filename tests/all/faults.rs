@@ -100,11 +100,18 @@ struct Run {
 
 impl Run {
     fn start(s: &Scratch, pipeline: &Value, tag: &str) -> Self {
+        Self::start_with(s, pipeline, tag, &[])
+    }
+
+    /// With more options of `tributary run` (`--available-now`).
+    fn start_with(s: &Scratch, pipeline: &Value, tag: &str, options: &[&str]) -> Self {
         let file = s.path(&format!("pipeline-{tag}.json"));
         std::fs::write(&file, serde_json::to_vec_pretty(pipeline).unwrap()).unwrap();
         let log = s.path(&format!("{tag}.log"));
         let child = s
-            .command(&["run", "--progress-interval", "0", file.to_str().unwrap()])
+            .command(&["run", "--progress-interval", "0"])
+            .args(options)
+            .arg(&file)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -736,4 +743,75 @@ fn faults_warehouse_disk_full() {
 #[test]
 fn faults_warehouse_and_checkpoint_disk_full() {
     fill_the_disk_under_a_run("disk_full_chk", true);
+}
+
+/// `--available-now` (read what is there, then stop) over 20,000 records
+/// while the broker is killed (after 1,000 landed) and restarted 10 s
+/// later: the run must neither hang nor stop early with records missing;
+/// it waits, then ends by itself with every id once.
+#[test]
+fn faults_kafka_broker_killed_during_an_available_now_run() {
+    let mut broker = Broker::start().unwrap();
+    let s = Scratch::new("broker_kill_now");
+    let table = Table::of(&s);
+    let topic = "articles.json";
+    let expected = s.path("expected.json");
+    let expected_arg = expected.to_str().unwrap();
+    produce(
+        &broker,
+        &[
+            "--format",
+            "json",
+            "--topic",
+            topic,
+            "--records",
+            "20000",
+            "--expected",
+            expected_arg,
+        ],
+    );
+    let want = read_ids(&expected);
+    // Small epochs, batches and fetches: the run takes a while over 20,000
+    // records and has most of them still to fetch when the broker dies.
+    let mut source = json_articles(&broker, topic);
+    source["max_prefetch_mb"] = json!(1);
+    source["properties"] = json!({"max.partition.fetch.bytes": "65536"});
+    let pipeline = json!({
+        "name": s.name,
+        "source": source,
+        "sink": table.sink(),
+        "checkpoint": {"location": s.path("chk")},
+        "trigger": {"interval_ms": 200, "max_records_per_epoch": 500, "batch_size": 50},
+    });
+    let mut run = Run::start_with(&s, &pipeline, "now", &["--available-now"]);
+    wait_for_rows(&table, &mut run, 1000, Duration::from_secs(120));
+    broker.kill();
+    eprintln!("broker killed");
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(
+        run.exited().is_none(),
+        "the run ended while the broker was down:\n{}",
+        run.log()
+    );
+    broker.restart().unwrap();
+    eprintln!("broker back");
+    let status = run.wait(Duration::from_secs(180));
+    let text = run.log();
+    assert!(status.success(), "{text}");
+    // Everything was in the topic when the run started: it must all be
+    // read by the one run, not some of it left for a next one.
+    table.assert_exactly(&want, &text);
+    let waiting = format!("is a broker running at {}?", broker.bootstrap());
+    let waits = text.lines().filter(|l| l.contains(&waiting)).count();
+    assert!(
+        waits > 0,
+        "the run never said it waits for the broker:\n{text}"
+    );
+    eprintln!(
+        "{waits} log lines name the broker it waited for; {}",
+        text.lines()
+            .rev()
+            .find(|l| l.starts_with("done:"))
+            .unwrap_or("")
+    );
 }
