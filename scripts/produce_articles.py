@@ -19,6 +19,7 @@ ids a 2-hour watermark + dedup must deliver are written to FILE.
 """
 
 import argparse
+import io
 import json
 import random
 import struct
@@ -26,9 +27,10 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+import fastavro
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -123,12 +125,32 @@ def main():
                    help="also produce one malformed message of this kind, mid-stream (repeatable)")
     p.add_argument("--rate", type=float, default=0, help="records per second at most (0: as fast as possible)")
     p.add_argument("--expected", help="write the ids a 2 h watermark + dedup must deliver here (JSON list)")
+    p.add_argument("--register", action="store_true",
+                   help="only register --schema-version under the topic's subject and print its id")
+    p.add_argument("--schema-id", type=int,
+                   help="frame every record with this id of a schema registered before (--register) "
+                        "without asking the registry, as a producer with the id cached does while "
+                        "the registry is down")
     args = p.parse_args()
 
+    if args.format == "avro" and not args.registry and args.schema_id is None:
+        p.error("--registry (or --schema-id) is needed for --format avro")
+    if args.register:
+        registry = SchemaRegistryClient({"url": args.registry})
+        schema_id = registry.register_schema(f"{args.topic}-value", Schema(schema_text(args.schema_version), "AVRO"))
+        print(json.dumps({"topic": args.topic, "schema_id": schema_id}))
+        return
     created = ensure_topic(args.bootstrap, args.topic, args.partitions)
-    if args.format == "avro" and not args.registry:
-        p.error("--registry is needed for --format avro")
-    if args.format == "avro":
+    if args.format == "avro" and args.schema_id is not None:
+        parsed = fastavro.parse_schema(json.loads(schema_text(args.schema_version)))
+
+        def serializer(rec, _ctx):
+            out = io.BytesIO()
+            out.write(struct.pack(">bI", 0, args.schema_id))
+            fastavro.schemaless_writer(out, parsed, rec)
+            return out.getvalue()
+        ctx = None
+    elif args.format == "avro":
         registry = SchemaRegistryClient({"url": args.registry})
         serializer = AvroSerializer(registry, schema_text(args.schema_version),
                                     to_dict=lambda rec, ctx: rec)
@@ -186,8 +208,8 @@ def main():
 
     # The serializer registers the schema with the first record; with none
     # (--records 0 only creates the topic) there is no schema id yet.
-    schema_id = None
-    if last_good and args.format == "avro":
+    schema_id = args.schema_id
+    if last_good and args.format == "avro" and schema_id is None:
         schema_id = registry.get_latest_version(f"{args.topic}-value").schema_id
     if args.expected:
         with open(args.expected, "w") as f:

@@ -113,9 +113,18 @@ impl LocalDirStore {
 }
 
 fn io(path: &Path, what: &str, e: std::io::Error) -> CheckpointError {
+    use std::io::ErrorKind;
+    let message = if matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) {
+        format!(
+            "{what}: no space left on the disk holding it ({e}); free space there and run the \
+             pipeline again: it resumes from its last commit"
+        )
+    } else {
+        format!("{what}: {e}")
+    };
     CheckpointError::Io {
         location: path.display().to_string(),
-        message: format!("{what}: {e}"),
+        message,
         retryable: false,
     }
 }
@@ -131,10 +140,17 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
         uuid::Uuid::new_v4()
     ));
     let mut f = fs::File::create(&tmp).map_err(|e| io(&tmp, "cannot create", e))?;
-    f.write_all(bytes)
-        .map_err(|e| io(&tmp, "cannot write", e))?;
-    f.sync_all().map_err(|e| io(&tmp, "cannot fsync", e))?;
+    let written = f
+        .write_all(bytes)
+        .map_err(|e| io(&tmp, "cannot write", e))
+        .and_then(|()| f.sync_all().map_err(|e| io(&tmp, "cannot fsync", e)));
     drop(f);
+    if let Err(e) = written {
+        // Half a checkpoint is of no use to anyone; on a full disk it holds
+        // space the next attempt needs.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     fs::rename(&tmp, path).map_err(|e| io(path, "cannot rename into place", e))?;
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -233,5 +249,23 @@ impl CheckpointStore for LocalDirStore {
 
     fn describe(&self) -> String {
         format!("checkpoint directory {}", self.dir.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_with_the_fix() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let e = io(Path::new("/chk/epoch-1.tmp"), "cannot write", full);
+        let text = e.to_string();
+        assert!(
+            text.contains("/chk/epoch-1.tmp: cannot write: no space left on the disk")
+                && text.contains("run the pipeline again"),
+            "{text}"
+        );
+        assert!(!e.is_retryable() && !e.is_damage());
     }
 }

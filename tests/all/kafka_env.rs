@@ -80,6 +80,7 @@ fn wait_for_port_within(
 pub struct Broker {
     child: Child,
     pub port: u16,
+    controller: u16,
     dir: tempfile::TempDir,
 }
 
@@ -108,25 +109,56 @@ impl Broker {
         }
         std::fs::create_dir_all(dir.path().join("data"))?;
         prepare(&dir.path().join("data"), controller)?;
-        let log = dir.path().join("kafka.log");
-        let out = std::fs::File::create(&log)?;
-        let mut child = Command::new(repo_root().join("scripts/kafka.sh"))
-            .arg(dir.path().join("data"))
+        let child = Self::spawn(dir.path(), port, controller)?;
+        let mut broker = Self {
+            child,
+            port,
+            controller,
+            dir,
+        };
+        broker.wait_serving()?;
+        Ok(broker)
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16, controller: u16) -> Result<Child> {
+        // Appended to: a restarted broker's log follows the first one's.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("kafka.log"))?;
+        Command::new(repo_root().join("scripts/kafka.sh"))
+            .arg(dir.join("data"))
             .arg(port.to_string())
             .arg(controller.to_string())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
-            .context("start Apache Kafka with scripts/kafka.sh")?;
-        let serving = wait_for_port_within(port, &mut child, "kafka", &log, KAFKA_START)
-            .and_then(|()| wait_for_metadata(port, &mut child));
-        let broker = Self { child, port, dir };
+            .context("start Apache Kafka with scripts/kafka.sh")
+    }
+
+    fn wait_serving(&mut self) -> Result<()> {
+        let log = self.dir.path().join("kafka.log");
+        let serving = wait_for_port_within(self.port, &mut self.child, "kafka", &log, KAFKA_START)
+            .and_then(|()| wait_for_metadata(self.port, &mut self.child));
         if let Err(e) = serving {
-            // Dropping `broker` stops whatever did start.
-            bail!("{e:#}\n{}", broker.log());
+            // Dropping the broker stops whatever did start.
+            bail!("{e:#}\n{}", self.log());
         }
-        Ok(broker)
+        Ok(())
+    }
+
+    /// SIGKILL: the broker dies at once, as in a crash or an OOM kill.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same ports and log folders (after
+    /// [`Broker::kill`]), and waits until it serves.
+    pub fn restart(&mut self) -> Result<()> {
+        self.child = Self::spawn(self.dir.path(), self.port, self.controller)?;
+        self.wait_serving()
     }
 
     pub fn bootstrap(&self) -> String {
@@ -181,27 +213,49 @@ fn wait_for_metadata(port: u16, child: &mut Child) -> Result<()> {
 pub struct Registry {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Registry {
     pub fn start() -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
-        let log = dir.path().join("registry.log");
-        let mut child = Command::new(binary())
+        let child = Self::spawn(dir.path(), port)?;
+        let mut registry = Self { child, port, dir };
+        registry.wait_serving()?;
+        Ok(registry)
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16) -> Result<Child> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("registry.log"))?;
+        Ok(Command::new(binary())
             .args(["schema-registry", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data")
-            .arg(dir.path().join("schemas"))
+            .arg(dir.join("schemas"))
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?;
-        wait_for_port(port, &mut child, "schema registry", &log)?;
-        Ok(Self {
-            child,
-            port,
-            _dir: dir,
-        })
+            .stderr(log)
+            .spawn()?)
+    }
+
+    fn wait_serving(&mut self) -> Result<()> {
+        let log = self.dir.path().join("registry.log");
+        wait_for_port(self.port, &mut self.child, "schema registry", &log)
+    }
+
+    /// SIGKILL: the registry is gone; its schemas stay in its folder.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the registry again on the same port and folder (after
+    /// [`Registry::kill`]).
+    pub fn restart(&mut self) -> Result<()> {
+        self.child = Self::spawn(self.dir.path(), self.port)?;
+        self.wait_serving()
     }
 
     pub fn url(&self) -> String {

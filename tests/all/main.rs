@@ -8,6 +8,7 @@
 mod bad_input;
 mod cli;
 mod exactly_once;
+mod faults;
 mod harness;
 mod host_sandbox;
 mod kafka;

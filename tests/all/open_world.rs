@@ -605,7 +605,7 @@ fn open_world_sandbox_memory_is_capped_across_memories() {
 /// A PostgreSQL server of this test's own (Debian's binaries, a fresh
 /// cluster in a temporary folder, trust auth, a free loopback port), so the
 /// test can stop and restart it without disturbing anyone else's server.
-struct PrivatePostgres {
+pub(crate) struct PrivatePostgres {
     dir: tempfile::TempDir,
     port: u16,
 }
@@ -630,7 +630,7 @@ impl PrivatePostgres {
         cmd.output_within(Duration::from_secs(120))
     }
 
-    fn start_new() -> Self {
+    pub(crate) fn start_new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("trib-pg-")
             .tempdir()
@@ -686,7 +686,7 @@ impl PrivatePostgres {
         Self::as_postgres(&all)
     }
 
-    fn start(&self) {
+    pub(crate) fn start(&self) {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {}",
             self.port,
@@ -701,7 +701,7 @@ impl PrivatePostgres {
         );
     }
 
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let out = self.ctl(&["-m", "fast", "-w", "stop"]);
         assert!(
             out.status.success(),
@@ -710,7 +710,7 @@ impl PrivatePostgres {
         );
     }
 
-    fn uri(&self, password: &str) -> String {
+    pub(crate) fn uri(&self, password: &str) -> String {
         format!(
             "postgres://postgres:{password}@127.0.0.1:{}/test",
             self.port

@@ -120,6 +120,11 @@ impl Apicurio {
         format!("http://127.0.0.1:{}/apis/ccompat/v7", self.port)
     }
 
+    /// The JVM's process id (to freeze it with SIGSTOP, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the registry logged, for a failure message.
     pub fn log(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("apicurio.log")).unwrap_or_default();

@@ -239,6 +239,50 @@ fn is_transient(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Whether a failure says the disk (or the user's quota on it) is full:
+/// `ENOSPC` / `EDQUOT` as typed I/O errors, or in the texts the Parquet
+/// writer, the local file I/O and SQLite ("database or disk is full") wrap
+/// them in.
+fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind as Io;
+    const TEXTS: &[&str] = &[
+        "no space left on device",
+        "disk quota exceeded",
+        "database or disk is full",
+    ];
+    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = at {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), Io::StorageFull | Io::QuotaExceeded)
+        {
+            return true;
+        }
+        let text = err.to_string().to_ascii_lowercase();
+        if TEXTS.iter().any(|t| text.contains(t)) {
+            return true;
+        }
+        at = err.source();
+    }
+    false
+}
+
+/// [`ice`] for a failure writing files under `location`: a full disk is
+/// named with the folder and the fix. Not retryable: a data file that could
+/// not be finished is lost to this run (the commit cannot be retried
+/// without it), so the pipeline stops and its next run reads the epoch
+/// again from the source.
+fn ice_at(what: &str, e: iceberg::Error, location: &str) -> Error {
+    if !is_disk_full(&e) {
+        return ice(what, e);
+    }
+    Error::external(format!(
+        "{what}: no space left on the disk holding {location} ({e}); free space there (or move \
+         the warehouse to a larger disk) and run the pipeline again: it reads this epoch's records \
+         again from the source, none is lost"
+    ))
+    .retryable(false)
+}
+
 impl IcebergSink {
     pub fn new(config: IcebergSinkConfig, ctx: &ConnectorContext) -> Result<Self> {
         let parts: Vec<&str> = config.table.split('.').collect();
@@ -517,18 +561,31 @@ impl IcebergSink {
             let writer = self
                 .rt
                 .block_on(DataFileWriterBuilder::new(rolling).build(None))
-                .map_err(|e| ice("iceberg sink: open a data file", e))?;
+                .map_err(|e| ice_at("iceberg sink: open a data file", e, &self.location()))?;
             self.writer = Some(writer);
         }
         Ok(self.writer.as_mut().expect("just set"))
     }
 
+    /// Where this sink writes files: the table's location, else the
+    /// warehouse (for messages).
+    fn location(&self) -> String {
+        self.table.as_ref().map_or_else(
+            || self.warehouse.clone(),
+            |t| t.metadata().location().to_string(),
+        )
+    }
+
     fn close_writer(&mut self) -> Result<()> {
         if let Some(mut writer) = self.writer.take() {
-            let files = self
-                .rt
-                .block_on(writer.close())
-                .map_err(|e| ice("iceberg sink: close data files", e))?;
+            let location = self.location();
+            // `close` consumes what the writer held: after a failure the
+            // epoch's rows are gone from this run, so retrying the commit
+            // would commit the epoch without them. Never retryable; the
+            // next run reads the epoch again.
+            let files = self.rt.block_on(writer.close()).map_err(|e| {
+                ice_at("iceberg sink: close data files", e, &location).retryable(false)
+            })?;
             self.staged.extend(files);
         }
         Ok(())
@@ -707,10 +764,11 @@ impl IcebergSink {
             catalog_name: self.config.catalog_name.clone(),
             base,
         };
+        let location = self.location();
         self.rt.block_on(async move {
             tx.commit(&pinned).await.map_err(|e| {
                 let conflict = e.kind() == iceberg::ErrorKind::CatalogCommitConflicts;
-                let err = ice(&format!("iceberg sink: {what}"), e);
+                let err = ice_at(&format!("iceberg sink: {what}"), e, &location);
                 if conflict {
                     Error::external(format!(
                         "{err} (another commit landed first; the table is read again and the commit checked again)"
@@ -910,9 +968,10 @@ impl Sink for IcebergSink {
         self.evolve(&batch.schema())?;
         let batch = self.conform(batch)?;
         let rt = self.rt.handle().clone();
+        let location = self.location();
         let writer = self.writer()?;
         rt.block_on(writer.write(batch))
-            .map_err(|e| ice("iceberg sink: write a data file", e))
+            .map_err(|e| ice_at("iceberg sink: write a data file", e, &location))
     }
 
     fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
@@ -1079,6 +1138,35 @@ mod tests {
         assert!(
             !ice("commit", invalid).is_retryable(),
             "bad data is never transient, whatever it says"
+        );
+    }
+
+    #[test]
+    fn a_full_disk_is_named_with_its_folder_and_not_retried() {
+        let full = iceberg::Error::new(iceberg::ErrorKind::Unexpected, "Failed to write to file")
+            .with_source(std::io::Error::from_raw_os_error(28));
+        let err = ice_at(
+            "iceberg sink: close data files",
+            full,
+            "/data/warehouse/demo/t",
+        );
+        assert!(!err.is_retryable(), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("no space left on the disk holding /data/warehouse/demo/t"),
+            "{text}"
+        );
+        assert!(text.contains("run the pipeline again"), "{text}");
+        let sqlite = iceberg::Error::new(
+            iceberg::ErrorKind::Unexpected,
+            "error returned from database: (code: 13) database or disk is full",
+        );
+        assert!(!ice_at("iceberg sink: commit", sqlite, "/w").is_retryable());
+        let other = iceberg::Error::new(iceberg::ErrorKind::Unexpected, "connection refused");
+        let err = ice_at("iceberg sink: commit", other, "/w");
+        assert!(
+            err.is_retryable() && !err.to_string().contains("no space"),
+            "{err}"
         );
     }
 }

@@ -136,6 +136,13 @@ impl Catalog for Pinned {
             )
             .await
             .map_err(|e| {
+                // iceberg-rust's `Transaction::commit` retries this with
+                // backoff by itself: say so, or a catalog outage met here
+                // would leave no trace but a slow commit.
+                tracing::warn!(
+                    "iceberg sink: cannot update the catalog row of {} ({e}); the commit is retried with backoff",
+                    self.base.identifier()
+                );
                 Error::new(
                     ErrorKind::Unexpected,
                     format!("update the catalog row of {}: {e}", self.base.identifier()),
