@@ -32,7 +32,7 @@ SAMPLE_FIELDS = [
     "t_s", "unix_s", "rss_kib", "rss_hwm_kib", "threads", "fds", "cpu_s",
     "records_in", "records_out", "dropped_duplicate", "dropped_late", "dead_lettered",
     "epochs_committed", "lag_records", "commit_count", "commit_sum_s",
-    "warehouse_bytes", "warehouse_files", "checkpoint_bytes",
+    "warehouse_bytes", "warehouse_files", "metadata_json_bytes", "checkpoint_bytes",
 ]
 
 
@@ -69,15 +69,20 @@ def scrape(url):
 
 
 def tree_size(path):
-    size = files = 0
+    """Bytes and files under `path`, and the largest `*.metadata.json` (an
+    Iceberg table's metadata only grows, so that is the current one)."""
+    size = files = metadata = 0
     for root, _dirs, names in os.walk(path):
         for name in names:
             try:
-                size += os.stat(os.path.join(root, name)).st_size
-                files += 1
+                n = os.stat(os.path.join(root, name)).st_size
             except FileNotFoundError:
-                pass
-    return size, files
+                continue
+            size += n
+            files += 1
+            if name.endswith(".metadata.json"):
+                metadata = max(metadata, n)
+    return size, files, metadata
 
 
 def follow_commits(log_path, out_path, began, stop):
@@ -130,8 +135,8 @@ def cmd_sample(args):
             except OSError as e:
                 print(f"soak: metrics not readable ({e}); the row has none", file=sys.stderr)
                 m = {}
-            wh_bytes, wh_files = tree_size(args.warehouse)
-            chk_bytes, _ = tree_size(args.checkpoint)
+            wh_bytes, wh_files, md_bytes = tree_size(args.warehouse)
+            chk_bytes, _, _ = tree_size(args.checkpoint)
             now = time.time()
             w.writerow({
                 "t_s": f"{now - began:.1f}", "unix_s": f"{now:.1f}",
@@ -147,7 +152,7 @@ def cmd_sample(args):
                 "commit_count": m.get("tributary_commit_latency_seconds_count", ""),
                 "commit_sum_s": m.get("tributary_commit_latency_seconds_sum", ""),
                 "warehouse_bytes": wh_bytes, "warehouse_files": wh_files,
-                "checkpoint_bytes": chk_bytes,
+                "metadata_json_bytes": md_bytes, "checkpoint_bytes": chk_bytes,
             })
             f.flush()
             next_at += args.interval
@@ -236,6 +241,9 @@ def cmd_report(args):
     row("RSS (MiB)", rss, "MiB", lambda v: f"{v:.1f}")
     row("open fds", fds, "fds", lambda v: f"{v:d}")
     row("threads", thr, "threads", lambda v: f"{v:d}")
+    md = [int(r.get("metadata_json_bytes") or 0) / 1024 for r in rows]
+    if any(md):
+        row("table metadata.json (KiB)", md, "KiB", lambda v: f"{v:.0f}")
     if commits:
         cms = [ms for _, ms in commits]
         pts = commits
@@ -270,6 +278,27 @@ def cmd_report(args):
               f"{last['fds']} | {len(c)} | {percentile(c, 50)} | {percentile(c, 99)} | "
               f"{max(c) if c else '-'} | {float(last['records_in'] or 0) - first_in:.0f} |")
         k += 1
+    # Stalls: the pipeline read nothing for a minute or more while records
+    # waited in Kafka (lag > 0 when the stall began, or the producer still
+    # running; the lag metric is only as fresh as the last fetch).
+    stalls = []
+    k = 0
+    while k < len(rows):
+        j = k
+        while j + 1 < len(rows) and rows[j + 1]["records_in"] == rows[k]["records_in"]:
+            j += 1
+        if t[j] - t[k] >= 60:
+            stalls.append((t[k], t[j], rows[k]["records_in"], rows[j]["lag_records"]))
+        k = j + 1
+    p("")
+    if stalls:
+        for a, b, n, lag in stalls:
+            p(f"STALL: the pipeline read nothing from t={a:.0f} s to t={b:.0f} s ({b - a:.0f} s) "
+              f"at {float(n):.0f} records in (lag metric {lag})")
+    else:
+        p("stalls: none (the pipeline never went a minute without reading)")
+    if args.stalled:
+        p(f"the run did not catch up and was restarted to read the rest: {args.stalled}")
     if args.producer:
         with open(args.producer) as f:
             prod = json.load(f)
@@ -317,6 +346,7 @@ def main():
     r.add_argument("--producer")
     r.add_argument("--check")
     r.add_argument("--interval", type=float, default=10)
+    r.add_argument("--stalled", help="what soak.sh did about a run that stopped reading")
     r.add_argument("--window", type=float, default=600, help="seconds per row of the window table")
     r.add_argument("--warmup", type=float, default=600,
                    help="seconds left out of the second slope (the dedup window filling)")

@@ -20,7 +20,8 @@
 # table back with PyIceberg and checks every expected id is there exactly
 # once. Writes to --out: samples.csv, commits.csv, producer.json, check.json,
 # summary.md (also printed), pipeline.log. Exits 1 when a record is lost or
-# duplicated.
+# duplicated, or when the pipeline stalled (read nothing for 120 s while
+# records waited; it is then restarted so the table can still be checked).
 #
 # The binary is $TRIBUTARY_BIN (default: the release build in
 # $CARGO_TARGET_DIR, built when missing); Python is $TRIBUTARY_PYTHON (default:
@@ -151,15 +152,27 @@ log "produced $produced records ($(cat "$out/producer.json"))"
 
 # Catch up: everything read, then two trigger intervals for the epoch that
 # holds the last records to commit; SIGTERM then commits whatever is left
-# and stops the run.
-deadline=$(( $(date +%s) + 600 ))
-while [ "$(metric tributary_records_in_total)" -lt "$produced" ]; do
+# and stops the run. A run that reads nothing for 120 s while records wait
+# has stalled: it is stopped the same way and started again with
+# --available-now (it resumes from its last commit and reads the rest), so
+# the table can still be checked; the soak then fails.
+stalled=""
+last_in=-1
+last_move=$(date +%s)
+while :; do
   if ! kill -0 "$run_pid" 2>/dev/null; then echo "the pipeline stopped (see $out/pipeline.log)" >&2; cp "$WORK/pipeline.log" "$out/"; exit 1; fi
-  if [ "$(date +%s)" -gt "$deadline" ]; then echo "the pipeline did not read $produced records in 600 s" >&2; cp "$WORK/pipeline.log" "$out/"; exit 1; fi
+  now_in="$(metric tributary_records_in_total)"
+  [ "$now_in" -ge "$produced" ] && break
+  if [ "$now_in" != "$last_in" ]; then last_in="$now_in"; last_move=$(date +%s); fi
+  if [ $(( $(date +%s) - last_move )) -ge 120 ]; then
+    stalled="read $now_in of $produced records, then nothing for 120 s after the producer finished"
+    log "STALLED: the pipeline $stalled"
+    break
+  fi
   sleep 1
 done
-sleep 12
-log "the pipeline read all $produced records; stopping it (SIGTERM)"
+[ -z "$stalled" ] && sleep 12
+log "stopping the pipeline (SIGTERM)"
 touch "$WORK/stop-sampling"
 wait "$sampler_pid"
 kill -TERM "$run_pid"
@@ -167,14 +180,23 @@ status=0
 wait "$run_pid" || status=$?
 cp "$WORK/pipeline.log" "$out/pipeline.log"
 if [ "$status" != 0 ]; then echo "tributary run exited with $status (see $out/pipeline.log)" >&2; exit 1; fi
+if [ -n "$stalled" ]; then
+  log "restarting it with --available-now to read the rest"
+  "$BIN" run --available-now --progress-interval 5 "$PIPELINE" >"$out/pipeline-restart.log" 2>&1 \
+    || { echo "the restarted run failed (see $out/pipeline-restart.log)" >&2; exit 1; }
+  tail -1 "$out/pipeline-restart.log"
+  stalled="$stalled; restarted: $(tail -1 "$out/pipeline-restart.log")"
+fi
 
 log "reading the table back (PyIceberg)"
 "$PY" scripts/soak.py check --catalog-uri "$ICEBERG_CATALOG_URI" --warehouse "$ICEBERG_WAREHOUSE" \
   --table "$ICEBERG_TABLE" --expected "$WORK/expected.json" >"$out/check.json"
 "$PY" scripts/soak.py report --csv "$out/samples.csv" --commits "$out/commits.csv" \
   --producer "$out/producer.json" --check "$out/check.json" --interval "$interval" \
+  ${stalled:+--stalled "$stalled"} \
   --window "$(( duration >= 3600 ? 600 : 60 ))" --warmup "$(( duration >= 3600 ? 600 : 30 ))" | tee "$out/summary.md"
 "$PY" -c '
 import json, sys
 c = json.load(open(sys.argv[1]))
 sys.exit(0 if c["lost"] == 0 and c["duplicated_ids"] == 0 else 1)' "$out/check.json"
+if [ -n "$stalled" ]; then echo "soak: FAILED: the pipeline stalled ($stalled)" >&2; exit 1; fi
