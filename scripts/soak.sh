@@ -4,9 +4,9 @@
 # long time, watched for growth, then checked for loss.
 #
 #   scripts/soak.sh [--duration SECONDS] [--rate RECORDS_PER_S] [--out DIR]
-#                   [--interval SECONDS] [--partitions N]
+#                   [--interval SECONDS] [--partitions N] [--lock-catalog AT:SECONDS]
 #
-# Defaults: one hour (3600 s) at 500 records/s, samples every 10 s, 3
+# Defaults: one hour (3600 s) at 1000 records/s, samples every 10 s, 3
 # partitions, the results in ./soak/. It starts Apache Kafka
 # (scripts/kafka.sh) and Tributary's Schema Registry on free 127.0.0.1 ports,
 # runs `tributary run` on the seed pipeline with its metrics endpoint on, and
@@ -23,6 +23,10 @@
 # duplicated, or when the pipeline stalled (read nothing for 120 s while
 # records waited; it is then restarted so the table can still be checked).
 #
+# --lock-catalog AT:SECONDS holds an exclusive lock on the table's SQLite
+# catalog for SECONDS, AT seconds after producing starts: a commit that takes
+# that long, as under a slow catalog or disk (docs/reliability.md, "Soak").
+#
 # The binary is $TRIBUTARY_BIN (default: the release build in
 # $CARGO_TARGET_DIR, built when missing); Python is $TRIBUTARY_PYTHON (default:
 # scripts/setup.sh's venv). Everything else lives in a temporary folder that
@@ -31,10 +35,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=3600
-rate=500
+rate=1000
 out="$PWD/soak"
 interval=10
 partitions=3
+lock_catalog=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="$2"; shift 2 ;;
@@ -42,6 +47,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
     --partitions) partitions="$2"; shift 2 ;;
+    --lock-catalog) lock_catalog="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "soak.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -145,6 +151,19 @@ rm -f "$WORK/stop-sampling"
 sampler_pid=$!
 pids+=($sampler_pid)
 
+if [ -n "$lock_catalog" ]; then
+  "$PY" - "$WORK/warehouse/catalog.db" "${lock_catalog%%:*}" "${lock_catalog#*:}" <<'EOF' &
+import sqlite3, sys, time
+time.sleep(float(sys.argv[2]))
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
+db.execute("BEGIN EXCLUSIVE")
+print(f"soak {time.strftime('%H:%M:%S', time.gmtime())}: the catalog is locked for {sys.argv[3]} s", flush=True)
+time.sleep(float(sys.argv[3]))
+db.execute("ROLLBACK")
+print(f"soak {time.strftime('%H:%M:%S', time.gmtime())}: the catalog is unlocked", flush=True)
+EOF
+  pids+=($!)
+fi
 log "producing $records records at $rate/s"
 produce --records "$records" --rate "$rate" --expected "$WORK/expected.json" >"$out/producer.json"
 produced="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["produced"])' "$out/producer.json")"
