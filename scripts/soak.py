@@ -216,6 +216,9 @@ def cmd_report(args):
         rows = list(csv.DictReader(f))
     with open(args.commits) as f:
         commits = [(float(r["t_s"]), int(r["commit_ms"])) for r in csv.DictReader(f)]
+    if args.until is not None:
+        rows = [r for r in rows if float(r["t_s"]) <= args.until]
+        commits = [c for c in commits if c[0] <= args.until]
     if not rows:
         sys.exit("no samples")
     t = [float(r["t_s"]) for r in rows]
@@ -347,6 +350,8 @@ def main():
     r.add_argument("--check")
     r.add_argument("--interval", type=float, default=10)
     r.add_argument("--stalled", help="what soak.sh did about a run that stopped reading")
+    r.add_argument("--until", type=float,
+                   help="only the samples and commits up to this many seconds (e.g. before a stall)")
     r.add_argument("--window", type=float, default=600, help="seconds per row of the window table")
     r.add_argument("--warmup", type=float, default=600,
                    help="seconds left out of the second slope (the dedup window filling)")
