@@ -183,8 +183,11 @@ def main():
 
     last_good = None
     began = time.monotonic()
+    # Paced about 50 times a second, so a slow rate is steady rather than
+    # bursts with pauses between.
+    pace_every = max(1, min(500, int(args.rate // 50)))
     for n, (kind, rec) in enumerate(articles(args)):
-        if args.rate and n % 500 == 0:
+        if args.rate and n % pace_every == 0:
             ahead = n / args.rate - (time.monotonic() - began)
             if ahead > 0:
                 producer.poll(0)
@@ -203,6 +206,7 @@ def main():
         if n % 5000 == 0:
             producer.poll(0)
     remaining = producer.flush(60)
+    seconds = time.monotonic() - began
     if remaining or failures:
         sys.exit(f"produce failed: {remaining} undelivered; {failures[:3]}")
 
@@ -215,7 +219,9 @@ def main():
         with open(args.expected, "w") as f:
             json.dump(expected, f)
     print(json.dumps({"topic": args.topic, "created": created, "schema_id": schema_id,
-                      "produced": sum(counts.values()), **counts, "bad": bad_positions}))
+                      "produced": sum(counts.values()), **counts, "bad": bad_positions,
+                      "seconds": round(seconds, 3),
+                      "achieved_rate": round(sum(counts.values()) / seconds, 1) if seconds else None}))
 
 
 def send(producer, topic, key, value, on_delivery):
