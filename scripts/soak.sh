@@ -200,11 +200,18 @@ wait "$run_pid" || status=$?
 cp "$WORK/pipeline.log" "$out/pipeline.log"
 if [ "$status" != 0 ]; then echo "tributary run exited with $status (see $out/pipeline.log)" >&2; exit 1; fi
 if [ -n "$stalled" ]; then
-  log "restarting it with --available-now to read the rest"
-  "$BIN" run --available-now --progress-interval 5 "$PIPELINE" >"$out/pipeline-restart.log" 2>&1 \
-    || { echo "the restarted run failed (see $out/pipeline-restart.log)" >&2; exit 1; }
-  tail -1 "$out/pipeline-restart.log"
-  stalled="$stalled; restarted: $(tail -1 "$out/pipeline-restart.log")"
+  # A restart reads the backlog, and may stall the same way: each gets 300 s
+  # (then SIGTERM: it commits what it read), up to five.
+  for attempt in 1 2 3 4 5; do
+    log "restarting it with --available-now to read the rest (attempt $attempt)"
+    rc=0
+    timeout -s TERM 300 "$BIN" run --available-now --progress-interval 5 "$PIPELINE" \
+      >"$out/pipeline-restart-$attempt.log" 2>&1 || rc=$?
+    tail -1 "$out/pipeline-restart-$attempt.log"
+    stalled="$stalled; restart $attempt: $(tail -1 "$out/pipeline-restart-$attempt.log")"
+    [ "$rc" = 0 ] && break
+    if [ "$rc" != 124 ]; then echo "the restarted run failed (see $out/pipeline-restart-$attempt.log)" >&2; exit 1; fi
+  done
 fi
 
 log "reading the table back (PyIceberg)"
