@@ -214,29 +214,18 @@ fn is_transient(e: &(dyn std::error::Error + 'static)) -> bool {
         "status code 503",
         "status code 504",
     ];
-    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = at {
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                Io::ConnectionRefused
-                    | Io::ConnectionReset
-                    | Io::ConnectionAborted
-                    | Io::NotConnected
-                    | Io::BrokenPipe
-                    | Io::TimedOut
-                    | Io::Interrupted
-            )
-        {
-            return true;
-        }
-        let text = err.to_string().to_ascii_lowercase();
-        if TEXTS.iter().any(|t| text.contains(t)) {
-            return true;
-        }
-        at = err.source();
-    }
-    false
+    error_chain_says(e, TEXTS, |kind| {
+        matches!(
+            kind,
+            Io::ConnectionRefused
+                | Io::ConnectionReset
+                | Io::ConnectionAborted
+                | Io::NotConnected
+                | Io::BrokenPipe
+                | Io::TimedOut
+                | Io::Interrupted
+        )
+    })
 }
 
 /// Whether a failure says the disk (or the user's quota on it) is full:
@@ -250,15 +239,29 @@ fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
         "disk quota exceeded",
         "database or disk is full",
     ];
+    error_chain_says(e, TEXTS, |kind| {
+        matches!(kind, Io::StorageFull | Io::QuotaExceeded)
+    })
+}
+
+/// Whether any error in `e`'s chain is an I/O error of a kind `io_kind`
+/// accepts, or says one of `texts` (lowercase) in its message: libraries
+/// that wrap an I/O error often keep only its text.
+fn error_chain_says(
+    e: &(dyn std::error::Error + 'static),
+    texts: &[&str],
+    io_kind: impl Fn(std::io::ErrorKind) -> bool,
+) -> bool {
     let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = at {
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && matches!(io.kind(), Io::StorageFull | Io::QuotaExceeded)
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io_kind(io.kind()))
         {
             return true;
         }
         let text = err.to_string().to_ascii_lowercase();
-        if TEXTS.iter().any(|t| text.contains(t)) {
+        if texts.iter().any(|t| text.contains(t)) {
             return true;
         }
         at = err.source();
