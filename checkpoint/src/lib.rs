@@ -20,6 +20,15 @@
 //! The header carries pipeline id, epoch, offsets, watermark and the length of
 //! each transform's state; state bytes stay binary (they can be megabytes).
 //!
+//! **Changelogs.** A checkpoint's transform states are either full snapshots
+//! or, when its `base` names an earlier epoch, changelogs over the state of
+//! that epoch: what the epoch changed, so its cost follows the keys it
+//! changed, not the keys alive. [`CheckpointStore::load_chain`] gives the
+//! last full checkpoint and the changelogs after it, oldest first; restore
+//! folds them in that order. The pipeline writes a full snapshot from time
+//! to time and prunes only what is older than the full snapshot its newest
+//! commit builds on.
+//!
 //! **Owners.** A run takes its pipeline over with [`CheckpointStore::claim`]:
 //! the store hands out the next generation, atomically, and from then on
 //! that store's [`CheckpointStore::put`] for the pipeline checks — in the
@@ -60,6 +69,9 @@ pub struct Checkpoint {
     pub watermark_micros: Option<i64>,
     pub transforms: Vec<TransformSnapshot>,
     pub created_at_ms: i64,
+    /// None: `transforms` hold full snapshots. `Some(b)`: they hold
+    /// changelogs over the state of epoch `b` (an earlier epoch).
+    pub base: Option<u64>,
 }
 
 /// One transform's state, as its host snapshotted it.
@@ -152,6 +164,42 @@ pub trait CheckpointStore: Send {
     /// For messages: where this store is.
     fn describe(&self) -> String;
 
+    /// The checkpoints that rebuild the state of `epoch`, oldest first: the
+    /// last full one, then every changelog over the one before it. None when
+    /// `epoch` is not stored; a changelog whose base is gone is damage.
+    fn load_chain(&mut self, pipeline: &str, epoch: u64) -> Result<Option<Vec<Checkpoint>>> {
+        let Some(newest) = self.get(pipeline, epoch)? else {
+            return Ok(None);
+        };
+        let mut chain = vec![newest];
+        while let Some(last) = chain.last()
+            && let Some(base) = last.base
+        {
+            let at = last.epoch;
+            let location = self.describe();
+            let broken = |what: String| CheckpointError::Damaged {
+                location: location.clone(),
+                what,
+                fix: DAMAGED_FIX.to_string(),
+            };
+            if base >= at {
+                return Err(broken(format!(
+                    "the changelog of epoch {at} builds on epoch {base}, which is not earlier"
+                )));
+            }
+            match self.get(pipeline, base)? {
+                Some(earlier) => chain.push(earlier),
+                None => {
+                    return Err(broken(format!(
+                        "the changelog of epoch {at} builds on epoch {base}, which is not in the store"
+                    )));
+                }
+            }
+        }
+        chain.reverse();
+        Ok(Some(chain))
+    }
+
     /// The newest stored checkpoint.
     fn latest(&mut self, pipeline: &str) -> Result<Option<Checkpoint>> {
         match self.epochs(pipeline)?.last() {
@@ -196,6 +244,10 @@ struct Header {
     created_at_ms: i64,
     /// (name, byte length) of each transform's state, in order.
     transforms: Vec<(String, u64)>,
+    /// The epoch whose state the transform states change (absent: they
+    /// are full snapshots; checkpoints written before changelogs existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base: Option<u64>,
 }
 
 /// Serialises a checkpoint to the documented format.
@@ -211,6 +263,7 @@ pub fn encode(c: &Checkpoint) -> Vec<u8> {
             .iter()
             .map(|t| (t.name.clone(), t.state.len() as u64))
             .collect(),
+        base: c.base,
     };
     let header = serde_json::to_vec(&header).expect("a header always serialises");
     let state_len: usize = c.transforms.iter().map(|t| t.state.len()).sum();
@@ -276,6 +329,7 @@ pub fn decode(bytes: &[u8], location: &str) -> Result<Checkpoint> {
         watermark_micros: header.watermark_micros,
         transforms,
         created_at_ms: header.created_at_ms,
+        base: header.base,
     })
 }
 

@@ -29,7 +29,66 @@ pub fn checkpoint(pipeline: &str, epoch: u64, state_bytes: usize) -> Checkpoint 
             },
         ],
         created_at_ms: 1_700_000_000_000 + epoch as i64,
+        base: None,
     }
+}
+
+/// Changelogs: a chain of checkpoints, each a changelog over the one before
+/// it back to a full one, is read back whole; a full checkpoint starts a new
+/// chain; a crash between a changelog and the full snapshot after it leaves
+/// both chains readable; pruning to the chain's base keeps it; a changelog
+/// whose base is gone is damage. Call it on an empty store.
+pub fn changelog_chains(store: &mut dyn CheckpointStore, p: &str) {
+    let put = |store: &mut dyn CheckpointStore, epoch: u64, base: Option<u64>| {
+        let mut c = checkpoint(p, epoch, 10 + epoch as usize);
+        c.base = base;
+        store.put(&c).unwrap();
+        c
+    };
+    let epochs = |chain: Option<Vec<Checkpoint>>| -> Vec<(u64, Option<u64>)> {
+        chain.unwrap().iter().map(|c| (c.epoch, c.base)).collect()
+    };
+    assert_eq!(store.load_chain(p, 1).unwrap(), None);
+    let full = put(store, 1, None);
+    put(store, 2, Some(1));
+    let third = put(store, 3, Some(2));
+    let chain = store.load_chain(p, 3).unwrap().unwrap();
+    assert_eq!(chain.first(), Some(&full));
+    assert_eq!(chain.last(), Some(&third));
+    assert_eq!(
+        epochs(Some(chain)),
+        vec![(1, None), (2, Some(1)), (3, Some(2))]
+    );
+    // The pipeline prunes to the full checkpoint its last commit builds on.
+    store.prune(p, 1).unwrap();
+    assert_eq!(store.epochs(p).unwrap(), vec![1, 2, 3]);
+    // A changelog, then a full snapshot that was written but never
+    // committed (a crash): both chains read back.
+    put(store, 4, Some(3));
+    put(store, 5, None);
+    assert_eq!(epochs(store.load_chain(p, 4).unwrap()).len(), 4);
+    assert_eq!(epochs(store.load_chain(p, 5).unwrap()), vec![(5, None)]);
+    // After the crash, epoch 5 is processed again as a changelog over 4.
+    put(store, 5, Some(4));
+    assert_eq!(
+        epochs(store.load_chain(p, 5).unwrap())
+            .iter()
+            .map(|e| e.0)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    put(store, 6, None);
+    store.prune(p, 6).unwrap();
+    assert_eq!(epochs(store.load_chain(p, 6).unwrap()), vec![(6, None)]);
+    // A changelog over an epoch that is gone cannot be restored.
+    put(store, 7, Some(5));
+    let err = store.load_chain(p, 7).unwrap_err();
+    assert!(
+        err.is_damage() && err.to_string().contains("builds on epoch 5"),
+        "{err}"
+    );
+    put(store, 8, Some(8));
+    assert!(store.load_chain(p, 8).unwrap_err().is_damage());
 }
 
 /// The contract: put, get, latest, epochs and prune behave as the pipeline
@@ -131,6 +190,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = LocalDirStore::open(dir.path().join("chk")).unwrap();
         round_trips(&mut store, "pipe");
+        let mut store = LocalDirStore::open(dir.path().join("chained")).unwrap();
+        changelog_chains(&mut store, "chained");
+    }
+
+    #[test]
+    fn a_checkpoint_without_a_base_reads_as_full() {
+        let mut c = checkpoint("p", 5, 10);
+        c.base = Some(4);
+        assert_eq!(decode(&encode(&c), "x").unwrap().base, Some(4));
+        // Written before changelogs existed: no "base" in the header.
+        c.base = None;
+        let bytes = encode(&c);
+        assert!(!String::from_utf8_lossy(&bytes).contains("\"base\""));
+        assert_eq!(decode(&bytes, "x").unwrap(), c);
     }
 
     #[test]
@@ -217,6 +290,7 @@ mod tests {
         let mut store = PostgresStore::connect(&uri)
             .expect("PostgreSQL at 127.0.0.1:5432 (set TRIBUTARY_SKIP_POSTGRES=1 to skip)");
         round_trips(&mut store, "pipe");
+        changelog_chains(&mut store, "chained");
         // Pipelines share the table without seeing each other.
         store.put(&checkpoint("other", 7, 1)).unwrap();
         assert_eq!(store.epochs("pipe").unwrap(), vec![2]);

@@ -1,7 +1,7 @@
 //! A checkpoint as read back from a file or a `bytea` column: the
 //! `TRBCKPT1` container (header length, JSON header, state lengths, CRC),
-//! then each transform's state in the host's `TRBSTAT1` format, as a
-//! restart restores it.
+//! then each transform's state in the host's `TRBSTAT1` format (or a
+//! `TRBDELT1` changelog over the state before), as a restart restores it.
 //!
 //! Each input is decoded twice: as given (almost always a checksum
 //! mismatch) and with its last four bytes replaced by the right CRC, so the
@@ -41,6 +41,18 @@ fuzz_target!(|data: &[u8]| {
     // The transform state format on its own (it is also what a checkpoint's
     // state bytes hold).
     if let Ok(state) = KeyedState::restore(data) {
+        let snapshot = state.snapshot();
+        assert_eq!(
+            KeyedState::restore(&snapshot)
+                .expect("a snapshot restores")
+                .snapshot(),
+            snapshot
+        );
+    }
+    // A changelog replayed over an empty state: what it leaves snapshots and
+    // restores to the same entries.
+    let mut state = KeyedState::default();
+    if state.apply_changelog(data).is_ok() {
         let snapshot = state.snapshot();
         assert_eq!(
             KeyedState::restore(&snapshot)

@@ -189,6 +189,18 @@ pub struct CheckpointConfig {
     /// transform state (dedup forgets the keys it had seen).
     #[serde(default)]
     pub on_damaged: OnDamaged,
+    /// Epochs between full snapshots of transform state, at most. In
+    /// between, a checkpoint holds only what its epoch changed (a
+    /// changelog); a full snapshot is also written once the changelogs
+    /// since the last one add up to its size (at least 1 MiB), so restoring
+    /// reads at most about twice the state. 1: every checkpoint is a full
+    /// snapshot. Default 1000.
+    #[serde(default = "default_full_snapshot_every")]
+    pub full_snapshot_every: u64,
+}
+
+fn default_full_snapshot_every() -> u64 {
+    1000
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -470,6 +482,12 @@ impl PipelineConfig {
         if self.checkpoint.location.trim().is_empty() {
             return invalid(
                 "checkpoint.location is empty: give a directory or a postgres:// URI".into(),
+            );
+        }
+        if self.checkpoint.full_snapshot_every == 0 {
+            return invalid(
+                "checkpoint.full_snapshot_every must be at least 1 (1: a full snapshot at every checkpoint)"
+                    .into(),
             );
         }
         if self.trigger.interval_ms == 0 {

@@ -105,7 +105,31 @@ pub struct Pipeline {
     /// run started: after the first commit, whether it recorded one is
     /// checked (see `commit_if_dirty`).
     sink_unrecorded: bool,
+    /// The checkpoints the state of the last one builds on: `None` until a
+    /// full snapshot is written (at start, after state was reset).
+    lineage: Option<Lineage>,
     pub metrics: Arc<Metrics>,
+}
+
+/// Where the checkpointed transform state stands: the last full snapshot
+/// and the changelogs written over it since.
+#[derive(Clone, Copy, Debug)]
+struct Lineage {
+    /// The epoch of the full snapshot.
+    full_epoch: u64,
+    full_bytes: u64,
+    /// Bytes of the changelogs written since.
+    changelog_bytes: u64,
+    /// The newest checkpoint of the chain: the next changelog's base.
+    last_epoch: u64,
+}
+
+/// Changelogs may add up to this much before a full snapshot is due, however
+/// small the state (see `checkpoint.full_snapshot_every`).
+const CHANGELOG_ALLOWANCE: u64 = 1 << 20;
+
+fn state_bytes(state: &ChainState) -> u64 {
+    state.transforms.iter().map(|(_, s)| s.len() as u64).sum()
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -193,6 +217,7 @@ impl Pipeline {
             store,
             dead_letter,
             sink_unrecorded: false,
+            lineage: None,
             metrics: Arc::new(Metrics::default()),
         })
     }
@@ -261,9 +286,12 @@ impl Pipeline {
             return Ok((None, 1));
         };
         let epoch = last.epoch;
-        let found = retry_store("read the checkpoint", || self.store().get(&name, epoch));
+        let found = retry_store("read the checkpoint", || {
+            self.store().load_chain(&name, epoch)
+        });
         match found {
-            Ok(Some(ckpt)) => {
+            Ok(Some(mut chain)) => {
+                let ckpt = chain.pop().expect("a chain holds the epoch asked for");
                 if ckpt.offsets != *last.offsets.as_json() {
                     tracing::warn!(
                         pipeline = %name,
@@ -271,15 +299,49 @@ impl Pipeline {
                         "checkpoint offsets differ from the offsets committed in the sink; using the sink's"
                     );
                 }
-                self.chain.restore(ChainState {
-                    watermark: last.watermark_micros.or(ckpt.watermark_micros),
-                    transforms: ckpt
+                let watermark = last.watermark_micros.or(ckpt.watermark_micros);
+                let states = |c: Checkpoint| ChainState {
+                    watermark: c.watermark_micros,
+                    transforms: c
                         .transforms
                         .into_iter()
                         .map(|t| (t.name, t.state))
                         .collect(),
-                })?;
-                tracing::info!(pipeline = %name, epoch = last.epoch, "resuming after epoch {} from {}", last.epoch, self.store().describe());
+                };
+                // The full snapshot, then each changelog over it, in order.
+                let mut lineage: Option<Lineage> = None;
+                for c in chain.into_iter().chain(std::iter::once(ckpt)) {
+                    let at = c.epoch;
+                    let state = states(c);
+                    let bytes = state_bytes(&state);
+                    lineage = Some(match lineage {
+                        None => {
+                            self.chain.restore(state)?;
+                            Lineage {
+                                full_epoch: at,
+                                full_bytes: bytes,
+                                changelog_bytes: 0,
+                                last_epoch: at,
+                            }
+                        }
+                        Some(l) => {
+                            self.chain.apply_changelog(state)?;
+                            Lineage {
+                                changelog_bytes: l.changelog_bytes + bytes,
+                                last_epoch: at,
+                                ..l
+                            }
+                        }
+                    });
+                }
+                self.chain.restore_watermark(watermark);
+                self.lineage = lineage;
+                let changelogs = lineage.map_or(0, |l| l.last_epoch - l.full_epoch);
+                if changelogs > 0 {
+                    tracing::info!(pipeline = %name, epoch = last.epoch, "resuming after epoch {} from {} (the full snapshot of epoch {} and {changelogs} changelog(s) after it)", last.epoch, self.store().describe(), lineage.map_or(0, |l| l.full_epoch));
+                } else {
+                    tracing::info!(pipeline = %name, epoch = last.epoch, "resuming after epoch {} from {}", last.epoch, self.store().describe());
+                }
             }
             // Unreachable or unusable is not damaged: never resume with
             // empty state because a server was restarting.
@@ -423,6 +485,7 @@ impl Pipeline {
                 watermark_micros: None,
                 transforms: Vec::new(),
                 created_at_ms: chrono::Utc::now().timestamp_millis(),
+                base: None,
             };
             retry_store("write the start position", || self.store().put(&start))?;
         }
@@ -641,7 +704,8 @@ impl Pipeline {
         };
         let started = Instant::now();
         let name = self.name().to_string();
-        let state = self.chain.snapshot();
+        let (state, base) = self.state_to_checkpoint(*epoch);
+        let bytes = state_bytes(&state);
         let checkpoint = Checkpoint {
             pipeline_id: name.clone(),
             epoch: *epoch,
@@ -653,8 +717,23 @@ impl Pipeline {
                 .map(|(name, state)| TransformSnapshot { name, state })
                 .collect(),
             created_at_ms: chrono::Utc::now().timestamp_millis(),
+            base,
         };
         retry_store("write the checkpoint", || self.store().put(&checkpoint))?;
+        self.chain.clear_changes();
+        self.lineage = Some(match (base, self.lineage) {
+            (Some(_), Some(l)) => Lineage {
+                changelog_bytes: l.changelog_bytes + bytes,
+                last_epoch: *epoch,
+                ..l
+            },
+            _ => Lineage {
+                full_epoch: *epoch,
+                full_bytes: bytes,
+                changelog_bytes: 0,
+                last_epoch: *epoch,
+            },
+        });
         crash_point("checkpoint-written");
         if let Some(out) = self.dead_letter.as_mut() {
             out.stage(*epoch).map_err(PipelineError::DeadLetter)?;
@@ -677,7 +756,10 @@ impl Pipeline {
             out.publish(*epoch).map_err(PipelineError::DeadLetter)?;
         }
         let _ = ctl_tx.send(ToSource::Committed(offsets));
-        if let Err(e) = self.store().prune(&name, *epoch) {
+        // Older checkpoints than the full snapshot this epoch builds on are
+        // no longer needed.
+        let keep_from = self.lineage.map_or(*epoch, |l| l.full_epoch);
+        if let Err(e) = self.store().prune(&name, keep_from) {
             tracing::warn!(pipeline = %name, "could not remove old checkpoints: {e}");
         }
         let rows = self.sink.row_count();
@@ -689,6 +771,26 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// The transform state to checkpoint at `epoch`, and the epoch it is a
+    /// changelog over (None: a full snapshot). A changelog while the chain
+    /// since the last full snapshot is short (fewer than
+    /// `checkpoint.full_snapshot_every` epochs, and its changelogs add up to
+    /// less than that snapshot, or 1 MiB); else a full snapshot.
+    fn state_to_checkpoint(&mut self, epoch: u64) -> (ChainState, Option<u64>) {
+        let every = self.loaded.config.checkpoint.full_snapshot_every;
+        if let Some(l) = self.lineage
+            && self.chain.is_stateful()
+            && epoch.saturating_sub(l.full_epoch) < every
+        {
+            let changes = self.chain.changelog();
+            let allowance = l.full_bytes.max(CHANGELOG_ALLOWANCE);
+            if l.changelog_bytes + state_bytes(&changes) <= allowance {
+                return (changes, Some(l.last_epoch));
+            }
+        }
+        (self.chain.snapshot(), None)
+    }
+
     /// After a commit of a sink that had no commit of this pipeline: a sink
     /// may commit an epoch without recording it (an Iceberg table that does
     /// not exist yet, when the epoch had no rows for it). Then the store
@@ -711,6 +813,8 @@ impl Pipeline {
             self.store().prune(&name, epoch + 1)
         })
         .map_err(store_err)?;
+        // Nothing left to build a changelog on.
+        self.lineage = None;
         if let Some(start) = start {
             retry_store("write the start position", || self.store().put(&start))
                 .map_err(store_err)?;

@@ -119,6 +119,11 @@ impl TransformChain {
         self.isolate = on;
     }
 
+    /// Sets the watermark a restored checkpoint carried.
+    pub fn restore_watermark(&mut self, watermark: Option<i64>) {
+        self.watermark = watermark;
+    }
+
     pub fn watermark(&self) -> Option<i64> {
         self.watermark
     }
@@ -138,6 +143,48 @@ impl TransformChain {
                 .map(|i| (i.name.clone(), i.snapshot()))
                 .collect(),
         }
+    }
+
+    /// Like [`snapshot`](Self::snapshot), but each transform's state is a
+    /// changelog: only the keys changed since the last
+    /// [`clear_changes`](Self::clear_changes).
+    pub fn changelog(&self) -> ChainState {
+        ChainState {
+            watermark: self.watermark,
+            transforms: self
+                .instances
+                .iter()
+                .map(|i| (i.name.clone(), i.changelog()))
+                .collect(),
+        }
+    }
+
+    /// Keys changed in every transform's state since the last checkpoint.
+    pub fn changes(&self) -> usize {
+        self.instances.iter().map(TransformInstance::changes).sum()
+    }
+
+    /// Marks the state as it is now checkpointed: the next
+    /// [`changelog`](Self::changelog) starts from here.
+    pub fn clear_changes(&mut self) {
+        for i in &mut self.instances {
+            i.clear_changes();
+        }
+    }
+
+    /// Replays changelogs (what [`changelog`](Self::changelog) gave) over
+    /// the state restored last, and takes their watermark.
+    pub fn apply_changelog(&mut self, changes: ChainState) -> Result<(), TransformError> {
+        self.watermark = changes.watermark;
+        for (name, bytes) in &changes.transforms {
+            match self.instances.iter_mut().find(|i| &i.name == name) {
+                Some(i) => i.apply_changelog(bytes)?,
+                None => tracing::warn!(
+                    "the checkpoint has state of transform `{name}`, which the pipeline no longer has; ignored"
+                ),
+            }
+        }
+        Ok(())
     }
 
     pub fn restore(&mut self, state: ChainState) -> Result<(), TransformError> {

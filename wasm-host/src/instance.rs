@@ -306,6 +306,36 @@ impl TransformInstance {
         self.state().map(KeyedState::snapshot).unwrap_or_default()
     }
 
+    /// What changed in the state since the last checkpoint (see
+    /// [`KeyedState::changelog`]).
+    pub fn changelog(&self) -> Vec<u8> {
+        match self.state() {
+            Some(state) => state.changelog(),
+            None => KeyedState::default().changelog(),
+        }
+    }
+
+    /// Keys changed since the last checkpoint.
+    pub fn changes(&self) -> usize {
+        self.state().map_or(0, KeyedState::changes)
+    }
+
+    /// The state as it is now has been checkpointed.
+    pub fn clear_changes(&mut self) {
+        self.state_mut().clear_changes();
+    }
+
+    /// Replays a checkpointed changelog over the restored state.
+    pub fn apply_changelog(&mut self, bytes: &[u8]) -> Result<(), TransformError> {
+        let name = self.name.clone();
+        self.state_mut()
+            .apply_changelog(bytes)
+            .map_err(|e| TransformError::Load {
+                transform: name,
+                message: format!("checkpointed changelog: {e}"),
+            })
+    }
+
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), TransformError> {
         let restored = KeyedState::restore(bytes).map_err(|e| TransformError::Load {
             transform: self.name.clone(),

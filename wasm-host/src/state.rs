@@ -3,106 +3,218 @@
 //! Owned by the host so it can be checkpointed with the source offsets and
 //! survive a guest that traps. Entries may expire in event time: an entry whose
 //! `expires_at` is at or before the watermark is evicted after the watermark
-//! moves. An ordered index by expiry makes eviction cost proportional to what
-//! is evicted.
+//! moves.
 //!
 //! Every call into the guest runs inside a journal ([`KeyedState::begin`]):
 //! if the call traps or fails, [`KeyedState::rollback`] undoes its changes, so
 //! a discarded instance never leaves half-applied state behind.
+//!
+//! **Checkpoints.** [`KeyedState::snapshot`] writes every entry;
+//! [`KeyedState::changelog`] writes only the keys changed since the last
+//! [`KeyedState::clear_changes`] (their new value, or that they are gone), and
+//! [`KeyedState::apply_changelog`] replays one over a restored snapshot. An
+//! epoch's checkpoint then costs what the epoch changed, not what is alive.
+//!
+//! **Memory.** The seed's dedup holds one entry per article id for two hours
+//! (millions of keys), so an entry is kept small: a 32-byte slot (the key
+//! inline when it is at most 24 bytes, and its expiry) in one vector, a 4-byte
+//! slot id in a hash table that finds it by key, and a 4-byte slot id in a
+//! bucket of its expiry (about one second of event time per bucket) that
+//! finds what the watermark has passed. Values live in a side table, and only
+//! when they are not empty (dedup's `keep: first` stores none).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
-#[derive(Clone, Debug, PartialEq)]
-struct Entry {
-    value: Vec<u8>,
-    expires_at: Option<i64>,
+use compact_str::CompactString;
+use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
+
+/// The expiry of an entry that has none. An entry stored with
+/// `expires_at = Some(i64::MAX)` is kept as one that never expires: no
+/// watermark reaches the end of time.
+const NEVER: i64 = i64::MAX;
+
+/// Expiry buckets are `2^BUCKET_BITS` wide: about one second in µs.
+const BUCKET_BITS: u32 = 20;
+
+/// One entry's place. A free slot (`key: None`) waits in the free list.
+#[derive(Debug)]
+struct Slot {
+    key: Option<CompactString>,
+    expires: i64,
 }
 
-/// A key, shared by the map, the expiry index and the journal: one
-/// allocation per key instead of one per structure (dedup makes one entry
-/// per record, so this is on the hot path).
-type Key = Arc<str>;
+/// An entry as it was: its value and expiry.
+type Stored = (Box<[u8]>, i64);
 
 /// An undo record: the key and what it held before (None: absent).
-type Undo = (Key, Option<Entry>);
+type Undo = (CompactString, Option<Stored>);
 
 #[derive(Debug, Default)]
 pub struct KeyedState {
-    entries: HashMap<Key, Entry>,
-    by_expiry: BTreeSet<(i64, Key)>,
+    hasher: DefaultHashBuilder,
+    /// Slot ids, found by their key's hash.
+    index: HashTable<u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Values that are not empty, by slot id.
+    values: HashMap<u32, Box<[u8]>>,
+    /// Slot ids by `expires >> BUCKET_BITS`. An id whose slot was freed,
+    /// reused or given another expiry since is stale: checked when its
+    /// bucket is read, dropped then (or when `bucketed` grows too far past
+    /// `live` and the buckets are rebuilt).
+    buckets: BTreeMap<i64, Vec<u32>>,
+    bucketed: usize,
+    live: usize,
     journal: Option<Vec<Undo>>,
+    /// Keys changed since the last [`KeyedState::clear_changes`].
+    changed: HashSet<CompactString>,
+}
+
+fn bucket(expires: i64) -> i64 {
+    expires >> BUCKET_BITS
 }
 
 impl KeyedState {
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.live == 0
+    }
+
+    fn find(&self, key: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&id| slots[id as usize].key.as_deref() == Some(key))
+            .copied()
     }
 
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.entries.get(key).map(|e| e.value.as_slice())
+        let id = self.find(key)?;
+        Some(self.values.get(&id).map_or(&[][..], |v| &v[..]))
     }
 
-    fn record(&mut self, key: &Key, before: Option<Entry>) {
-        if let Some(j) = self.journal.as_mut() {
-            j.push((key.clone(), before));
-        }
-    }
-
-    /// The stored `Key` for `key`, or a new one.
-    fn key(&self, key: &str) -> Key {
-        self.entries
-            .get_key_value(key)
-            .map_or_else(|| Key::from(key), |(k, _)| k.clone())
-    }
-
-    fn set(&mut self, key: &Key, entry: Option<Entry>) -> Option<Entry> {
-        let new_expiry = entry.as_ref().and_then(|e| e.expires_at);
-        let old = match entry {
-            Some(e) => {
-                if let Some(t) = e.expires_at {
-                    self.by_expiry.insert((t, key.clone()));
+    /// Sets or removes `key`; returns what it held before.
+    fn set(&mut self, key: &str, new: Option<Stored>) -> Option<Stored> {
+        self.changed.insert(CompactString::from(key));
+        let found = self.find(key);
+        match (found, new) {
+            (Some(id), Some((value, expires))) => {
+                let old_expires = std::mem::replace(&mut self.slots[id as usize].expires, expires);
+                let old_value = self.put_value(id, value);
+                if expires != old_expires {
+                    self.schedule(id, expires);
                 }
-                self.entries.insert(key.clone(), e)
+                Some((old_value, old_expires))
             }
-            None => self.entries.remove(key),
-        };
-        if let Some(t) = old.as_ref().and_then(|e| e.expires_at)
-            && new_expiry != Some(t)
-        {
-            // The new entry may carry the same expiry: then keep its index entry.
-            self.by_expiry.remove(&(t, key.clone()));
+            (Some(id), None) => {
+                let hash = self.hasher.hash_one(key);
+                if let Ok(entry) = self.index.find_entry(hash, |&i| i == id) {
+                    entry.remove();
+                }
+                let slot = &mut self.slots[id as usize];
+                slot.key = None;
+                let expires = slot.expires;
+                let value = self.values.remove(&id).unwrap_or_default();
+                self.free.push(id);
+                self.live -= 1;
+                Some((value, expires))
+            }
+            (None, Some((value, expires))) => {
+                let slot = Slot {
+                    key: Some(CompactString::from(key)),
+                    expires,
+                };
+                let id = match self.free.pop() {
+                    Some(id) => {
+                        self.slots[id as usize] = slot;
+                        id
+                    }
+                    None => {
+                        let id = u32::try_from(self.slots.len())
+                            .expect("a transform's state holds fewer than 2^32 entries");
+                        self.slots.push(slot);
+                        id
+                    }
+                };
+                let (hasher, slots) = (&self.hasher, &self.slots);
+                self.index.insert_unique(hasher.hash_one(key), id, |&i| {
+                    hasher.hash_one(slots[i as usize].key.as_deref().unwrap_or_default())
+                });
+                self.put_value(id, value);
+                self.schedule(id, expires);
+                self.live += 1;
+                None
+            }
+            (None, None) => None,
         }
-        old
+    }
+
+    /// Stores a slot's value; returns the one it replaces (empty: none).
+    fn put_value(&mut self, id: u32, value: Box<[u8]>) -> Box<[u8]> {
+        let old = if value.is_empty() {
+            self.values.remove(&id)
+        } else {
+            self.values.insert(id, value)
+        };
+        old.unwrap_or_default()
+    }
+
+    /// Files slot `id` under its expiry.
+    fn schedule(&mut self, id: u32, expires: i64) {
+        if expires == NEVER {
+            return;
+        }
+        self.buckets.entry(bucket(expires)).or_default().push(id);
+        self.bucketed += 1;
+        if self.bucketed > 2 * self.live + 4096 {
+            self.rebuild_buckets();
+        }
+    }
+
+    /// Files every live slot once (drops stale ids).
+    fn rebuild_buckets(&mut self) {
+        self.buckets.clear();
+        self.bucketed = 0;
+        for (id, slot) in self.slots.iter().enumerate() {
+            if slot.key.is_some() && slot.expires != NEVER {
+                self.buckets
+                    .entry(bucket(slot.expires))
+                    .or_default()
+                    .push(id as u32);
+                self.bucketed += 1;
+            }
+        }
+    }
+
+    fn journaled(&mut self, key: &str, new: Option<Stored>) {
+        let old = self.set(key, new);
+        if let Some(journal) = self.journal.as_mut() {
+            journal.push((CompactString::from(key), old));
+        }
     }
 
     pub fn put(&mut self, key: &str, value: Vec<u8>, expires_at: Option<i64>) {
-        let key = self.key(key);
-        let old = self.set(&key, Some(Entry { value, expires_at }));
-        self.record(&key, old);
+        let stored = (value.into_boxed_slice(), expires_at.unwrap_or(NEVER));
+        self.journaled(key, Some(stored));
     }
 
     pub fn put_if_absent(&mut self, key: &str, value: Vec<u8>, expires_at: Option<i64>) -> bool {
-        if self.entries.contains_key(key) {
+        if self.find(key).is_some() {
             return false;
         }
-        let key = Key::from(key);
-        self.set(&key, Some(Entry { value, expires_at }));
-        self.record(&key, None);
+        self.put(key, value, expires_at);
         true
     }
 
     pub fn remove(&mut self, key: &str) -> bool {
-        let Some((key, _)) = self.entries.get_key_value(key) else {
+        if self.find(key).is_none() {
             return false;
-        };
-        let key = key.clone();
-        let old = self.set(&key, None);
-        self.record(&key, old);
+        }
+        self.journaled(key, None);
         true
     }
 
@@ -124,17 +236,66 @@ impl KeyedState {
         n
     }
 
-    /// Removes entries expiring at or before `watermark`, oldest first,
-    /// showing each to `seen`.
+    /// Removes entries expiring at or before `watermark`, oldest first (by
+    /// key among equal expiries), showing each to `seen`.
     fn expire(&mut self, watermark: i64, mut seen: impl FnMut(&str, &[u8])) {
-        while self.by_expiry.first().is_some_and(|(t, _)| *t <= watermark) {
-            let Some((_, key)) = self.by_expiry.pop_first() else {
+        let last = bucket(watermark);
+        let mut due: Vec<u32> = Vec::new();
+        let slots = &self.slots;
+        // An id is due when its slot is live and expires by the watermark;
+        // it stays filed when its slot is live and expires later in this
+        // bucket; otherwise it is stale.
+        let mut sort = |b: i64, id: u32| -> bool {
+            let slot = &slots[id as usize];
+            if slot.key.is_none() {
+                return false;
+            }
+            if slot.expires <= watermark && slot.expires != NEVER {
+                due.push(id);
+                return false;
+            }
+            slot.expires != NEVER && bucket(slot.expires) == b
+        };
+        let mut dropped = 0;
+        while let Some(entry) = self.buckets.first_entry() {
+            if *entry.key() >= last {
                 break;
-            };
-            // The index holds one entry per stored expiry, so the key is there.
-            if let Some(old) = self.entries.remove(&key) {
-                seen(&key, &old.value);
-                self.record(&key, Some(old));
+            }
+            let (b, ids) = entry.remove_entry();
+            dropped += ids.len();
+            for id in ids {
+                sort(b, id);
+            }
+        }
+        if let Some(ids) = self.buckets.get_mut(&last) {
+            let before = ids.len();
+            ids.retain(|&id| sort(last, id));
+            dropped += before - ids.len();
+            if ids.is_empty() {
+                self.buckets.remove(&last);
+            }
+        }
+        self.bucketed -= dropped;
+        if due.is_empty() {
+            return;
+        }
+        due.sort_unstable();
+        due.dedup();
+        let mut gone: Vec<(i64, CompactString)> = due
+            .into_iter()
+            .map(|id| {
+                let slot = &self.slots[id as usize];
+                (slot.expires, slot.key.clone().expect("a due slot is live"))
+            })
+            .collect();
+        gone.sort_unstable();
+        for (_, key) in gone {
+            let old = self.set(&key, None);
+            if let Some((value, _)) = &old {
+                seen(&key, value);
+            }
+            if let Some(journal) = self.journal.as_mut() {
+                journal.push((key, old));
             }
         }
     }
@@ -158,29 +319,65 @@ impl KeyedState {
         }
     }
 
+    /// Live entries, sorted by key: `(key, value, expiry)`.
+    fn sorted(&self) -> Vec<(&str, &[u8], i64)> {
+        let mut all: Vec<(&str, &[u8], i64)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(id, slot)| {
+                let key = slot.key.as_deref()?;
+                let value = self.values.get(&(id as u32)).map_or(&[][..], |v| &v[..]);
+                Some((key, value, slot.expires))
+            })
+            .collect();
+        all.sort_unstable_by_key(|e| e.0);
+        all
+    }
+
     /// Serialises every entry. A hand-written, versioned format (no extra
     /// dependency, and it must stay readable across releases):
     /// `TRBSTAT1 | u64 count | per entry: u32 key len, key, u8 has-expiry,
     /// i64 expiry, u32 value len, value` (little endian).
     pub fn snapshot(&self) -> Vec<u8> {
-        let size: usize = self
-            .entries
-            .iter()
-            .map(|(k, e)| 17 + k.len() + e.value.len())
-            .sum();
+        let all = self.sorted();
+        let size: usize = all.iter().map(|(k, v, _)| 17 + k.len() + v.len()).sum();
         let mut out = Vec::with_capacity(16 + size);
-        out.extend_from_slice(b"TRBSTAT1");
-        out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        let mut keys: Vec<&Key> = self.entries.keys().collect();
+        out.extend_from_slice(SNAPSHOT);
+        out.extend_from_slice(&(all.len() as u64).to_le_bytes());
+        for (key, value, expires) in all {
+            write_entry(&mut out, key, Some((value, expires)), false);
+        }
+        out
+    }
+
+    /// Keys changed since the last [`clear_changes`](Self::clear_changes).
+    pub fn changes(&self) -> usize {
+        self.changed.len()
+    }
+
+    /// Forgets which keys changed: the state as it is now is checkpointed.
+    pub fn clear_changes(&mut self) {
+        self.changed = HashSet::default();
+    }
+
+    /// The keys changed since the last [`clear_changes`](Self::clear_changes),
+    /// each with its entry now or marked removed:
+    /// `TRBDELT1 | u64 count | per key: u32 key len, key, u8 kind (0 removed,
+    /// 1 no expiry, 2 with expiry), then when present i64 expiry, u32 value
+    /// len, value` (little endian, keys sorted).
+    pub fn changelog(&self) -> Vec<u8> {
+        let mut keys: Vec<&CompactString> = self.changed.iter().collect();
         keys.sort_unstable();
-        for k in keys {
-            let e = &self.entries[k];
-            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            out.extend_from_slice(k.as_bytes());
-            out.push(e.expires_at.is_some() as u8);
-            out.extend_from_slice(&e.expires_at.unwrap_or(0).to_le_bytes());
-            out.extend_from_slice(&(e.value.len() as u32).to_le_bytes());
-            out.extend_from_slice(&e.value);
+        let mut out = Vec::with_capacity(16 + keys.len() * 32);
+        out.extend_from_slice(CHANGELOG);
+        out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+        for key in keys {
+            let now = self.find(key).map(|id| {
+                let value = self.values.get(&id).map_or(&[][..], |v| &v[..]);
+                (value, self.slots[id as usize].expires)
+            });
+            write_entry(&mut out, key, now, true);
         }
         out
     }
@@ -189,39 +386,82 @@ impl KeyedState {
     /// empty store.
     pub fn restore(bytes: &[u8]) -> Result<Self, DamagedState> {
         let mut state = Self::default();
-        if bytes.is_empty() {
-            return Ok(state);
+        if !bytes.is_empty() {
+            state.read(bytes, SNAPSHOT)?;
         }
+        state.clear_changes();
+        Ok(state)
+    }
+
+    /// Replays what [`changelog`](Self::changelog) wrote over this state
+    /// (the state of the checkpoint the changelog was taken after).
+    pub fn apply_changelog(&mut self, bytes: &[u8]) -> Result<(), DamagedState> {
+        self.read(bytes, CHANGELOG)?;
+        self.clear_changes();
+        Ok(())
+    }
+
+    fn read(&mut self, bytes: &[u8], magic: &[u8; 8]) -> Result<(), DamagedState> {
         let mut at = 0usize;
         let mut take = |n: usize| -> Result<&[u8], DamagedState> {
             let s = bytes
-                .get(at..at + n)
-                .ok_or(DamagedState("transform state is truncated"))?;
+                .get(at..at.checked_add(n).ok_or(TRUNCATED)?)
+                .ok_or(TRUNCATED)?;
             at += n;
             Ok(s)
         };
-        if take(8)? != b"TRBSTAT1" {
-            return Err(DamagedState("transform state has an unknown format"));
+        if take(8)? != magic {
+            return Err(DamagedState(if magic == SNAPSHOT {
+                "transform state has an unknown format"
+            } else {
+                "transform changelog has an unknown format"
+            }));
         }
         let count = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
         for _ in 0..count {
             let klen = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-            let key = String::from_utf8(take(klen)?.to_vec())
+            let key = std::str::from_utf8(take(klen)?)
                 .map_err(|_| DamagedState("transform state has a non-UTF-8 key"))?;
-            let has = take(1)?[0] == 1;
+            // A snapshot says 0 (no expiry) or 1 (expiry); a changelog 0
+            // (removed), 1 (no expiry) or 2 (expiry).
+            let kind = take(1)?[0].saturating_add(u8::from(magic == SNAPSHOT));
+            if kind == 0 {
+                self.set(key, None);
+                continue;
+            }
+            if kind > 2 {
+                return Err(DamagedState("transform state has an unknown entry kind"));
+            }
             let expiry = i64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
             let vlen = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-            let value = take(vlen)?.to_vec();
-            state.set(
-                &Key::from(key),
-                Some(Entry {
-                    value,
-                    expires_at: has.then_some(expiry),
-                }),
-            );
+            let value: Box<[u8]> = take(vlen)?.into();
+            let expires = if kind == 2 { expiry } else { NEVER };
+            self.set(key, Some((value, expires)));
         }
-        Ok(state)
+        if at != bytes.len() {
+            return Err(DamagedState("transform state has trailing bytes"));
+        }
+        Ok(())
     }
+}
+
+const SNAPSHOT: &[u8; 8] = b"TRBSTAT1";
+const CHANGELOG: &[u8; 8] = b"TRBDELT1";
+const TRUNCATED: DamagedState = DamagedState("transform state is truncated");
+
+/// One entry of a snapshot (`changelog` false: a has-expiry byte, 0 or 1)
+/// or a changelog (a kind byte: 0 removed, 1 no expiry, 2 expiry).
+fn write_entry(out: &mut Vec<u8>, key: &str, entry: Option<(&[u8], i64)>, changelog: bool) {
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key.as_bytes());
+    let Some((value, expires)) = entry else {
+        out.push(0);
+        return;
+    };
+    out.push(u8::from(expires != NEVER) + u8::from(changelog));
+    out.extend_from_slice(&if expires == NEVER { 0 } else { expires }.to_le_bytes());
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(value);
 }
 
 /// Snapshot bytes that [`KeyedState::restore`] cannot read: what is wrong.
@@ -336,6 +576,113 @@ mod tests {
             // The expiry index matches the entries: everything expires.
             prop_assert_eq!(s.take_expired(i64::MAX), model_expire(&mut m, i64::MAX));
         });
+    }
+
+    /// Random operations with checkpoints among them, full or changelog:
+    /// the last full snapshot plus the changelogs after it always rebuild
+    /// the state exactly (the same snapshot, the same expiries to come).
+    #[test]
+    fn changelogs_over_a_snapshot_rebuild_the_state() {
+        use proptest::prelude::*;
+        let op = (0u8..6, 0u8..12, 0i64..40);
+        proptest!(|(ops in proptest::collection::vec(op, 1..300))| {
+            let mut s = KeyedState::default();
+            let mut full = s.snapshot();
+            let mut logs: Vec<Vec<u8>> = Vec::new();
+            let rebuild = |full: &[u8], logs: &[Vec<u8>]| {
+                let mut r = KeyedState::restore(full).unwrap();
+                for log in logs {
+                    r.apply_changelog(log).unwrap();
+                }
+                r
+            };
+            for (kind, k, t) in ops {
+                let key = format!("key-{k}");
+                let expiry = (t % 5 != 0).then_some(t);
+                match kind {
+                    0 => s.put(&key, vec![k; (t % 3) as usize], expiry),
+                    1 => {
+                        s.put_if_absent(&key, Vec::new(), expiry);
+                    }
+                    2 => {
+                        s.remove(&key);
+                    }
+                    3 => {
+                        s.evict_expired(t);
+                    }
+                    4 => {
+                        logs.push(s.changelog());
+                        s.clear_changes();
+                        let r = rebuild(&full, &logs);
+                        prop_assert_eq!(r.snapshot(), s.snapshot());
+                    }
+                    _ => {
+                        if t % 4 == 0 {
+                            full = s.snapshot();
+                            logs.clear();
+                            s.clear_changes();
+                        } else {
+                            // A failed guest call: its changes are undone.
+                            s.begin();
+                            s.put(&key, vec![9], Some(t));
+                            s.take_expired(t / 2);
+                            s.rollback();
+                        }
+                    }
+                }
+            }
+            logs.push(s.changelog());
+            let mut r = rebuild(&full, &logs);
+            prop_assert_eq!(r.snapshot(), s.snapshot());
+            prop_assert_eq!(r.take_expired(i64::MAX - 1), s.take_expired(i64::MAX - 1));
+        });
+    }
+
+    #[test]
+    fn a_changelog_holds_only_what_changed() {
+        let mut s = KeyedState::default();
+        for i in 0..10_000 {
+            s.put_if_absent(&format!("id-{i}"), Vec::new(), Some(i));
+        }
+        s.clear_changes();
+        s.put_if_absent("new", Vec::new(), Some(5));
+        assert!(s.remove("id-7"));
+        assert_eq!(s.evict_expired(2), 3);
+        assert_eq!(s.changes(), 5);
+        let log = s.changelog();
+        assert!(log.len() < 200, "{} bytes for 5 changes", log.len());
+        let mut r = KeyedState::default();
+        for i in 0..10_000 {
+            r.put_if_absent(&format!("id-{i}"), Vec::new(), Some(i));
+        }
+        r.apply_changelog(&log).unwrap();
+        assert_eq!(r.snapshot(), s.snapshot());
+        assert!(r.apply_changelog(&log[..log.len() - 1]).is_err());
+        assert!(
+            r.apply_changelog(&s.snapshot()).is_err(),
+            "a snapshot is not a changelog"
+        );
+    }
+
+    /// A snapshot written before the store was rebuilt (keys in a map, an
+    /// expiry set) still restores: the format did not change.
+    #[test]
+    fn reads_a_snapshot_of_the_earlier_store() {
+        let mut old = Vec::new();
+        old.extend_from_slice(b"TRBSTAT1");
+        old.extend_from_slice(&2u64.to_le_bytes());
+        for (key, has, expiry, value) in [("a", 1u8, 7i64, &b"x"[..]), ("b", 0, 0, &b""[..])] {
+            old.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            old.extend_from_slice(key.as_bytes());
+            old.push(has);
+            old.extend_from_slice(&expiry.to_le_bytes());
+            old.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            old.extend_from_slice(value);
+        }
+        let mut s = KeyedState::restore(&old).unwrap();
+        assert_eq!(s.snapshot(), old);
+        assert_eq!(s.take_expired(7), vec![("a".to_string(), b"x".to_vec())]);
+        assert_eq!(s.get("b"), Some(&b""[..]));
     }
 
     #[test]
