@@ -124,3 +124,78 @@ fn damaged_checkpoint_is_detected_and_named() {
         json!(["a1", "a2", "a3"])
     );
 }
+
+/// The JSON header of each checkpoint file in `dir` (see the checkpoint
+/// crate's format), by epoch.
+fn checkpoint_headers(dir: &std::path::Path) -> Vec<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).unwrap();
+            assert_eq!(&bytes[..8], b"TRBCKPT1");
+            let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+            serde_json::from_slice(&bytes[12..12 + len]).unwrap()
+        })
+        .collect()
+}
+
+/// Checkpoints are changelogs over a full snapshot: after a run of many
+/// epochs the store holds one full snapshot and changelogs much smaller than
+/// it, and the next run restores the state from them (a duplicate of a record
+/// from the first run is still recognised), exactly once end to end.
+#[test]
+fn dedup_state_survives_a_restart_through_changelog_checkpoints() {
+    let s = Scratch::new("changelogs");
+    let source = |records: u64| json!({"type": "generator", "seed": 11, "records": records});
+    let mut pipeline = s.pipeline(source(12_000), watermark_and_dedup("2 hours"));
+    // 24 epochs of 500 records: full snapshots at epochs 1 and 17, once the
+    // 2-hour window holds its ~7,200 ids; changelogs in between and after.
+    pipeline["trigger"] =
+        json!({"interval_ms": 60000, "max_records_per_epoch": 500, "batch_size": 500});
+    pipeline["checkpoint"]["full_snapshot_every"] = json!(16);
+    assert_ok(&s.run(&pipeline));
+
+    let headers = checkpoint_headers(&s.path("chk"));
+    let state = |h: &Value| -> u64 {
+        h["transforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t[1].as_u64().unwrap())
+            .sum()
+    };
+    let full: Vec<&Value> = headers.iter().filter(|h| h["base"].is_null()).collect();
+    let changelogs: Vec<&Value> = headers.iter().filter(|h| !h["base"].is_null()).collect();
+    assert_eq!(full.len(), 1, "one full snapshot kept: {headers:?}");
+    assert!(changelogs.len() >= 5, "changelogs after it: {headers:?}");
+    for (before, log) in headers.iter().zip(&headers[1..]) {
+        assert_eq!(log["base"], before["epoch"], "each builds on the one before");
+    }
+    let last = changelogs.last().unwrap();
+    assert_eq!(full[0]["epoch"], 17, "{headers:?}");
+    assert!(
+        state(last) * 4 < state(full[0]),
+        "a changelog ({} bytes) holds what one epoch changed, not all {} bytes of state",
+        state(last),
+        state(full[0])
+    );
+
+    pipeline["source"] = source(30_000);
+    let stderr = assert_ok(&s.run(&pipeline));
+    assert!(
+        stderr.contains("changelog(s) after it"),
+        "restored from the chain:\n{stderr}"
+    );
+    let table = s.inspect(&["--ids"]).unwrap();
+    let expected = tributary_generator::describe_expected(&source(30_000)).unwrap();
+    let got: Vec<String> = serde_json::from_value(table["ids"].clone()).unwrap();
+    assert_eq!(table["duplicated_keys"], 0, "{}", table["duplicated_examples"]);
+    let got: std::collections::BTreeSet<String> = got.into_iter().collect();
+    assert_eq!(got, expected.ids);
+}
