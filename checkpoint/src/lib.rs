@@ -252,6 +252,15 @@ struct Header {
 
 /// Serialises a checkpoint to the documented format.
 pub fn encode(c: &Checkpoint) -> Vec<u8> {
+    let state_len: usize = c.transforms.iter().map(|t| t.state.len()).sum();
+    let mut out = Vec::with_capacity(state_len + 1024);
+    encode_into(c, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Writes a checkpoint in the documented format to `w`, the checksum
+/// computed as it goes (no copy of the state in between).
+pub fn encode_into(c: &Checkpoint, w: &mut dyn std::io::Write) -> std::io::Result<()> {
     let header = Header {
         pipeline_id: c.pipeline_id.clone(),
         epoch: c.epoch,
@@ -266,17 +275,18 @@ pub fn encode(c: &Checkpoint) -> Vec<u8> {
         base: c.base,
     };
     let header = serde_json::to_vec(&header).expect("a header always serialises");
-    let state_len: usize = c.transforms.iter().map(|t| t.state.len()).sum();
-    let mut out = Vec::with_capacity(8 + 4 + header.len() + state_len + 4);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    out.extend_from_slice(&header);
+    let mut crc = crc32fast::Hasher::new();
+    let mut put = |bytes: &[u8]| -> std::io::Result<()> {
+        crc.update(bytes);
+        w.write_all(bytes)
+    };
+    put(MAGIC)?;
+    put(&(header.len() as u32).to_le_bytes())?;
+    put(&header)?;
     for t in &c.transforms {
-        out.extend_from_slice(&t.state);
+        put(&t.state)?;
     }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    w.write_all(&crc.finalize().to_le_bytes())
 }
 
 /// Parses the documented format; `location` names the file or row in errors.

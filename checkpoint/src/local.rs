@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, decode, encode, fenced,
+    Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, decode, encode_into, fenced,
 };
 
 #[derive(Debug)]
@@ -103,7 +103,7 @@ impl LocalDirStore {
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if claim {
-                    write_atomically(&self.dir, &owner, pipeline.as_bytes())?;
+                    write_atomically(&self.dir, &owner, |w| w.write_all(pipeline.as_bytes()))?;
                 }
                 Ok(())
             }
@@ -131,7 +131,11 @@ fn io(path: &Path, what: &str, e: std::io::Error) -> CheckpointError {
 
 /// temp file → fsync → rename → fsync the directory: a reader sees the old file
 /// or the whole new one, even across a power cut.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+fn write_atomically(
+    dir: &Path,
+    path: &Path,
+    contents: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     // A name of its own per write: two processes writing the same epoch (a
     // second instance) must not rename each other's half-written file.
     let tmp = path.with_extension(format!(
@@ -139,11 +143,13 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id(),
         uuid::Uuid::new_v4()
     ));
-    let mut f = fs::File::create(&tmp).map_err(|e| io(&tmp, "cannot create", e))?;
-    let written = f
-        .write_all(bytes)
+    let f = fs::File::create(&tmp).map_err(|e| io(&tmp, "cannot create", e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, &f);
+    let written = contents(&mut w)
+        .and_then(|()| w.flush())
         .map_err(|e| io(&tmp, "cannot write", e))
         .and_then(|()| f.sync_all().map_err(|e| io(&tmp, "cannot fsync", e)));
+    drop(w);
     drop(f);
     if let Err(e) = written {
         // Half a checkpoint is of no use to anyone; on a full disk it holds
@@ -167,7 +173,9 @@ impl CheckpointStore for LocalDirStore {
                 ..owner.clone()
             };
             let bytes = serde_json::to_vec_pretty(&owner).expect("an owner always serialises");
-            write_atomically(&self.dir, &self.dir.join("lease.json"), &bytes)?;
+            write_atomically(&self.dir, &self.dir.join("lease.json"), |w| {
+                w.write_all(&bytes)
+            })?;
             Ok(Claim { owner, previous })
         })?;
         self.claimed = Some((pipeline.to_string(), claim.owner.clone()));
@@ -176,8 +184,13 @@ impl CheckpointStore for LocalDirStore {
 
     fn put(&mut self, checkpoint: &Checkpoint) -> Result<()> {
         self.check_owner(&checkpoint.pipeline_id, true)?;
-        let write =
-            || write_atomically(&self.dir, &self.file(checkpoint.epoch), &encode(checkpoint));
+        // Streamed into the file: a full snapshot of millions of keys is not
+        // copied into one more buffer first.
+        let write = || {
+            write_atomically(&self.dir, &self.file(checkpoint.epoch), |w| {
+                encode_into(checkpoint, w)
+            })
+        };
         match &self.claimed {
             Some((pipeline, me)) if *pipeline == checkpoint.pipeline_id => {
                 self.locked(|| match self.read_lease()? {

@@ -764,7 +764,13 @@ impl Pipeline {
         }
         let rows = self.sink.row_count();
         self.metrics.committed(*epoch, started.elapsed(), rows);
-        tracing::debug!(pipeline = %name, epoch = *epoch, "committed in {:?}", started.elapsed());
+        tracing::debug!(
+            pipeline = %name,
+            epoch = *epoch,
+            "committed in {:?}; checkpoint: {} of {bytes} bytes",
+            started.elapsed(),
+            if base.is_some() { "changelog" } else { "full snapshot" }
+        );
         *epoch += 1;
         Ok(())
     }

@@ -175,7 +175,10 @@ fn dedup_state_survives_a_restart_through_changelog_checkpoints() {
     assert_eq!(full.len(), 1, "one full snapshot kept: {headers:?}");
     assert!(changelogs.len() >= 5, "changelogs after it: {headers:?}");
     for (before, log) in headers.iter().zip(&headers[1..]) {
-        assert_eq!(log["base"], before["epoch"], "each builds on the one before");
+        assert_eq!(
+            log["base"], before["epoch"],
+            "each builds on the one before"
+        );
     }
     let last = changelogs.last().unwrap();
     assert_eq!(full[0]["epoch"], 17, "{headers:?}");
@@ -195,7 +198,11 @@ fn dedup_state_survives_a_restart_through_changelog_checkpoints() {
     let table = s.inspect(&["--ids"]).unwrap();
     let expected = tributary_generator::describe_expected(&source(30_000)).unwrap();
     let got: Vec<String> = serde_json::from_value(table["ids"].clone()).unwrap();
-    assert_eq!(table["duplicated_keys"], 0, "{}", table["duplicated_examples"]);
+    assert_eq!(
+        table["duplicated_keys"], 0,
+        "{}",
+        table["duplicated_examples"]
+    );
     let got: std::collections::BTreeSet<String> = got.into_iter().collect();
     assert_eq!(got, expected.ids);
 }

@@ -19,7 +19,7 @@
 //! (millions of keys), so an entry is kept small: a 32-byte slot (the key
 //! inline when it is at most 24 bytes, and its expiry) in one vector, a 4-byte
 //! slot id in a hash table that finds it by key, and a 4-byte slot id in a
-//! bucket of its expiry (about one second of event time per bucket) that
+//! bucket of its expiry (about eight seconds of event time per bucket) that
 //! finds what the watermark has passed. Values live in a side table, and only
 //! when they are not empty (dedup's `keep: first` stores none).
 
@@ -34,8 +34,11 @@ use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 /// watermark reaches the end of time.
 const NEVER: i64 = i64::MAX;
 
-/// Expiry buckets are `2^BUCKET_BITS` wide: about one second in µs.
-const BUCKET_BITS: u32 = 20;
+/// Expiry buckets are `2^BUCKET_BITS` wide: about eight seconds in µs. Wide
+/// enough that a sparse stream (an event a second) shares a bucket's
+/// overhead among several keys; narrow enough that the bucket the watermark
+/// is in, read again at every move, stays short in a dense one.
+const BUCKET_BITS: u32 = 23;
 
 /// One entry's place. A free slot (`key: None`) waits in the free list.
 #[derive(Debug)]
@@ -319,20 +322,20 @@ impl KeyedState {
         }
     }
 
-    /// Live entries, sorted by key: `(key, value, expiry)`.
-    fn sorted(&self) -> Vec<(&str, &[u8], i64)> {
-        let mut all: Vec<(&str, &[u8], i64)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(id, slot)| {
-                let key = slot.key.as_deref()?;
-                let value = self.values.get(&(id as u32)).map_or(&[][..], |v| &v[..]);
-                Some((key, value, slot.expires))
-            })
+    /// Live entries, sorted by key: `(key, value, expiry)`. Sorts 4-byte
+    /// slot ids, not the entries: a snapshot of millions of keys should not
+    /// need a copy of the index on the side.
+    fn sorted(&self) -> impl Iterator<Item = (&str, &[u8], i64)> {
+        let mut ids: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&id| self.slots[id as usize].key.is_some())
             .collect();
-        all.sort_unstable_by_key(|e| e.0);
-        all
+        let key = |id: &u32| self.slots[*id as usize].key.as_deref().unwrap_or_default();
+        ids.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+        ids.into_iter().map(move |id| {
+            let slot = &self.slots[id as usize];
+            let value = self.values.get(&id).map_or(&[][..], |v| &v[..]);
+            (slot.key.as_deref().unwrap_or_default(), value, slot.expires)
+        })
     }
 
     /// Serialises every entry. A hand-written, versioned format (no extra
@@ -340,12 +343,17 @@ impl KeyedState {
     /// `TRBSTAT1 | u64 count | per entry: u32 key len, key, u8 has-expiry,
     /// i64 expiry, u32 value len, value` (little endian).
     pub fn snapshot(&self) -> Vec<u8> {
-        let all = self.sorted();
-        let size: usize = all.iter().map(|(k, v, _)| 17 + k.len() + v.len()).sum();
+        let keys: usize = self
+            .slots
+            .iter()
+            .filter_map(|slot| slot.key.as_ref())
+            .map(|k| 17 + k.len())
+            .sum();
+        let size = keys + self.values.values().map(|v| v.len()).sum::<usize>();
         let mut out = Vec::with_capacity(16 + size);
         out.extend_from_slice(SNAPSHOT);
-        out.extend_from_slice(&(all.len() as u64).to_le_bytes());
-        for (key, value, expires) in all {
+        out.extend_from_slice(&(self.live as u64).to_le_bytes());
+        for (key, value, expires) in self.sorted() {
             write_entry(&mut out, key, Some((value, expires)), false);
         }
         out
