@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -203,6 +203,14 @@ struct StatsContext {
 impl ClientContext for StatsContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.failures.error(&error, reason);
+    }
+
+    /// librdkafka's own log lines, at debug level under the target
+    /// `librdkafka` (`TRIBUTARY_LOG=info,librdkafka=debug`; its `debug`
+    /// property turns on more): rdkafka would send them to the `log` crate,
+    /// which nothing here reads. Errors that matter reach [`Self::error`].
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        tracing::debug!(target: "librdkafka", "{level:?} {fac} {message}");
     }
 
     fn stats(&self, stats: Statistics) {
