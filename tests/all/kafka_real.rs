@@ -363,7 +363,7 @@ fn kafka_real_transactional_topic_is_read_committed_and_available_now_ends() {
     // reads up to the ends fixed when it started (last stable offsets: the
     // open transaction and all after it are left), then stops. It used to
     // read on until a poll came back empty, which the busy producer could
-    // put off past the test's minute (README, known bugs, until the fix).
+    // put off past the test's minute (docs/reliability.md).
     let mut writer = start_writer(
         &broker,
         topic,
