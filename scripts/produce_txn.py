@@ -8,15 +8,17 @@ produces plainly (idempotent, no markers).
     produce_txn.py --bootstrap H:P --topic T [--create --partitions 3]
                    [--prefix a] [--records 300] [--per-txn 50] [--abort-every 3]
 
-Record i goes to partition i % partitions. With --forever (and
---transactions) it writes transactions until killed, printing "producing"
-first. Every --abort-every-th
-transaction is aborted. Prints {"committed": [ids], "aborted": [ids]}.
+Record i goes to partition i % partitions. With --forever it goes on
+writing (transactions, or without --transactions --per-txn records at a time)
+until killed or, with --seconds, for that long, printing "producing" first.
+Every --abort-every-th transaction is aborted. Prints {"committed": [ids],
+"aborted": [ids]}.
 """
 import argparse
 import itertools
 import json
 import sys
+import time
 import uuid
 
 from confluent_kafka import KafkaException, Producer
@@ -36,7 +38,9 @@ def main():
     ap.add_argument("--abort-every", type=int, default=0,
                     help="abort every n-th transaction (0: none)")
     ap.add_argument("--forever", action="store_true",
-                    help="with --transactions: go on with new transactions until killed")
+                    help="go on writing until killed (or for --seconds)")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="with --forever: stop after this many seconds")
     args = ap.parse_args()
 
     if args.create:
@@ -61,7 +65,20 @@ def main():
                          key=rid.encode(), partition=i % args.partitions)
         return rid
 
-    if not args.transactions:
+    stop_at = None if args.seconds is None else time.monotonic() + args.seconds
+
+    def more():
+        return stop_at is None or time.monotonic() < stop_at
+
+    if not args.transactions and args.forever:
+        print("producing", flush=True)
+        for start in itertools.count(0, args.per_txn):
+            if not more():
+                break
+            committed += [send(i) for i in range(start, start + args.per_txn)]
+            if producer.flush(60) != 0:
+                sys.exit("not every record was delivered within 60 s")
+    elif not args.transactions:
         committed = [send(i) for i in range(args.records)]
         if producer.flush(60) != 0:
             sys.exit("not every record was delivered within 60 s")
@@ -73,6 +90,8 @@ def main():
             starts = itertools.count(0, args.per_txn)
             print("producing", flush=True)
         for start in starts:
+            if not more():
+                break
             txn += 1
             producer.begin_transaction()
             end = start + args.per_txn if args.forever else min(start + args.per_txn, args.records)

@@ -7,7 +7,9 @@ AvroDeserializer and Schema Registry client (Confluent wire format).
 Reads every partition from its start up to the end it had when the script
 started, committed records only (read_committed: the end is the last stable
 offset; transaction markers and aborted records are skipped). Prints {"messages": N, "values": [<field of each value>],
-"keys": [...], "schema_ids": [...]} (schema ids only for Avro).
+"keys": [...], "partitions": [...], "offsets": [...], "schema_ids": [...]}
+(schema ids only for Avro; partitions and offsets of each message, in the
+order of values).
 """
 import argparse
 import json
@@ -51,6 +53,7 @@ def main():
     consumer.assign(starts)
     ctx = SerializationContext(args.topic, MessageField.VALUE)
     values, keys, ids = [], [], set()
+    partitions, offsets = [], []
     deadline = time.monotonic() + args.timeout
     while ends:
         if time.monotonic() > deadline:
@@ -70,6 +73,8 @@ def main():
                 value = json.loads(raw)
             values.append(value[args.field])
             keys.append(msg.key().decode() if msg.key() is not None else None)
+            partitions.append(msg.partition())
+            offsets.append(msg.offset())
         # The consumer's position, not the last record's offset + 1: the
         # last offsets of a transactional topic are commit markers, which
         # librdkafka skips (moving the position past them) without a message.
@@ -78,6 +83,7 @@ def main():
                 del ends[tp.partition]
     consumer.close()
     print(json.dumps({"messages": len(values), "values": values, "keys": keys,
+                      "partitions": partitions, "offsets": offsets,
                       "schema_ids": sorted(ids)}))
 
 

@@ -322,7 +322,7 @@ pub fn read_ids(path: &std::path::Path) -> std::collections::BTreeSet<String> {
 /// A `kafka` source reading `topic`'s JSON values `{"id", "n"}` (what
 /// `scripts/produce_txn.py` writes), from `start`.
 pub fn json_source(broker: &Broker, topic: &str, start: &str) -> Value {
-    serde_json::json!({
+    let mut source = serde_json::json!({
         "type": "kafka",
         "bootstrap_servers": broker.bootstrap(),
         "topics": [topic],
@@ -330,5 +330,13 @@ pub fn json_source(broker: &Broker, topic: &str, start: &str) -> Value {
         "schema": [{"name": "id", "type": "string", "required": true},
                    {"name": "n", "type": "long"}],
         "start": start,
-    })
+    });
+    // TRIBUTARY_TEST_KAFKA_PROPERTIES (a JSON object, e.g.
+    // `{"debug": "consumer,fetch"}`) adds librdkafka properties to the
+    // source when a test needs looking into.
+    if let Ok(extra) = std::env::var("TRIBUTARY_TEST_KAFKA_PROPERTIES") {
+        source["properties"] = serde_json::from_str(&extra)
+            .expect("TRIBUTARY_TEST_KAFKA_PROPERTIES is a JSON object of strings");
+    }
+    source
 }

@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -205,6 +205,14 @@ impl ClientContext for StatsContext {
         self.failures.error(&error, reason);
     }
 
+    /// librdkafka's own log lines, at debug level under the target
+    /// `librdkafka` (`TRIBUTARY_LOG=info,librdkafka=debug`; its `debug`
+    /// property turns on more): rdkafka would send them to the `log` crate,
+    /// which nothing here reads. Errors that matter reach [`Self::error`].
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        tracing::debug!(target: "librdkafka", "{level:?} {fac} {message}");
+    }
+
     fn stats(&self, stats: Statistics) {
         let mut high = self.high.lock().unwrap_or_else(|e| e.into_inner());
         for (topic, t) in stats.topics {
@@ -258,8 +266,10 @@ pub struct KafkaSource {
     /// poll can take from each its share.
     queues: Vec<(Partition, PartitionQueue<StatsContext>)>,
     /// With `--available-now`: the last stable offset of every partition
-    /// when the run started; the source is exhausted once it has read up to
-    /// them.
+    /// when the run started. Nothing at or past them is taken, and the
+    /// source is exhausted once every position has reached them (a position
+    /// steps over transaction markers and aborted records, so an end that is
+    /// a marker is reached too).
     ends: Option<BTreeMap<Partition, i64>>,
 }
 
@@ -646,13 +656,16 @@ impl KafkaSource {
             return;
         };
         for e in at.elements() {
-            if let (Offset::Offset(o), Some(position)) = (
-                e.offset(),
-                self.positions
-                    .get_mut(&(e.topic().to_string(), e.partition())),
-            ) && o > *position
+            let partition = (e.topic().to_string(), e.partition());
+            // Under `--available-now` librdkafka may have handed over (and
+            // this source dropped, see `admit`) records past the end: the
+            // position stops at the end, so the next run reads them.
+            let end = self.end(&partition).unwrap_or(i64::MAX);
+            if let (Offset::Offset(o), Some(position)) =
+                (e.offset(), self.positions.get_mut(&partition))
+                && o.min(end) > *position
             {
-                *position = o;
+                *position = o.min(end);
             }
         }
     }
@@ -696,14 +709,28 @@ impl KafkaSource {
 
     /// Whether to read `msg`: not when it is below the position, which only
     /// a record fetched before the last (re)assignment can be (it may still
-    /// wait on the main queue).
+    /// wait on the main queue), nor at or past the partition's end under
+    /// `--available-now` (written after the run started: the next run reads
+    /// it).
     fn admit(&self, msg: &HeldMessage) -> bool {
-        let position = self
-            .positions
-            .get(&(msg.topic.clone(), msg.partition))
-            .copied()
-            .unwrap_or(0);
-        msg.offset >= position
+        let partition = (msg.topic.clone(), msg.partition);
+        let position = self.positions.get(&partition).copied().unwrap_or(0);
+        msg.offset >= position && self.end(&partition).is_none_or(|end| msg.offset < end)
+    }
+
+    /// Where reading `p` stops: its end under `--available-now`, else none.
+    /// A partition found after the run started has no end fixed: it is not
+    /// read in this run (end 0) and the next run reads it from its start.
+    fn end(&self, p: &Partition) -> Option<i64> {
+        self.ends
+            .as_ref()
+            .map(|ends| ends.get(p).copied().unwrap_or(0))
+    }
+
+    /// True when `p` has been read up to its end (`--available-now`).
+    fn at_end(&self, p: &Partition) -> bool {
+        self.end(p)
+            .is_some_and(|end| self.positions.get(p).is_some_and(|at| *at >= end))
     }
 
     /// A consume error. Transient ones (a broker down: librdkafka reconnects
@@ -738,7 +765,9 @@ impl KafkaSource {
             .iter()
             .map(|(p, _)| {
                 let position = self.positions.get(p).copied().unwrap_or(0);
-                high.get(p).map(|h| (h - position).max(0))
+                // Under `--available-now` what lies past the end is not read.
+                let end = self.end(p).unwrap_or(i64::MAX);
+                high.get(p).map(|h| ((*h).min(end) - position).max(0))
             })
             .collect()
     }
@@ -955,6 +984,10 @@ impl Source for KafkaSource {
             #[allow(clippy::needless_range_loop)]
             for i in 0..self.queues.len() {
                 while want[i] > 0 && taken < max_records {
+                    if self.at_end(&self.queues[i].0) {
+                        want[i] = 0;
+                        break;
+                    }
                     let next = match self.queues[i].1.poll(Duration::ZERO) {
                         None => break,
                         Some(Ok(m)) => Next::Record(HeldMessage::from(&m)),
@@ -963,6 +996,11 @@ impl Source for KafkaSource {
                     match next {
                         Next::Record(msg) => {
                             if !self.admit(&msg) {
+                                if self.end(&self.queues[i].0).is_some_and(|e| msg.offset >= e) {
+                                    // Past the end: so is all that follows.
+                                    want[i] = 0;
+                                    break;
+                                }
                                 continue;
                             }
                             if !self.take(msg, &mut bad)? {
@@ -1013,7 +1051,8 @@ impl Source for KafkaSource {
             }
             if let Some(ends) = &self.ends {
                 // `--available-now`: done once every partition is read up to
-                // where it ended at the start, whatever arrived since.
+                // where it ended at the start. Records that arrived since are
+                // not taken (`admit`), so this comes however fast they do.
                 let done = ends
                     .iter()
                     .all(|(p, end)| self.positions.get(p).is_some_and(|at| at >= end));
