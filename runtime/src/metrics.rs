@@ -36,6 +36,13 @@ pub struct Metrics {
     pub last_commit_latency_us: AtomicU64,
     pub table_rows: AtomicI64,
     watermark: AtomicI64,
+    /// Bytes of transform state in the last checkpoint (a changelog or a
+    /// full snapshot).
+    pub checkpoint_bytes: AtomicU64,
+    /// Checkpoints of this run that were full snapshots.
+    pub full_snapshots: AtomicU64,
+    /// Keys in the transforms' state stores at the last checkpoint.
+    pub state_keys: AtomicU64,
     /// Time from a batch's arrival to its rows handed to the sink.
     pub batch_seconds: Histogram,
     /// Time to end an epoch: checkpoint, dead letters, sink commit.
@@ -123,6 +130,9 @@ impl Default for Metrics {
             last_commit_latency_us: AtomicU64::new(0),
             table_rows: AtomicI64::new(-1),
             watermark: AtomicI64::new(NO_WATERMARK),
+            checkpoint_bytes: AtomicU64::new(0),
+            full_snapshots: AtomicU64::new(0),
+            state_keys: AtomicU64::new(0),
             batch_seconds: Histogram::new(LATENCY_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
             commit_latencies: Mutex::new(Vec::new()),
@@ -327,6 +337,24 @@ const FAMILIES: &[Family] = &[
         "gauge",
         "Rows in the sink's table after the last commit.",
         |_, s| s.table_rows.map(|r| r as f64),
+    ),
+    (
+        "tributary_checkpoint_bytes",
+        "gauge",
+        "Bytes of transform state in the last checkpoint: a changelog of what its epoch changed, or a full snapshot.",
+        |m, _| Some(m.checkpoint_bytes.load(Relaxed) as f64),
+    ),
+    (
+        "tributary_checkpoint_full_snapshots_total",
+        "counter",
+        "Checkpoints of this run that were full snapshots of transform state (the others are changelogs).",
+        |m, _| Some(m.full_snapshots.load(Relaxed) as f64),
+    ),
+    (
+        "tributary_state_keys",
+        "gauge",
+        "Keys held in the transforms' state stores (dedup: ids whose window is open) at the last checkpoint.",
+        |m, _| Some(m.state_keys.load(Relaxed) as f64),
     ),
     (
         "tributary_watermark_seconds",

@@ -721,6 +721,13 @@ impl Pipeline {
         };
         retry_store("write the checkpoint", || self.store().put(&checkpoint))?;
         self.chain.clear_changes();
+        self.metrics.checkpoint_bytes.store(bytes, Relaxed);
+        self.metrics
+            .state_keys
+            .store(self.chain.state_entries() as u64, Relaxed);
+        if base.is_none() {
+            self.metrics.full_snapshots.fetch_add(1, Relaxed);
+        }
         self.lineage = Some(match (base, self.lineage) {
             (Some(_), Some(l)) => Lineage {
                 changelog_bytes: l.changelog_bytes + bytes,

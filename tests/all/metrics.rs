@@ -150,6 +150,16 @@ fn metrics_endpoint_serves_what_prometheus_parses() {
     let batches = sample(&scraped, "tributary_batch_processing_seconds_count", &pipe).unwrap();
     assert!(batches >= 11.0, "1010 records in batches of 100: {batches}");
     assert!(sample(&scraped, "tributary_watermark_seconds", &pipe).unwrap() > 1.7e9);
+    // No window closed (15 minutes of event time, 2-hour window): dedup
+    // holds the 900 ids (the watermark transform may keep a key of its own).
+    let keys = sample(&scraped, "tributary_state_keys", &pipe).unwrap();
+    assert!((900.0..=902.0).contains(&keys), "state keys {keys}");
+    // The first checkpoint is a full snapshot, the rest changelogs.
+    assert_eq!(
+        sample(&scraped, "tributary_checkpoint_full_snapshots_total", &pipe),
+        Some(1.0)
+    );
+    assert!(sample(&scraped, "tributary_checkpoint_bytes", &pipe).unwrap() > 0.0);
 
     let health = Command::new(python())
         .args([
