@@ -72,6 +72,7 @@ use tributary_connector::{
     Owner, Result, Sink, fenced,
 };
 
+pub mod merge_append;
 pub mod pinned;
 
 /// Snapshot summary keys Tributary writes with every commit.
@@ -742,6 +743,15 @@ impl IcebergSink {
     /// table since `base` (see [`pinned`]). A conflict is retryable: the
     /// caller reloads, checks again and builds the commit anew.
     fn commit_on(&mut self, base: Table, tx: Transaction, what: &str) -> Result<Table> {
+        let pinned = self.pinned(base)?;
+        let location = self.location();
+        self.rt
+            .block_on(async move { tx.commit(&pinned).await })
+            .map_err(|e| commit_error(what, e, &location))
+    }
+
+    /// The catalog with the table pinned at `base` ([`pinned`]).
+    fn pinned(&mut self, base: Table) -> Result<pinned::Pinned> {
         let catalog = self.catalog()?;
         let db = match &self.db {
             Some(db) => db.clone(),
@@ -761,26 +771,84 @@ impl IcebergSink {
                 db
             }
         };
-        let pinned = pinned::Pinned {
+        Ok(pinned::Pinned {
             catalog,
             db,
             catalog_name: self.config.catalog_name.clone(),
             base,
-        };
-        let location = self.location();
-        self.rt.block_on(async move {
-            tx.commit(&pinned).await.map_err(|e| {
-                let conflict = e.kind() == iceberg::ErrorKind::CatalogCommitConflicts;
-                let err = ice_at(&format!("iceberg sink: {what}"), e, &location);
-                if conflict {
-                    Error::external(format!(
-                        "{err} (another commit landed first; the table is read again and the commit checked again)"
-                    ))
-                } else {
-                    err
-                }
-            })
         })
+    }
+}
+
+impl IcebergSink {
+    /// Appends `files` in one snapshot with summary `summary` and sets
+    /// `properties` in the same commit, merging manifests as the table's
+    /// `commit.manifest.*` properties say ([`merge_append`]), on exactly
+    /// the table `base` ([`pinned`]).
+    fn merge_append(
+        &mut self,
+        base: Table,
+        files: Vec<DataFile>,
+        summary: HashMap<String, String>,
+        properties: HashMap<String, String>,
+    ) -> Result<Table> {
+        let pinned = self.pinned(base)?;
+        let location = self.location();
+        self.rt
+            .block_on(async move {
+                let (requirements, mut updates) =
+                    merge_append::append(&pinned.base, files, summary).await?;
+                updates.push(iceberg::TableUpdate::SetProperties {
+                    updates: properties,
+                });
+                pinned.commit_updates(requirements, updates).await
+            })
+            .map_err(|e| commit_error("commit", e, &location))
+    }
+
+    /// [`Self::merge_append`] with iceberg-rust's fast append (one more
+    /// manifest per commit), for format-version 3 tables.
+    fn fast_append(
+        &mut self,
+        base: Table,
+        files: Vec<DataFile>,
+        summary: HashMap<String, String>,
+        properties: HashMap<String, String>,
+    ) -> Result<Table> {
+        let tx = Transaction::new(&base);
+        // No duplicate-file check: iceberg-rust's reads every manifest of
+        // the current snapshot, so each commit cost more than the one before.
+        // The epoch protocol already keeps a file from landing twice: data
+        // file names are new per epoch and run, and the commit is pinned to
+        // the metadata it was built on, so an epoch that did land makes its
+        // retry conflict instead of append again.
+        let tx = tx
+            .fast_append()
+            .with_check_duplicate(false)
+            .add_data_files(files)
+            .set_snapshot_properties(summary)
+            .apply(tx)
+            .and_then(|tx| {
+                properties
+                    .into_iter()
+                    .fold(tx.update_table_properties(), |u, (k, v)| u.set(k, v))
+                    .apply(tx)
+            })
+            .map_err(|e| ice("iceberg sink: commit", e))?;
+        self.commit_on(base, tx, "commit")
+    }
+}
+
+/// An error of a commit on the pinned table, as the sink reports it.
+fn commit_error(what: &str, e: iceberg::Error, location: &str) -> Error {
+    let conflict = e.kind() == iceberg::ErrorKind::CatalogCommitConflicts;
+    let err = ice_at(&format!("iceberg sink: {what}"), e, location);
+    if conflict {
+        Error::external(format!(
+            "{err} (another commit landed first; the table is read again and the commit checked again)"
+        ))
+    } else {
+        err
     }
 }
 
@@ -1048,41 +1116,25 @@ impl Sink for IcebergSink {
             owner: me.clone(),
         })
         .expect("a commit always serialises");
+        let mut table_props = HashMap::from([(commit_property(pipeline), recorded)]);
+        // The first commit into a table made after the fence.
+        if let Some(me) = &me
+            && Self::claimed_owner(&table, pipeline)
+                .ok()
+                .flatten()
+                .is_none()
+        {
+            table_props.insert(
+                owner_property(pipeline),
+                serde_json::to_string(me).expect("an owner always serialises"),
+            );
+        }
         let files = std::mem::take(&mut self.staged);
-        let tx = Transaction::new(&table);
-        // No duplicate-file check: iceberg-rust's reads every manifest of
-        // the current snapshot, so each commit cost more than the one before
-        // (fast appends add a manifest each; the soak measured +0.5 ms per
-        // earlier commit). The epoch protocol already keeps a file from
-        // landing twice: data file names are new per epoch and run, and the
-        // commit is pinned to the metadata it was built on, so an epoch that
-        // did land makes its retry conflict instead of append again.
-        let built = tx
-            .fast_append()
-            .with_check_duplicate(false)
-            .add_data_files(files.clone())
-            .set_snapshot_properties(props)
-            .apply(tx)
-            .and_then(|tx| {
-                let mut update = tx
-                    .update_table_properties()
-                    .set(commit_property(pipeline), recorded);
-                // The first commit into a table made after the fence.
-                if let Some(me) = &me
-                    && Self::claimed_owner(&table, pipeline)
-                        .ok()
-                        .flatten()
-                        .is_none()
-                {
-                    update = update.set(
-                        owner_property(pipeline),
-                        serde_json::to_string(me).expect("an owner always serialises"),
-                    );
-                }
-                update.apply(tx)
-            })
-            .map_err(|e| ice("iceberg sink: commit", e));
-        let committed = built.and_then(|tx| self.commit_on(table, tx, "commit"));
+        let committed = if merge_append::can_merge(table.metadata()) {
+            self.merge_append(table, files.clone(), props, table_props)
+        } else {
+            self.fast_append(table, files.clone(), props, table_props)
+        };
         match committed {
             Ok(table) => {
                 self.set_table(table)?;
