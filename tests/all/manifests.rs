@@ -1,0 +1,114 @@
+//! An Iceberg table's manifests as it ages: the sink merges small manifests
+//! as commits accumulate (Java's `MergeAppend`, honouring the table's
+//! `commit.manifest.*` properties), so a snapshot carries a bounded number of
+//! manifests; the merged snapshots still carry the epoch record that a
+//! restart resumes from, and PyIceberg and DuckDB read every row once.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// `scripts/table_maintenance.py <action>` on the scratch table.
+fn maintain(s: &Scratch, action: &[&str]) -> Value {
+    let out = Command::new(python())
+        .arg(repo_root().join("scripts/table_maintenance.py"))
+        .args(["--catalog-uri", &s.catalog_uri()])
+        .args(["--warehouse", s.warehouse().to_str().unwrap()])
+        .args(["--table", s.table()])
+        .args(action)
+        .output_within(Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "table_maintenance.py {action:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// 60 commits of 50 records: 4 fast appends under the default policy (100
+/// manifests before a merge), then `commit.manifest.min-count-to-merge` = 5
+/// set with PyIceberg, then the rest, with a crash right after a merging
+/// commit and a restart. Without merging the last snapshot would carry 60
+/// manifests; with it no snapshot carries 5 or more.
+#[test]
+fn iceberg_manifests_are_merged_as_commits_accumulate() {
+    let s = Scratch::new("manifests");
+    let records = 3000u64;
+    let source = json!({"type": "generator", "seed": 5, "records": records, "rate_per_sec": 0,
+                        "duplicate_ratio": 0.0, "late_ratio": 0.0});
+    let mut pipeline = s.pipeline(source.clone(), json!([]));
+    pipeline["trigger"] = json!({"interval_ms": 10, "max_records_per_epoch": 50, "batch_size": 50});
+
+    // Run 1: four commits (fast-append-sized: the default min count is 100),
+    // then a crash.
+    let crashed = |point: &str| {
+        let mut child = s.spawn(&pipeline, &[("TRIBUTARY_CRASH_AT", point.to_string())]);
+        let status = wait_within(&mut child, Duration::from_secs(120), point);
+        assert!(!status.success(), "the injected crash {point} did not happen");
+    };
+    crashed("committed@4");
+    let table = s.inspect(&["--manifests"]).unwrap();
+    assert_eq!(table["manifests"], 4, "{table}");
+    assert_eq!(table["merges"], 0, "{table}");
+
+    let set = maintain(&s, &["set", "commit.manifest.min-count-to-merge=5"]);
+    assert_eq!(
+        set["properties"]["commit.manifest.min-count-to-merge"], "5",
+        "{set}"
+    );
+
+    // Run 2: its first commit makes five manifests and merges them into
+    // one; its fifth (the table's ninth) merges again and is the last thing
+    // the run does.
+    crashed("committed@5");
+    let table = s.inspect(&["--manifests"]).unwrap();
+    assert_eq!(table["manifests"], 1, "{table}");
+    assert_eq!(table["merges"], 2, "{table}");
+    assert_eq!(table["summary"]["manifests-replaced"], "4", "{table}");
+    assert_eq!(table["summary"]["tributary.epoch"], "9", "{table}");
+
+    // Run 3: resumes after epoch 9 and runs to the end.
+    let out = s.run(&pipeline);
+    assert_ok(&out);
+
+    let table = s.inspect(&["--manifests", "--ids", "--duckdb"]).unwrap();
+    let expected = tributary_generator::describe_expected(&source).unwrap();
+    let got: Vec<String> = serde_json::from_value(table["ids"].clone()).unwrap();
+    let got_set: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(got.len(), got_set.len(), "a row is in the table twice");
+    assert_eq!(got_set, expected.ids, "rows lost or unexpected");
+    assert_eq!(table["rows"], records);
+    assert_eq!(table["duckdb_rows"], records, "DuckDB and PyIceberg disagree");
+
+    let per_snapshot: Vec<u64> =
+        serde_json::from_value(table["manifests_per_snapshot"].clone()).unwrap();
+    let epochs = records / 50;
+    assert_eq!(per_snapshot.len() as u64, epochs, "{table}");
+    assert!(
+        per_snapshot.iter().all(|&n| (1..5).contains(&n)),
+        "a snapshot carried 5 or more manifests: {per_snapshot:?}"
+    );
+    // Merged every 4 commits from the fifth: commits 5, 9, …, 57.
+    assert_eq!(table["merges"], 14, "{per_snapshot:?}");
+    // The merged entries kept their files: every file is listed once, as
+    // EXISTING unless the snapshot added it.
+    let files = &table["manifest_files"];
+    assert_eq!(
+        files["added"].as_u64().unwrap() + files["existing"].as_u64().unwrap(),
+        epochs,
+        "{files}"
+    );
+    assert!(files["existing"].as_u64().unwrap() > 0, "{files}");
+    assert_eq!(files["deleted"], 0, "{files}");
+
+    // The epoch record rides on the merged snapshots too.
+    let summary = &table["summary"];
+    assert_eq!(summary["tributary.pipeline-id"], "manifests");
+    assert_eq!(summary["tributary.epoch"], epochs.to_string());
+    assert_eq!(summary["operation"], "append");
+    assert_eq!(summary["total-records"], records.to_string());
+}
