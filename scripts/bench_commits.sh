@@ -6,10 +6,15 @@
 # table's last snapshot carries (PyIceberg, when TRIBUTARY_PYTHON or python3
 # has it).
 #
+# TABLE_PROPERTIES (a JSON object, default {}) are set on the table when the
+# sink creates it (the sink's `table_properties`), e.g. a snapshot retention:
+#
 #   scripts/bench_commits.sh BINARY [LABEL] [COMMITS]
-#   scripts/bench_commits.sh target/release/tributary merged 10000
+#   TABLE_PROPERTIES='{"history.expire.max-snapshot-age-ms": "60000",
+#     "write.metadata.delete-after-commit.enabled": "true"}' \
+#     scripts/bench_commits.sh target/release/tributary retained 10000
 set -euo pipefail
-bin="$1"; label="${2:-$1}"; commits="${3:-400}"
+bin="$1"; label="${2:-$1}"; commits="${3:-400}"; props="${TABLE_PROPERTIES:-{\}}"
 here="$(cd "$(dirname "$0")" && pwd)"
 py="${TRIBUTARY_PYTHON:-python3}"
 d="$(mktemp -d)"
@@ -18,7 +23,8 @@ mkdir -p "$d/wh"
 cat > "$d/p.json" <<JSON
 {"name": "commits", "source": {"type": "generator", "seed": 1, "records": $((commits * 100)), "rate_per_sec": 0,
   "duplicate_ratio": 0.0, "late_ratio": 0.0},
- "sink": {"type": "iceberg", "catalog_uri": "sqlite:$d/wh/catalog.db", "warehouse": "$d/wh", "table": "demo.b.t"},
+ "sink": {"type": "iceberg", "catalog_uri": "sqlite:$d/wh/catalog.db", "warehouse": "$d/wh", "table": "demo.b.t",
+   "table_properties": $props},
  "checkpoint": {"location": "$d/chk"},
  "trigger": {"interval_ms": 10, "max_records_per_epoch": 100, "batch_size": 100}}
 JSON
@@ -28,6 +34,7 @@ if ! TRIBUTARY_LOG="info,tributary_runtime=debug" "$bin" run --available-now --p
   tail -n 20 "$d/log" >&2
   exit 1
 fi
+[ -n "${BENCH_LOG:-}" ] && cp "$d/log" "$BENCH_LOG"
 manifests="$("$py" - "$d" <<'PY' 2>/dev/null || echo "?"
 import sys
 from pyiceberg.catalog.sql import SqlCatalog

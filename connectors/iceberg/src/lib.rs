@@ -123,6 +123,12 @@ pub struct IcebergSinkConfig {
     /// Roll to a new data file past this size, in MiB.
     #[serde(default = "default_target_file_size_mb")]
     pub target_file_size_mb: u64,
+    /// Iceberg table properties set when the sink creates the table (an
+    /// existing table keeps its own), e.g. `commit.manifest.min-count-to-merge`,
+    /// `history.expire.max-snapshot-age-ms`,
+    /// `write.metadata.delete-after-commit.enabled`.
+    #[serde(default)]
+    pub table_properties: HashMap<String, String>,
 }
 
 fn default_catalog_name() -> String {
@@ -155,6 +161,8 @@ pub struct IcebergSink {
     owner: Option<Owner>,
     /// The catalog database, for the compare-and-set of commits.
     db: Option<Arc<pinned::CatalogDb>>,
+    /// Data commits since this run last looked for snapshots to expire.
+    commits_since_expiry: Option<u32>,
 }
 
 impl std::fmt::Debug for IcebergSink {
@@ -362,6 +370,7 @@ impl IcebergSink {
             staged: Vec::new(),
             owner: None,
             db: None,
+            commits_since_expiry: None,
         })
     }
 
@@ -455,6 +464,7 @@ impl IcebergSink {
         })?;
         let catalog = self.catalog()?;
         let ident = self.ident.clone();
+        let table_properties = self.config.table_properties.clone();
         self.rt.block_on(async move {
             let levels = ident.namespace().as_ref().clone();
             for depth in 1..=levels.len() {
@@ -474,10 +484,14 @@ impl IcebergSink {
             let creation = TableCreation::builder()
                 .name(ident.name().to_string())
                 .schema(iceberg_schema)
-                .properties([(
-                    "write.parquet.compression-codec".to_string(),
-                    "zstd".to_string(),
-                )])
+                .properties(
+                    [(
+                        "write.parquet.compression-codec".to_string(),
+                        "zstd".to_string(),
+                    )]
+                    .into_iter()
+                    .chain(table_properties),
+                )
                 .build();
             tracing::info!("creating Iceberg table {ident}");
             catalog
@@ -839,6 +853,81 @@ impl IcebergSink {
     }
 }
 
+/// How many data commits apart the sink looks for snapshots to expire: the
+/// expiry is a commit of its own (iceberg-rust's `expire_snapshots`), so it
+/// is batched rather than paid at every commit.
+const EXPIRE_EVERY_COMMITS: u32 = 100;
+
+impl IcebergSink {
+    /// When the table sets a snapshot retention (Iceberg's
+    /// `history.expire.max-snapshot-age-ms` and
+    /// `history.expire.min-snapshots-to-keep`), expires the snapshots it no
+    /// longer keeps, on the run's first commit and every
+    /// [`EXPIRE_EVERY_COMMITS`] after; without one, every snapshot is kept,
+    /// as Iceberg does. Each commit adds a snapshot, and the table's
+    /// metadata file, read and rewritten at every commit, lists them all: a
+    /// retention keeps that file, and the commit's cost, from growing with
+    /// the table's age. Only the metadata changes (the files of expired
+    /// snapshots stay; Iceberg's maintenance removes orphan files). The
+    /// epoch record is in a table property, so recovery does not need the
+    /// expired snapshots. A failed expiry is logged and left for the next
+    /// turn: the data commit has happened.
+    fn expire_snapshots(&mut self, table: Table) -> Table {
+        use iceberg::spec::TableProperties;
+        let due = self
+            .commits_since_expiry
+            .is_none_or(|n| n + 1 >= EXPIRE_EVERY_COMMITS);
+        self.commits_since_expiry = Some(if due {
+            0
+        } else {
+            self.commits_since_expiry.unwrap_or(0) + 1
+        });
+        let metadata = table.metadata();
+        let props = metadata.properties();
+        if !due
+            || !(props.contains_key(TableProperties::PROPERTY_MAX_SNAPSHOT_AGE_MS)
+                || props.contains_key(TableProperties::PROPERTY_MIN_SNAPSHOTS_TO_KEEP))
+        {
+            return table;
+        }
+        let Ok(retention) = metadata.table_properties() else {
+            return table;
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        let cutoff = now_ms.saturating_sub(retention.max_snapshot_age_ms);
+        let expirable = metadata.snapshots().len() > retention.min_snapshots_to_keep.max(1)
+            && metadata.snapshots().any(|s| s.timestamp_ms() < cutoff);
+        if !expirable {
+            return table;
+        }
+        let before = metadata.snapshots().len();
+        let tx = Transaction::new(&table);
+        let expired = tx
+            .expire_snapshots()
+            .apply(tx)
+            .map_err(|e| ice("iceberg sink: expire snapshots", e))
+            .and_then(|tx| self.commit_on(table.clone(), tx, "expire snapshots"));
+        match expired {
+            Ok(after) => {
+                tracing::info!(
+                    "expired {} snapshot(s) of {} (table property {})",
+                    before.saturating_sub(after.metadata().snapshots().len()),
+                    self.ident,
+                    TableProperties::PROPERTY_MAX_SNAPSHOT_AGE_MS
+                );
+                after
+            }
+            Err(e) => {
+                tracing::warn!("{e}; tried again in {EXPIRE_EVERY_COMMITS} commits");
+                table
+            }
+        }
+    }
+}
+
 /// An error of a commit on the pinned table, as the sink reports it.
 fn commit_error(what: &str, e: iceberg::Error, location: &str) -> Error {
     let conflict = e.kind() == iceberg::ErrorKind::CatalogCommitConflicts;
@@ -1137,6 +1226,7 @@ impl Sink for IcebergSink {
         };
         match committed {
             Ok(table) => {
+                let table = self.expire_snapshots(table);
                 self.set_table(table)?;
                 Ok(CommitOutcome::Committed)
             }

@@ -167,6 +167,7 @@ impl Pinned {
                 ),
             ));
         }
+        remove_old_metadata(&self.base, &metadata).await;
         Table::builder()
             .file_io(self.base.file_io().clone())
             .metadata(metadata)
@@ -174,6 +175,40 @@ impl Pinned {
             .identifier(self.base.identifier().clone())
             .runtime(iceberg::Runtime::try_current()?)
             .build()
+    }
+}
+
+/// Table property (Iceberg's): delete the metadata files that drop out of
+/// the metadata log (`write.metadata.previous-versions-max`, default 100) at
+/// each commit. Java's catalogs honour it when they commit; so does the sink.
+pub const DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
+
+/// When `new` (just committed over `base`) asks for it, deletes the
+/// metadata files `base` logged that `new` no longer does. Best effort: a
+/// file left behind is only disk space, and the commit has happened.
+async fn remove_old_metadata(base: &Table, new: &iceberg::spec::TableMetadata) {
+    let enabled = new
+        .properties()
+        .get(DELETE_AFTER_COMMIT)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if !enabled {
+        return;
+    }
+    let kept: std::collections::HashSet<&str> = new
+        .metadata_log()
+        .iter()
+        .map(|l| l.metadata_file.as_str())
+        .collect();
+    for old in base.metadata().metadata_log() {
+        if kept.contains(old.metadata_file.as_str()) {
+            continue;
+        }
+        if let Err(e) = base.file_io().delete(&old.metadata_file).await {
+            tracing::debug!(
+                "iceberg sink: could not delete the old metadata file {}: {e}",
+                old.metadata_file
+            );
+        }
     }
 }
 
