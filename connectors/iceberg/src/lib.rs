@@ -163,6 +163,10 @@ pub struct IcebergSink {
     db: Option<Arc<pinned::CatalogDb>>,
     /// Data commits since this run last looked for snapshots to expire.
     commits_since_expiry: Option<u32>,
+    /// A manifest merge being prepared off the commit path, and one ready
+    /// for the next commit ([`merge_append::prepare_merge`]).
+    merging: Option<tokio::task::JoinHandle<iceberg::Result<Option<merge_append::PreparedMerge>>>>,
+    merged: Option<merge_append::PreparedMerge>,
 }
 
 impl std::fmt::Debug for IcebergSink {
@@ -371,6 +375,8 @@ impl IcebergSink {
             owner: None,
             db: None,
             commits_since_expiry: None,
+            merging: None,
+            merged: None,
         })
     }
 
@@ -806,18 +812,55 @@ impl IcebergSink {
         summary: HashMap<String, String>,
         properties: HashMap<String, String>,
     ) -> Result<Table> {
+        // A merge prepared since the last commit goes into this one; one
+        // still being prepared is left to finish (never waited for).
+        if self.merged.is_none() && self.merging.as_ref().is_some_and(|t| t.is_finished()) {
+            let task = self.merging.take().expect("checked");
+            match self.rt.block_on(task) {
+                Ok(Ok(prepared)) => self.merged = prepared,
+                Ok(Err(e)) => tracing::warn!(
+                    "iceberg sink: merging the manifests of {} failed ({e}); tried again after the next commit",
+                    self.ident
+                ),
+                Err(e) => tracing::warn!("iceberg sink: the manifest merge stopped: {e}"),
+            }
+        }
         let pinned = self.pinned(base)?;
         let location = self.location();
-        self.rt
-            .block_on(async move {
-                let (requirements, mut updates) =
-                    merge_append::append(&pinned.base, files, summary).await?;
+        let prepared = self.merged.take();
+        let (committed, prepared) = self.rt.block_on(async move {
+            let result = async {
+                let appended =
+                    merge_append::append(&pinned.base, files, summary, prepared.as_ref()).await?;
+                let mut updates = appended.updates;
                 updates.push(iceberg::TableUpdate::SetProperties {
                     updates: properties,
                 });
-                pinned.commit_updates(requirements, updates).await
-            })
-            .map_err(|e| commit_error("commit", e, &location))
+                let table = pinned
+                    .commit_updates(appended.requirements, updates)
+                    .await?;
+                Ok::<_, iceberg::Error>((table, appended.merge_due))
+            }
+            .await;
+            (result, prepared)
+        });
+        let (table, merge_due) = match committed {
+            Ok(done) => done,
+            Err(e) => {
+                // Kept for the retry (it checks the merge still fits).
+                self.merged = prepared;
+                return Err(commit_error("commit", e, &location));
+            }
+        };
+        // Carried by this commit, or no longer fitting the table: done with
+        // either way (a file no commit carries is removed).
+        if let Some(prepared) = prepared {
+            self.rt.block_on(merge_append::discard(&table, prepared));
+        }
+        if merge_due && self.merging.is_none() {
+            self.merging = Some(self.rt.spawn(merge_append::prepare_merge(table.clone())));
+        }
+        Ok(table)
     }
 
     /// [`Self::merge_append`] with iceberg-rust's fast append (one more

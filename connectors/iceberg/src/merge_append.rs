@@ -15,20 +15,29 @@
 //! - `commit.manifest.target-size-bytes` (default 8 MiB): the size a merged
 //!   manifest grows to; a manifest that size is kept as it is.
 //!
-//! The data manifests of the default partition spec, the new one first, are
+//! The data manifests of the default partition spec, newest first, are
 //! packed into bins of up to the target size from the oldest end (Java's
 //! `ListPacker.packEnd` with a lookback of 1, which keeps their order), so
 //! the bin left under-filled is the newest. A bin of one manifest is kept; the
-//! newest bin is merged once it holds `min-count` manifests; an older bin of
-//! several (a full one) is merged. Merging writes one manifest: the new
-//! files as ADDED, the live entries of the merged manifests as EXISTING with
-//! their original snapshot ids and sequence numbers; entries deleted by
-//! earlier snapshots are dropped. Delete manifests and manifests of other
-//! partition specs are carried as they are. Each merge reads at most about
-//! the target size of manifests, once per `min-count` commits, so its cost
-//! is amortised; the snapshot summary records it under Java's keys
-//! (`manifests-created`, `manifests-kept`, `manifests-replaced`,
+//! newest bin is due for a merge once it holds `min-count` manifests; an
+//! older bin of several (a full one) is due. Merging writes one manifest with
+//! the live entries of the bin's manifests as EXISTING, with their original
+//! snapshot ids and sequence numbers; entries deleted by earlier snapshots
+//! are dropped. Delete manifests and manifests of other partition specs are
+//! carried as they are. The snapshot summary records what happened under
+//! Java's keys (`manifests-created`, `manifests-kept`, `manifests-replaced`,
 //! `entries-processed`).
+//!
+//! **Off the commit path.** Unlike Java, the merge is not made inside the
+//! commit: a merge reads and rewrites up to the target size of manifests
+//! (thousands of entries), which would make the commit that does it tens of
+//! times slower than the others. When a commit leaves a bin due,
+//! [`prepare_merge`] writes the merged manifest in the background for the
+//! *next* snapshot (whose id it picks), and the next [`append`] lists it in
+//! place of the manifests it replaces — if they are all still in the table;
+//! else it is dropped. A commit thus writes one manifest and one manifest
+//! list whatever the table's age, and the manifest count stays bounded
+//! (`min-count` plus the commits made while a merge is prepared).
 //!
 //! **Why this is hand-written.** iceberg-rust 0.10.1 has a fast append and
 //! no merging one, and its `TransactionAction` trait and `TableCommit`
@@ -134,16 +143,38 @@ pub fn can_merge(metadata: &TableMetadata) -> bool {
     )
 }
 
+/// A merged manifest written ahead of the commit that will carry it (by
+/// [`prepare_merge`], off the commit path), and the manifests it replaces.
+#[derive(Debug)]
+pub struct PreparedMerge {
+    /// The id of the snapshot that will add it (its manifest-list entry
+    /// names the snapshot that added it).
+    snapshot_id: i64,
+    manifest: ManifestFile,
+    replaces: Vec<String>,
+    entries_processed: usize,
+}
+
+/// What [`append`] made: the commit's requirements and updates, and whether
+/// the new snapshot has manifests due for a merge ([`prepare_merge`]).
+#[derive(Debug)]
+pub struct Appended {
+    pub requirements: Vec<TableRequirement>,
+    pub updates: Vec<TableUpdate>,
+    pub merge_due: bool,
+}
+
 /// The updates and requirements that append `files` to `table`'s main
 /// branch in one new snapshot (operation `append`, summary `properties`
-/// plus the computed counts), merging manifests as the table's properties
-/// say. The manifests and the manifest list are written; nothing is
-/// committed.
+/// plus the computed counts), with `prepared` in place of the manifests it
+/// replaces when they are all still there. The manifests and the manifest
+/// list are written; nothing is committed.
 pub async fn append(
     table: &Table,
     files: Vec<DataFile>,
     properties: HashMap<String, String>,
-) -> Result<(Vec<TableRequirement>, Vec<TableUpdate>)> {
+    prepared: Option<&PreparedMerge>,
+) -> Result<Appended> {
     let metadata = table.metadata();
     if !can_merge(metadata) {
         return Err(Error::new(
@@ -165,9 +196,7 @@ pub async fn append(
         }
     }
     let policy = MergePolicy::from_properties(metadata.properties())?;
-    let mut writer = Writer::new(table);
-
-    let existing = match metadata.current_snapshot() {
+    let existing: Vec<ManifestFile> = match metadata.current_snapshot() {
         None => Vec::new(),
         Some(snapshot) => table
             .manifest_list_reader(snapshot)
@@ -179,34 +208,48 @@ pub async fn append(
             .filter(|m| m.has_added_files() || m.has_existing_files() || m.has_deleted_files())
             .collect(),
     };
+    // A prepared merge lands if every manifest it replaces is still in the
+    // table (another writer may have rewritten them) and its snapshot id is
+    // still free; else it is dropped.
+    let prepared = prepared.filter(|p| {
+        policy.enabled
+            && metadata.snapshot_by_id(p.snapshot_id).is_none()
+            && p.replaces
+                .iter()
+                .all(|r| existing.iter().any(|m| &m.manifest_path == r))
+    });
+    let mut writer = Writer::new(table, prepared.map(|p| p.snapshot_id));
 
     let mut counts = ManifestCounts::default();
-    let new_manifest = if files.is_empty() {
-        None
-    } else {
+    let mut manifests = Vec::with_capacity(existing.len() + 2);
+    if !files.is_empty() {
         let mut w = writer.manifest()?;
         for file in &files {
             // A negative sequence number: inherited from the snapshot.
             w.add_file(file.clone(), -1)?;
         }
-        Some(w.write_manifest_file().await?)
-    };
-
-    let manifests = if policy.enabled {
-        merge(
-            &mut writer,
-            &policy,
-            new_manifest,
-            &files,
-            existing,
-            &mut counts,
-        )
-        .await?
-    } else {
-        counts.kept = existing.len();
-        counts.created = new_manifest.is_some() as usize;
-        new_manifest.into_iter().chain(existing).collect()
-    };
+        manifests.push(w.write_manifest_file().await?);
+        counts.created += 1;
+    }
+    let mut merged_in = false;
+    for m in existing {
+        match prepared {
+            Some(p) if p.replaces.contains(&m.manifest_path) => {
+                counts.replaced += 1;
+                if !merged_in {
+                    manifests.push(p.manifest.clone());
+                    counts.created += 1;
+                    counts.entries_processed = p.entries_processed;
+                    merged_in = true;
+                }
+            }
+            _ => {
+                counts.kept += 1;
+                manifests.push(m);
+            }
+        }
+    }
+    let merge_due = policy.enabled && !bins_due(table, &policy, &manifests).is_empty();
 
     let summary = summary(table, &files, properties, &counts)?;
     let sequence_number = metadata.next_sequence_number();
@@ -258,7 +301,121 @@ pub async fn append(
             snapshot_id: parent,
         },
     ];
-    Ok((requirements, updates))
+    Ok(Appended {
+        requirements,
+        updates,
+        merge_due,
+    })
+}
+
+/// Merges the first bin of `table`'s current snapshot that is due (see the
+/// module docs) into one manifest, written for the snapshot that will carry
+/// it: the table's next append ([`append`] with it). `None` when no bin is
+/// due. Reads only manifests, so it runs beside the pipeline, off the
+/// commit path.
+pub async fn prepare_merge(table: Table) -> Result<Option<PreparedMerge>> {
+    let metadata = table.metadata();
+    let policy = MergePolicy::from_properties(metadata.properties())?;
+    let Some(snapshot) = metadata.current_snapshot() else {
+        return Ok(None);
+    };
+    if !policy.enabled || !can_merge(metadata) {
+        return Ok(None);
+    }
+    let manifests: Vec<ManifestFile> = table
+        .manifest_list_reader(snapshot)
+        .load()
+        .await?
+        .consume_entries()
+        .into_iter()
+        .collect();
+    let Some(bin) = bins_due(&table, &policy, &manifests).into_iter().next() else {
+        return Ok(None);
+    };
+    let bin: Vec<&ManifestFile> = bin.into_iter().map(|i| &manifests[i]).collect();
+    let mut writer = Writer::new(&table, None);
+    let mut merged = writer.manifest()?;
+    let loaded =
+        futures::future::try_join_all(bin.iter().map(|m| m.load_manifest(table.file_io()))).await?;
+    let mut entries_processed = 0;
+    for (manifest, from) in loaded.into_iter().zip(&bin) {
+        let (entries, _) = manifest.into_parts();
+        entries_processed += entries.len();
+        for entry in entries {
+            // Deleted by an earlier snapshot: nothing to carry.
+            if entry.status() == ManifestStatus::Deleted {
+                continue;
+            }
+            let entry = Arc::unwrap_or_clone(entry);
+            let missing = || {
+                Error::new(
+                    ErrorKind::DataInvalid,
+                    format!(
+                        "manifest {} lists {} without a snapshot id or sequence number; \
+                         it cannot be merged",
+                        from.manifest_path,
+                        entry.file_path()
+                    ),
+                )
+            };
+            let snapshot_id = entry.snapshot_id.ok_or_else(missing)?;
+            let sequence_number = entry.sequence_number.ok_or_else(missing)?;
+            merged.add_existing_file(
+                entry.data_file,
+                snapshot_id,
+                sequence_number,
+                entry.file_sequence_number,
+            )?;
+        }
+    }
+    Ok(Some(PreparedMerge {
+        snapshot_id: writer.snapshot_id,
+        manifest: merged.write_manifest_file().await?,
+        replaces: bin.iter().map(|m| m.manifest_path.clone()).collect(),
+        entries_processed,
+    }))
+}
+
+/// Deletes the file of a prepared merge that no commit carries (`table` is
+/// the table as committed since it was prepared). One that a commit may
+/// carry (its snapshot is in the table) is left alone.
+pub async fn discard(table: &Table, prepared: PreparedMerge) {
+    if table
+        .metadata()
+        .snapshot_by_id(prepared.snapshot_id)
+        .is_some()
+    {
+        return;
+    }
+    let path = prepared.manifest.manifest_path;
+    if let Err(e) = table.file_io().delete(&path).await {
+        tracing::debug!("iceberg sink: could not remove the unused manifest {path}: {e}");
+    }
+}
+
+/// The bins of `manifests` (a snapshot's manifest list, newest first) that
+/// are due for a merge, as indices into it: the first (newest) bin once it
+/// holds `min-count` manifests, any other bin of several.
+fn bins_due(table: &Table, policy: &MergePolicy, manifests: &[ManifestFile]) -> Vec<Vec<usize>> {
+    let spec_id = table.metadata().default_partition_spec_id();
+    let group: Vec<usize> = (0..manifests.len())
+        .filter(|&i| {
+            manifests[i].content == ManifestContentType::Data
+                && manifests[i].partition_spec_id == spec_id
+        })
+        .collect();
+    let sizes: Vec<u64> = group
+        .iter()
+        .map(|&i| manifests[i].manifest_length.max(0) as u64)
+        .collect();
+    pack_end(&sizes, policy.target_size_bytes)
+        .into_iter()
+        .filter(|bin| {
+            let newest = bin.first() == Some(&0);
+            bin.len() > 1 && (!newest || bin.len() >= policy.min_count)
+        })
+        .map(|bin| bin.into_iter().map(|j| group[j]).collect())
+        .collect()
 }
 
 /// What the append did with manifests (the summary's counts).
@@ -279,15 +436,18 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn new(table: &'a Table) -> Self {
-        // A random positive id no snapshot of the table has (as the fast append).
-        let snapshot_id = loop {
-            let (hi, lo) = Uuid::new_v4().as_u64_pair();
-            let id = ((hi ^ lo) as i64).checked_abs().unwrap_or(1);
-            if table.metadata().snapshot_by_id(id).is_none() {
-                break id;
+    /// For the snapshot `snapshot_id`, or a new one: a random positive id
+    /// no snapshot of the table has (as the fast append).
+    fn new(table: &'a Table, snapshot_id: Option<i64>) -> Self {
+        let snapshot_id = snapshot_id.unwrap_or_else(|| {
+            loop {
+                let (hi, lo) = Uuid::new_v4().as_u64_pair();
+                let id = ((hi ^ lo) as i64).checked_abs().unwrap_or(1);
+                if table.metadata().snapshot_by_id(id).is_none() {
+                    break id;
+                }
             }
-        };
+        });
         Self {
             table,
             snapshot_id,
@@ -318,120 +478,6 @@ impl<'a> Writer<'a> {
             _ => builder.build_v2_data(),
         })
     }
-}
-
-/// The manifest list of the new snapshot: `new` (the new files' manifest)
-/// and `existing`, with bins merged as [`MergePolicy`] says.
-async fn merge(
-    writer: &mut Writer<'_>,
-    policy: &MergePolicy,
-    new: Option<ManifestFile>,
-    files: &[DataFile],
-    existing: Vec<ManifestFile>,
-    counts: &mut ManifestCounts,
-) -> Result<Vec<ManifestFile>> {
-    let spec_id = writer.table.metadata().default_partition_spec_id();
-    let has_new = new.is_some();
-    // The group that merges: data manifests of the default spec, newest
-    // first. Everything else keeps its place after it.
-    let (group, others): (Vec<ManifestFile>, Vec<ManifestFile>) = new
-        .into_iter()
-        .chain(existing)
-        .partition(|m| m.content == ManifestContentType::Data && m.partition_spec_id == spec_id);
-    let sizes: Vec<u64> = group
-        .iter()
-        .map(|m| m.manifest_length.max(0) as u64)
-        .collect();
-    let bins = pack_end(&sizes, policy.target_size_bytes);
-
-    let mut out = Vec::new();
-    let mut new_merged = false;
-    let mut group: Vec<Option<ManifestFile>> = group.into_iter().map(Some).collect();
-    for bin in bins {
-        // The first manifest of the group (the new one, when there is one)
-        // is in the first bin, the one left under-filled.
-        let holds_first = bin.first() == Some(&0);
-        if bin.len() == 1 || (holds_first && bin.len() < policy.min_count) {
-            for i in bin {
-                let m = group[i].take().expect("each manifest in one bin");
-                if !(has_new && i == 0) {
-                    counts.kept += 1;
-                } else {
-                    counts.created += 1;
-                }
-                out.push(m);
-            }
-            continue;
-        }
-        let mut merged = writer.manifest()?;
-        let mut replaced = Vec::new();
-        for i in bin {
-            let m = group[i].take().expect("each manifest in one bin");
-            if has_new && i == 0 {
-                for file in files {
-                    merged.add_file(file.clone(), -1)?;
-                }
-                new_merged = true;
-                replaced.push(None);
-            } else {
-                replaced.push(Some(m));
-            }
-        }
-        let loaded = futures::future::try_join_all(
-            replaced
-                .iter()
-                .flatten()
-                .map(|m| m.load_manifest(writer.table.file_io())),
-        )
-        .await?;
-        for (manifest, from) in loaded.into_iter().zip(replaced.iter().flatten()) {
-            counts.replaced += 1;
-            let (entries, _) = manifest.into_parts();
-            counts.entries_processed += entries.len();
-            for entry in entries {
-                if entry.status() == ManifestStatus::Deleted {
-                    continue;
-                }
-                let entry = Arc::unwrap_or_clone(entry);
-                let missing = || {
-                    Error::new(
-                        ErrorKind::DataInvalid,
-                        format!(
-                            "manifest {} lists {} without a snapshot id or sequence number; \
-                             it cannot be merged",
-                            from.manifest_path,
-                            entry.file_path()
-                        ),
-                    )
-                };
-                let snapshot_id = entry.snapshot_id.ok_or_else(missing)?;
-                let sequence_number = entry.sequence_number.ok_or_else(missing)?;
-                merged.add_existing_file(
-                    entry.data_file,
-                    snapshot_id,
-                    sequence_number,
-                    entry.file_sequence_number,
-                )?;
-            }
-        }
-        counts.created += 1;
-        out.push(merged.write_manifest_file().await?);
-    }
-    if new_merged {
-        // Its entries went into a merged manifest; no list names it.
-        let path = format!(
-            "{}/metadata/{}-m0.{}",
-            writer.table.metadata().location(),
-            writer.commit_uuid,
-            DataFileFormat::Avro
-        );
-        if let Err(e) = writer.table.file_io().delete(&path).await {
-            tracing::debug!("iceberg sink: could not remove the unused manifest {path}: {e}");
-        }
-    }
-    counts.kept += others.len();
-    out.extend(others);
-    Ok(out)
 }
 
 /// Bins of consecutive items (indices into `sizes`) of at most `target`
