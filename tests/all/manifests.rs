@@ -33,9 +33,9 @@ fn maintain(s: &Scratch, action: &[&str]) -> Value {
 /// (100 manifests before a merge), then `commit.manifest.min-count-to-merge`
 /// = 5 set with PyIceberg, then the rest, with a crash after a merge landed
 /// and a restart. Without merging the last snapshot would carry 60
-/// manifests; with it a snapshot carries at most 5, and one or two more
-/// while a merge is prepared (it lands with the commit after the one that
-/// made it due).
+/// manifests; with it, fewer than 5 per size tier (1-4 files, 5-24, 25-124:
+/// three tiers at 60 files), and one or two more while a merge is prepared
+/// (it lands with a commit after the one that made it due).
 #[test]
 fn iceberg_manifests_are_merged_as_commits_accumulate() {
     let s = Scratch::new("manifests");
@@ -93,11 +93,12 @@ fn iceberg_manifests_are_merged_as_commits_accumulate() {
     assert!(epochs >= 55, "{table}");
     assert_eq!(per_snapshot.len() as u64, epochs, "{table}");
     assert!(
-        per_snapshot.iter().all(|&n| (1..=7).contains(&n)),
-        "a snapshot carried more than 7 manifests: {per_snapshot:?}"
+        per_snapshot.iter().all(|&n| (1..=14).contains(&n)),
+        "a snapshot carried more than 14 manifests: {per_snapshot:?}"
     );
-    // About every 4 commits from the fifth.
+    // One-file manifests merge about every 4 commits from the fifth.
     let merges = table["merges"].as_u64().unwrap();
+    eprintln!("manifests per snapshot: {per_snapshot:?}; {merges} merges");
     assert!(merges >= 8, "{merges} merges: {per_snapshot:?}");
     // The merged entries kept their files: every file is listed once, as
     // EXISTING unless the snapshot added it.

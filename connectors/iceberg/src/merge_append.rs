@@ -10,20 +10,25 @@
 //! this one, with the same table properties and defaults:
 //!
 //! - `commit.manifest-merge.enabled` (default `true`);
-//! - `commit.manifest.min-count-to-merge` (default 100): the manifests are
-//!   merged once the newest bin holds this many;
-//! - `commit.manifest.target-size-bytes` (default 8 MiB): the size a merged
+//! - `commit.manifest.min-count-to-merge` (default 100): how many manifests
+//!   are merged into one;
+//! - `commit.manifest.target-size-bytes` (default 8 MiB): the most a merged
 //!   manifest grows to; a manifest that size is kept as it is.
 //!
-//! The data manifests of the default partition spec, newest first, are
-//! packed into bins of up to the target size from the oldest end (Java's
-//! `ListPacker.packEnd` with a lookback of 1, which keeps their order), so
-//! the bin left under-filled is the newest. A bin of one manifest is kept; the
-//! newest bin is due for a merge once it holds `min-count` manifests; an
-//! older bin of several (a full one) is due. Merging writes one manifest with
-//! the live entries of the bin's manifests as EXISTING, with their original
-//! snapshot ids and sequence numbers; entries deleted by earlier snapshots
-//! are dropped. Delete manifests and manifests of other partition specs are
+//! Which manifests merge differs from Java, on purpose: Java packs the
+//! data manifests, newest first, into bins of up to the target size and
+//! merges the newest bin once it holds `min-count` manifests — the merged
+//! manifest included, so every merge rewrites every file of the table until
+//! that manifest reaches the target size (at 10,000 commits, ten thousand
+//! entries rewritten every 100 commits). Here manifests merge by size tier
+//! ([`bins_due`]): `min-count` manifests of one commit merge into one, and
+//! `min-count` of those into one of the next tier, so a file is rewritten
+//! once per tier and a merge reads about `min-count` manifests of one tier;
+//! a snapshot carries fewer than `min-count` manifests per tier. Merging
+//! writes one manifest with the live entries of the merged manifests as
+//! EXISTING, with their original snapshot ids and sequence numbers; entries
+//! deleted by earlier snapshots are dropped. Delete manifests, manifests of
+//! other partition specs and manifests of the target size or more are
 //! carried as they are. The snapshot summary records what happened under
 //! Java's keys (`manifests-created`, `manifests-kept`, `manifests-replaced`,
 //! `entries-processed`).
@@ -37,7 +42,8 @@
 //! place of the manifests it replaces — if they are all still in the table;
 //! else it is dropped. A commit thus writes one manifest and one manifest
 //! list whatever the table's age, and the manifest count stays bounded
-//! (`min-count` plus the commits made while a merge is prepared).
+//! (under `min-count` per tier, plus the commits made while a merge is
+//! prepared).
 //!
 //! **Why this is hand-written.** iceberg-rust 0.10.1 has a fast append and
 //! no merging one, and its `TransactionAction` trait and `TableCommit`
@@ -66,7 +72,7 @@ use uuid::Uuid;
 
 /// Table property: whether appends merge manifests.
 pub const MERGE_ENABLED: &str = "commit.manifest-merge.enabled";
-/// Table property: how many manifests the newest bin must hold to be merged.
+/// Table property: how many manifests (of one size tier) are merged into one.
 pub const MIN_COUNT_TO_MERGE: &str = "commit.manifest.min-count-to-merge";
 /// Table property: the size, in bytes, merged manifests grow to.
 pub const TARGET_SIZE_BYTES: &str = "commit.manifest.target-size-bytes";
@@ -249,7 +255,8 @@ pub async fn append(
             }
         }
     }
-    let merge_due = policy.enabled && !bins_due(table, &policy, &manifests).is_empty();
+    let merge_due = policy.enabled
+        && !bins_due(metadata.default_partition_spec_id(), &policy, &manifests).is_empty();
 
     let summary = summary(table, &files, properties, &counts)?;
     let sequence_number = metadata.next_sequence_number();
@@ -308,8 +315,8 @@ pub async fn append(
     })
 }
 
-/// Merges the first bin of `table`'s current snapshot that is due (see the
-/// module docs) into one manifest, written for the snapshot that will carry
+/// Merges the first bin of `table`'s current snapshot that is due
+/// ([`bins_due`]) into one manifest, written for the snapshot that will carry
 /// it: the table's next append ([`append`] with it). `None` when no bin is
 /// due. Reads only manifests, so it runs beside the pipeline, off the
 /// commit path.
@@ -329,9 +336,13 @@ pub async fn prepare_merge(table: Table) -> Result<Option<PreparedMerge>> {
         .consume_entries()
         .into_iter()
         .collect();
-    let Some(bin) = bins_due(&table, &policy, &manifests).into_iter().next() else {
+    let Some(bin) = bins_due(metadata.default_partition_spec_id(), &policy, &manifests)
+        .into_iter()
+        .next()
+    else {
         return Ok(None);
     };
+    let started = std::time::Instant::now();
     let bin: Vec<&ManifestFile> = bin.into_iter().map(|i| &manifests[i]).collect();
     let mut writer = Writer::new(&table, None);
     let mut merged = writer.manifest()?;
@@ -368,9 +379,16 @@ pub async fn prepare_merge(table: Table) -> Result<Option<PreparedMerge>> {
             )?;
         }
     }
+    let manifest = merged.write_manifest_file().await?;
+    tracing::debug!(
+        "iceberg sink: merged {} manifests ({entries_processed} entries) into {} in {:?}",
+        bin.len(),
+        manifest.manifest_path,
+        started.elapsed()
+    );
     Ok(Some(PreparedMerge {
         snapshot_id: writer.snapshot_id,
-        manifest: merged.write_manifest_file().await?,
+        manifest,
         replaces: bin.iter().map(|m| m.manifest_path.clone()).collect(),
         entries_processed,
     }))
@@ -394,28 +412,53 @@ pub async fn discard(table: &Table, prepared: PreparedMerge) {
 }
 
 /// The bins of `manifests` (a snapshot's manifest list, newest first) that
-/// are due for a merge, as indices into it: the first (newest) bin once it
-/// holds `min-count` manifests, any other bin of several.
-fn bins_due(table: &Table, policy: &MergePolicy, manifests: &[ManifestFile]) -> Vec<Vec<usize>> {
-    let spec_id = table.metadata().default_partition_spec_id();
-    let group: Vec<usize> = (0..manifests.len())
-        .filter(|&i| {
-            manifests[i].content == ManifestContentType::Data
-                && manifests[i].partition_spec_id == spec_id
-        })
-        .collect();
-    let sizes: Vec<u64> = group
-        .iter()
-        .map(|&i| manifests[i].manifest_length.max(0) as u64)
-        .collect();
-    pack_end(&sizes, policy.target_size_bytes)
-        .into_iter()
-        .filter(|bin| {
-            let newest = bin.first() == Some(&0);
-            bin.len() > 1 && (!newest || bin.len() >= policy.min_count)
-        })
-        .map(|bin| bin.into_iter().map(|j| group[j]).collect())
-        .collect()
+/// are due for a merge, as indices into it, smallest manifests first.
+///
+/// Manifests are merged by tier (size-tiered, as LSM trees compact): a
+/// manifest listing `f` files is of tier ⌊log_min-count f⌋, so the
+/// manifests of one commit are tier 0, a merge of `min-count` of them tier
+/// 1, and so on. A tier is due once it holds `min-count` manifests (packed
+/// into bins of up to the target size, as Java packs; a manifest of the
+/// target size or more is never merged again). Java merges the newest bin
+/// whole instead, the growing merged manifest with it, so each merge
+/// rewrites every file of the table until that manifest reaches the target
+/// size (thousands of entries every `min-count` commits); by tier, a file
+/// is rewritten once per tier, and a snapshot carries fewer than
+/// `min-count` manifests per tier (two or three tiers in practice).
+fn bins_due(spec_id: i32, policy: &MergePolicy, manifests: &[ManifestFile]) -> Vec<Vec<usize>> {
+    let base = policy.min_count.max(2) as f64;
+    let mut tiers: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for (i, m) in manifests.iter().enumerate() {
+        if m.content != ManifestContentType::Data
+            || m.partition_spec_id != spec_id
+            || m.manifest_length.max(0) as u64 >= policy.target_size_bytes
+        {
+            continue;
+        }
+        let files = m.added_files_count.unwrap_or(0) + m.existing_files_count.unwrap_or(0);
+        let tier = if policy.min_count <= 1 {
+            0
+        } else {
+            ((files.max(1) as f64).ln() / base.ln()).floor() as u32
+        };
+        tiers.entry(tier).or_default().push(i);
+    }
+    let mut due = Vec::new();
+    for (_, members) in tiers {
+        if members.len() < policy.min_count.max(2) {
+            continue;
+        }
+        let sizes: Vec<u64> = members
+            .iter()
+            .map(|&i| manifests[i].manifest_length.max(0) as u64)
+            .collect();
+        for bin in pack_end(&sizes, policy.target_size_bytes) {
+            if bin.len() > 1 {
+                due.push(bin.into_iter().map(|j| members[j]).collect());
+            }
+        }
+    }
+    due
 }
 
 /// What the append did with manifests (the summary's counts).
@@ -608,6 +651,60 @@ mod tests {
         // A manifest larger than the target is a bin of its own.
         assert_eq!(pack_end(&[1, 50, 1], 10), vec![vec![0], vec![1], vec![2]]);
         assert!(pack_end(&[], 10).is_empty());
+    }
+
+    fn manifest(files: u32, length: i64) -> ManifestFile {
+        ManifestFile {
+            manifest_path: format!("m-{files}-{length}"),
+            manifest_length: length,
+            partition_spec_id: 0,
+            content: ManifestContentType::Data,
+            sequence_number: 1,
+            min_sequence_number: 1,
+            added_snapshot_id: 1,
+            added_files_count: Some(0),
+            existing_files_count: Some(files),
+            deleted_files_count: Some(0),
+            added_rows_count: Some(0),
+            existing_rows_count: Some(0),
+            deleted_rows_count: Some(0),
+            partitions: None,
+            key_metadata: None,
+            first_row_id: None,
+        }
+    }
+
+    #[test]
+    fn manifests_merge_by_size_tier() {
+        let policy = MergePolicy {
+            enabled: true,
+            min_count: 3,
+            target_size_bytes: 1000,
+        };
+        // Newest first: two one-file manifests, a merged one of 3 files.
+        let list = [manifest(1, 10), manifest(1, 10), manifest(3, 30)];
+        assert!(bins_due(0, &policy, &list).is_empty());
+        // A third one-file manifest makes tier 0 due; tier 1 (3 to 8
+        // files) is left alone.
+        let list = [
+            manifest(1, 10),
+            manifest(1, 10),
+            manifest(1, 10),
+            manifest(3, 30),
+        ];
+        assert_eq!(bins_due(0, &policy, &list), vec![vec![0, 1, 2]]);
+        // A manifest at the target size never merges: two of tier 1 left.
+        let list = [manifest(3, 30), manifest(8, 1000), manifest(5, 50)];
+        assert!(bins_due(0, &policy, &list).is_empty());
+        let list = [manifest(3, 30), manifest(4, 40), manifest(5, 50)];
+        assert_eq!(bins_due(0, &policy, &list), vec![vec![0, 1, 2]]);
+        // Other partition specs and delete manifests are carried as they are.
+        let mut other = manifest(1, 10);
+        other.partition_spec_id = 1;
+        let mut deletes = manifest(1, 10);
+        deletes.content = ManifestContentType::Deletes;
+        let list = [manifest(1, 10), other, deletes, manifest(1, 10)];
+        assert!(bins_due(0, &policy, &list).is_empty());
     }
 
     #[test]
