@@ -29,9 +29,9 @@
 //! owner's commit fails, naming the newer owner.
 //!
 //! **Commit cost.** Each commit appends through [`merge_append`]: small
-//! manifests are merged as they accumulate (Java Iceberg's `MergeAppend`
-//! and its `commit.manifest.*` table properties), the merge written in the
-//! background for the next commit, so a snapshot's manifest count stays
+//! manifests are merged by size tier as they accumulate (with Java
+//! Iceberg's `commit.manifest.*` table properties), the merge written in
+//! the background for a later commit, so a snapshot's manifest count stays
 //! bounded. A snapshot retention set on the table (`history.expire.*`) is
 //! applied every 100 commits, and `write.metadata.delete-after-commit.enabled`
 //! is honoured ([`pinned`]), so the metadata file stays bounded too.
