@@ -6,7 +6,7 @@
 # table's last snapshot carries (PyIceberg, when TRIBUTARY_PYTHON or python3
 # has it).
 #
-# TABLE_PROPERTIES (a JSON object, default {}) are set on the table when the
+# TABLE_PROPERTIES (a JSON object, optional) are set on the table when the
 # sink creates it (the sink's `table_properties`), e.g. a snapshot retention:
 #
 #   scripts/bench_commits.sh BINARY [LABEL] [COMMITS]
@@ -14,8 +14,9 @@
 #     "write.metadata.delete-after-commit.enabled": "true"}' \
 #     scripts/bench_commits.sh target/release/tributary retained 10000
 set -euo pipefail
-bin="$1"; label="${2:-$1}"; commits="${3:-400}"; props="${TABLE_PROPERTIES:-{\}}"
-here="$(cd "$(dirname "$0")" && pwd)"
+bin="$1"; label="${2:-$1}"; commits="${3:-400}"
+# Only when given: older binaries do not know the field.
+props="${TABLE_PROPERTIES:+, \"table_properties\": $TABLE_PROPERTIES}"
 py="${TRIBUTARY_PYTHON:-python3}"
 d="$(mktemp -d)"
 trap 'rm -rf "$d"' EXIT
@@ -23,8 +24,7 @@ mkdir -p "$d/wh"
 cat > "$d/p.json" <<JSON
 {"name": "commits", "source": {"type": "generator", "seed": 1, "records": $((commits * 100)), "rate_per_sec": 0,
   "duplicate_ratio": 0.0, "late_ratio": 0.0},
- "sink": {"type": "iceberg", "catalog_uri": "sqlite:$d/wh/catalog.db", "warehouse": "$d/wh", "table": "demo.b.t",
-   "table_properties": $props},
+ "sink": {"type": "iceberg", "catalog_uri": "sqlite:$d/wh/catalog.db", "warehouse": "$d/wh", "table": "demo.b.t"$props},
  "checkpoint": {"location": "$d/chk"},
  "trigger": {"interval_ms": 10, "max_records_per_epoch": 100, "batch_size": 100}}
 JSON
@@ -47,7 +47,7 @@ python3 - "$d/log" "$label" "$manifests" <<'PY'
 import re, statistics, sys
 ms = []
 for line in open(sys.argv[1]):
-    m = re.search(r"committed in ([0-9.]+)(µs|ms|s) .*epoch=(\d+)", line)
+    m = re.search(r"committed in ([0-9.]+)(µs|ms|s)\b.*epoch=(\d+)", line)
     if m:
         v, unit = float(m.group(1)), m.group(2)
         ms.append({"µs": v / 1000, "ms": v, "s": v * 1000}[unit])

@@ -118,3 +118,77 @@ fn iceberg_manifests_are_merged_as_commits_accumulate() {
     assert_eq!(summary["operation"], "append");
     assert_eq!(summary["total-records"], records.to_string());
 }
+
+/// A snapshot retention and metadata cleanup given as `table_properties`:
+/// the sink creates the table with them, expires snapshots past the
+/// retention on a run's first commit (and every 100 after), and deletes the
+/// metadata files that fall out of the metadata log. The second run resumes
+/// from the table property, with the first run's snapshots expired, and
+/// every row is read once.
+#[test]
+fn iceberg_snapshot_retention_and_metadata_cleanup_keep_the_table_small() {
+    let s = Scratch::new("retention");
+    let records = 1000u64;
+    let source = json!({"type": "generator", "seed": 6, "records": records, "rate_per_sec": 500,
+                        "duplicate_ratio": 0.0, "late_ratio": 0.0});
+    let mut pipeline = s.pipeline(source.clone(), json!([]));
+    pipeline["sink"]["table_properties"] = json!({
+        "history.expire.max-snapshot-age-ms": "1",
+        "write.metadata.delete-after-commit.enabled": "true",
+        "write.metadata.previous-versions-max": "3",
+    });
+    pipeline["trigger"] = json!({"interval_ms": 5000, "max_records_per_epoch": 50, "batch_size": 50});
+
+    // Run 1: ten commits, then a crash.
+    let mut child = s.spawn(
+        &pipeline,
+        &[("TRIBUTARY_CRASH_AT", "committed@10".to_string())],
+    );
+    let status = wait_within(&mut child, Duration::from_secs(120), "committed@10");
+    assert!(!status.success(), "the injected crash did not happen");
+    let table = s.inspect(&[]).unwrap();
+    // Looked at on the run's first commit only, when the table had nothing
+    // to expire (the current snapshot is always kept).
+    assert_eq!(table["snapshots"], 10, "{table}");
+
+    // Run 2: its first commit expires run 1's snapshots.
+    let out = s.run(&pipeline);
+    assert_ok(&out);
+    let mut table = s.inspect(&["--ids", "--duckdb"]).unwrap();
+    let got: Vec<String> = serde_json::from_value(table["ids"].take()).unwrap();
+    let got_set: BTreeSet<String> = got.iter().cloned().collect();
+    let expected = tributary_generator::describe_expected(&source).unwrap();
+    assert_eq!(got.len(), got_set.len(), "a row is in the table twice");
+    assert_eq!(got_set, expected.ids, "rows lost or unexpected");
+    assert_eq!(table["duckdb_rows"], records, "DuckDB and PyIceberg disagree");
+    let epoch: u64 = table["summary"]["tributary.epoch"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let snapshots = table["snapshots"].as_u64().unwrap();
+    assert_eq!(
+        snapshots,
+        epoch - 10,
+        "{snapshots} snapshots of {epoch} epochs: run 1's 10 should be expired"
+    );
+
+    // The metadata log keeps 3 earlier versions: with the current one and
+    // the expiry commit's, a handful of metadata files, not one per commit.
+    let metadata = s.warehouse().join("demo/news/articles/metadata");
+    let files = std::fs::read_dir(&metadata)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".metadata.json")
+        })
+        .count();
+    assert!(
+        files <= 5,
+        "{files} metadata files in {} after {epoch} commits",
+        metadata.display()
+    );
+}
