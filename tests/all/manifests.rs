@@ -43,14 +43,18 @@ fn iceberg_manifests_are_merged_as_commits_accumulate() {
     let source = json!({"type": "generator", "seed": 5, "records": records, "rate_per_sec": 500,
                         "duplicate_ratio": 0.0, "late_ratio": 0.0});
     let mut pipeline = s.pipeline(source.clone(), json!([]));
-    pipeline["trigger"] = json!({"interval_ms": 5000, "max_records_per_epoch": 50, "batch_size": 50});
+    pipeline["trigger"] =
+        json!({"interval_ms": 5000, "max_records_per_epoch": 50, "batch_size": 50});
 
     // Run 1: four commits (fast-append-sized: the default min count is 100),
     // then a crash.
     let crashed = |point: &str| {
         let mut child = s.spawn(&pipeline, &[("TRIBUTARY_CRASH_AT", point.to_string())]);
         let status = wait_within(&mut child, Duration::from_secs(120), point);
-        assert!(!status.success(), "the injected crash {point} did not happen");
+        assert!(
+            !status.success(),
+            "the injected crash {point} did not happen"
+        );
     };
     crashed("committed@4");
     let table = s.inspect(&["--manifests"]).unwrap();
@@ -83,7 +87,10 @@ fn iceberg_manifests_are_merged_as_commits_accumulate() {
     assert_eq!(got.len(), got_set.len(), "a row is in the table twice");
     assert_eq!(got_set, expected.ids, "rows lost or unexpected");
     assert_eq!(table["rows"], records);
-    assert_eq!(table["duckdb_rows"], records, "DuckDB and PyIceberg disagree");
+    assert_eq!(
+        table["duckdb_rows"], records,
+        "DuckDB and PyIceberg disagree"
+    );
 
     let per_snapshot: Vec<u64> =
         serde_json::from_value(table["manifests_per_snapshot"].clone()).unwrap();
@@ -137,7 +144,8 @@ fn iceberg_snapshot_retention_and_metadata_cleanup_keep_the_table_small() {
         "write.metadata.delete-after-commit.enabled": "true",
         "write.metadata.previous-versions-max": "3",
     });
-    pipeline["trigger"] = json!({"interval_ms": 5000, "max_records_per_epoch": 50, "batch_size": 50});
+    pipeline["trigger"] =
+        json!({"interval_ms": 5000, "max_records_per_epoch": 50, "batch_size": 50});
 
     // Run 1: ten commits, then a crash.
     let mut child = s.spawn(
@@ -160,7 +168,10 @@ fn iceberg_snapshot_retention_and_metadata_cleanup_keep_the_table_small() {
     let expected = tributary_generator::describe_expected(&source).unwrap();
     assert_eq!(got.len(), got_set.len(), "a row is in the table twice");
     assert_eq!(got_set, expected.ids, "rows lost or unexpected");
-    assert_eq!(table["duckdb_rows"], records, "DuckDB and PyIceberg disagree");
+    assert_eq!(
+        table["duckdb_rows"], records,
+        "DuckDB and PyIceberg disagree"
+    );
     let epoch: u64 = table["summary"]["tributary.epoch"]
         .as_str()
         .unwrap()
