@@ -171,9 +171,10 @@ pub struct IcebergSink {
     db: Option<Arc<pinned::CatalogDb>>,
     /// Data commits since this run last looked for snapshots to expire.
     commits_since_expiry: Option<u32>,
-    /// A manifest merge being prepared off the commit path, and one ready
-    /// for the next commit ([`merge_append::prepare_merge`]).
+    /// A manifest merge being written off the commit path
+    /// ([`merge_append::prepare_merge`]).
     merging: Option<tokio::task::JoinHandle<iceberg::Result<Option<merge_append::PreparedMerge>>>>,
+    /// A merged manifest ready for the next commit.
     merged: Option<merge_append::PreparedMerge>,
 }
 

@@ -45,6 +45,11 @@
 //! (under `min-count` per tier, plus the commits made while a merge is
 //! prepared).
 //!
+//! As with the sink's fast append, there is no duplicate-file check (it
+//! would read every manifest): the epoch protocol keeps a file from landing
+//! twice (data file names are new per epoch and run, and a commit is pinned
+//! to the metadata it was built on).
+//!
 //! **Why this is hand-written.** iceberg-rust 0.10.1 has a fast append and
 //! no merging one, and its `TransactionAction` trait and `TableCommit`
 //! builder are crate-private, so no action of ours can join its
