@@ -63,6 +63,8 @@ def main() -> int:
     p.add_argument("--ids", action="store_true", help="include every key value")
     p.add_argument("--rows", action="store_true", help="include every row")
     p.add_argument("--duckdb", action="store_true", help="also count rows with DuckDB")
+    p.add_argument("--manifests", action="store_true",
+                   help="also count the manifests of the current snapshot and of every snapshot")
     p.add_argument("--show", type=int, default=0, help="print N sample rows to stderr")
     p.add_argument("--expected", action="append", default=[],
                    help="a JSON list of the key values the table must hold exactly (repeatable; the lists add up)")
@@ -114,6 +116,21 @@ def main() -> int:
         out["ids"] = sorted(str(k) for k in keys)
     if args.rows:
         out["records"] = data.to_pylist()
+    if args.manifests and snapshot:
+        current = snapshot.manifests(table.io)
+        out["manifests"] = len(current)
+        out["manifest_files"] = {
+            "added": sum(m.added_files_count or 0 for m in current),
+            "existing": sum(m.existing_files_count or 0 for m in current),
+            "deleted": sum(m.deleted_files_count or 0 for m in current),
+        }
+        out["manifests_per_snapshot"] = [
+            len(s.manifests(table.io)) for s in table.metadata.snapshots
+        ]
+        out["merges"] = sum(
+            1 for s in table.metadata.snapshots
+            if int(s.summary.additional_properties.get("manifests-replaced", "0")) > 0
+        )
     if args.duckdb:
         out["duckdb_rows"] = duckdb_count(table.metadata_location)
     if args.show:

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """What other engines do to a table Tributary writes, done with PyIceberg:
 append rows as another writer, expire every snapshot but the current one,
-or drop the table and create it again empty. The open-world tests run it
+drop the table and create it again empty, or set table properties. The open-world tests run it
 between two runs of a pipeline.
 
     table_maintenance.py --catalog-uri sqlite:w/catalog.db --warehouse w \
         --table demo.news.articles append --ids x-1 x-2
     table_maintenance.py ... expire
     table_maintenance.py ... recreate
+    table_maintenance.py ... set commit.manifest.min-count-to-merge=5
 
 Prints a JSON report: the snapshots left and the current snapshot's summary.
 """
@@ -30,6 +31,8 @@ def main() -> int:
     append.add_argument("--ids", nargs="+", required=True)
     sub.add_parser("expire", help="expire every snapshot but the current one")
     sub.add_parser("recreate", help="drop the table and create it again, empty, same schema")
+    props = sub.add_parser("set", help="set table properties")
+    props.add_argument("properties", nargs="+", metavar="KEY=VALUE")
     args = p.parse_args()
 
     import pyarrow as pa
@@ -54,6 +57,10 @@ def main() -> int:
         schema = table.schema()
         catalog.drop_table(args.table)
         catalog.create_table(args.table, schema=schema)
+    elif args.action == "set":
+        pairs = dict(p.split("=", 1) for p in args.properties)
+        with table.transaction() as tx:
+            tx.set_properties(pairs)
     table = catalog.load_table(args.table)
     snapshot = table.current_snapshot()
     print(json.dumps({

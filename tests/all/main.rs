@@ -15,6 +15,7 @@ mod kafka;
 mod kafka_env;
 mod kafka_real;
 mod kafka_secure;
+mod manifests;
 mod metrics;
 mod open_world;
 mod openapi_fuzz;

@@ -28,6 +28,14 @@
 //! anything committed since fails it, and the check runs again. An older
 //! owner's commit fails, naming the newer owner.
 //!
+//! **Commit cost.** Each commit appends through [`merge_append`]: small
+//! manifests are merged by size tier as they accumulate (with Java
+//! Iceberg's `commit.manifest.*` table properties), the merge written in
+//! the background for a later commit, so a snapshot's manifest count stays
+//! bounded. A snapshot retention set on the table (`history.expire.*`) is
+//! applied every 100 commits, and `write.metadata.delete-after-commit.enabled`
+//! is honoured ([`pinned`]), so the metadata file stays bounded too.
+//!
 //! **Delivery: exactly-once.**
 //!
 //! ```json
@@ -72,6 +80,7 @@ use tributary_connector::{
     Owner, Result, Sink, fenced,
 };
 
+pub mod merge_append;
 pub mod pinned;
 
 /// Snapshot summary keys Tributary writes with every commit.
@@ -122,6 +131,12 @@ pub struct IcebergSinkConfig {
     /// Roll to a new data file past this size, in MiB.
     #[serde(default = "default_target_file_size_mb")]
     pub target_file_size_mb: u64,
+    /// Iceberg table properties set when the sink creates the table (an
+    /// existing table keeps its own), e.g. `commit.manifest.min-count-to-merge`,
+    /// `history.expire.max-snapshot-age-ms`,
+    /// `write.metadata.delete-after-commit.enabled`.
+    #[serde(default)]
+    pub table_properties: HashMap<String, String>,
 }
 
 fn default_catalog_name() -> String {
@@ -154,6 +169,13 @@ pub struct IcebergSink {
     owner: Option<Owner>,
     /// The catalog database, for the compare-and-set of commits.
     db: Option<Arc<pinned::CatalogDb>>,
+    /// Data commits since this run last looked for snapshots to expire.
+    commits_since_expiry: Option<u32>,
+    /// A manifest merge being written off the commit path
+    /// ([`merge_append::prepare_merge`]).
+    merging: Option<tokio::task::JoinHandle<iceberg::Result<Option<merge_append::PreparedMerge>>>>,
+    /// A merged manifest ready for the next commit.
+    merged: Option<merge_append::PreparedMerge>,
 }
 
 impl std::fmt::Debug for IcebergSink {
@@ -337,6 +359,9 @@ impl IcebergSink {
                 format!("file://{}", abs.display())
             }
         };
+        merge_append::MergePolicy::from_properties(&config.table_properties).map_err(|e| {
+            Error::config(format!("iceberg sink: table_properties: {}", e.message()))
+        })?;
         if config.target_file_size_mb == 0 {
             return Err(Error::config(
                 "iceberg sink: target_file_size_mb must be at least 1",
@@ -361,6 +386,9 @@ impl IcebergSink {
             staged: Vec::new(),
             owner: None,
             db: None,
+            commits_since_expiry: None,
+            merging: None,
+            merged: None,
         })
     }
 
@@ -454,6 +482,7 @@ impl IcebergSink {
         })?;
         let catalog = self.catalog()?;
         let ident = self.ident.clone();
+        let table_properties = self.config.table_properties.clone();
         self.rt.block_on(async move {
             let levels = ident.namespace().as_ref().clone();
             for depth in 1..=levels.len() {
@@ -473,10 +502,14 @@ impl IcebergSink {
             let creation = TableCreation::builder()
                 .name(ident.name().to_string())
                 .schema(iceberg_schema)
-                .properties([(
-                    "write.parquet.compression-codec".to_string(),
-                    "zstd".to_string(),
-                )])
+                .properties(
+                    [(
+                        "write.parquet.compression-codec".to_string(),
+                        "zstd".to_string(),
+                    )]
+                    .into_iter()
+                    .chain(table_properties),
+                )
                 .build();
             tracing::info!("creating Iceberg table {ident}");
             catalog
@@ -742,6 +775,15 @@ impl IcebergSink {
     /// table since `base` (see [`pinned`]). A conflict is retryable: the
     /// caller reloads, checks again and builds the commit anew.
     fn commit_on(&mut self, base: Table, tx: Transaction, what: &str) -> Result<Table> {
+        let pinned = self.pinned(base)?;
+        let location = self.location();
+        self.rt
+            .block_on(async move { tx.commit(&pinned).await })
+            .map_err(|e| commit_error(what, e, &location))
+    }
+
+    /// The catalog with the table pinned at `base` ([`pinned`]).
+    fn pinned(&mut self, base: Table) -> Result<pinned::Pinned> {
         let catalog = self.catalog()?;
         let db = match &self.db {
             Some(db) => db.clone(),
@@ -761,26 +803,196 @@ impl IcebergSink {
                 db
             }
         };
-        let pinned = pinned::Pinned {
+        Ok(pinned::Pinned {
             catalog,
             db,
             catalog_name: self.config.catalog_name.clone(),
             base,
-        };
-        let location = self.location();
-        self.rt.block_on(async move {
-            tx.commit(&pinned).await.map_err(|e| {
-                let conflict = e.kind() == iceberg::ErrorKind::CatalogCommitConflicts;
-                let err = ice_at(&format!("iceberg sink: {what}"), e, &location);
-                if conflict {
-                    Error::external(format!(
-                        "{err} (another commit landed first; the table is read again and the commit checked again)"
-                    ))
-                } else {
-                    err
-                }
-            })
         })
+    }
+}
+
+impl IcebergSink {
+    /// Appends `files` in one snapshot with summary `summary` and sets
+    /// `properties` in the same commit, merging manifests as the table's
+    /// `commit.manifest.*` properties say ([`merge_append`]), on exactly
+    /// the table `base` ([`pinned`]).
+    fn merge_append(
+        &mut self,
+        base: Table,
+        files: Vec<DataFile>,
+        summary: HashMap<String, String>,
+        properties: HashMap<String, String>,
+    ) -> Result<Table> {
+        // A merge prepared since the last commit goes into this one; one
+        // still being prepared is left to finish (never waited for).
+        if self.merged.is_none() && self.merging.as_ref().is_some_and(|t| t.is_finished()) {
+            let task = self.merging.take().expect("checked");
+            match self.rt.block_on(task) {
+                Ok(Ok(prepared)) => self.merged = prepared,
+                Ok(Err(e)) => tracing::warn!(
+                    "iceberg sink: merging the manifests of {} failed ({e}); tried again after the next commit",
+                    self.ident
+                ),
+                Err(e) => tracing::warn!("iceberg sink: the manifest merge stopped: {e}"),
+            }
+        }
+        let pinned = self.pinned(base)?;
+        let location = self.location();
+        let prepared = self.merged.take();
+        let (committed, prepared) = self.rt.block_on(async move {
+            let result = async {
+                let appended =
+                    merge_append::append(&pinned.base, files, summary, prepared.as_ref()).await?;
+                let mut updates = appended.updates;
+                updates.push(iceberg::TableUpdate::SetProperties {
+                    updates: properties,
+                });
+                let table = pinned
+                    .commit_updates(appended.requirements, updates)
+                    .await?;
+                Ok::<_, iceberg::Error>((table, appended.merge_due))
+            }
+            .await;
+            (result, prepared)
+        });
+        let (table, merge_due) = match committed {
+            Ok(done) => done,
+            Err(e) => {
+                // Kept for the retry (it checks the merge still fits).
+                self.merged = prepared;
+                return Err(commit_error("commit", e, &location));
+            }
+        };
+        // Carried by this commit, or no longer fitting the table: done with
+        // either way (a file no commit carries is removed).
+        if let Some(prepared) = prepared {
+            self.rt.block_on(merge_append::discard(&table, prepared));
+        }
+        if merge_due && self.merging.is_none() {
+            self.merging = Some(self.rt.spawn(merge_append::prepare_merge(table.clone())));
+        }
+        Ok(table)
+    }
+
+    /// [`Self::merge_append`] with iceberg-rust's fast append (one more
+    /// manifest per commit), for format-version 3 tables.
+    fn fast_append(
+        &mut self,
+        base: Table,
+        files: Vec<DataFile>,
+        summary: HashMap<String, String>,
+        properties: HashMap<String, String>,
+    ) -> Result<Table> {
+        let tx = Transaction::new(&base);
+        // No duplicate-file check: iceberg-rust's reads every manifest of
+        // the current snapshot, so each commit cost more than the one before.
+        // The epoch protocol already keeps a file from landing twice: data
+        // file names are new per epoch and run, and the commit is pinned to
+        // the metadata it was built on, so an epoch that did land makes its
+        // retry conflict instead of append again.
+        let tx = tx
+            .fast_append()
+            .with_check_duplicate(false)
+            .add_data_files(files)
+            .set_snapshot_properties(summary)
+            .apply(tx)
+            .and_then(|tx| {
+                properties
+                    .into_iter()
+                    .fold(tx.update_table_properties(), |u, (k, v)| u.set(k, v))
+                    .apply(tx)
+            })
+            .map_err(|e| ice("iceberg sink: commit", e))?;
+        self.commit_on(base, tx, "commit")
+    }
+}
+
+/// How many data commits apart the sink looks for snapshots to expire: the
+/// expiry is a commit of its own (iceberg-rust's `expire_snapshots`), so it
+/// is batched rather than paid at every commit.
+const EXPIRE_EVERY_COMMITS: u32 = 100;
+
+impl IcebergSink {
+    /// When the table sets a snapshot retention (Iceberg's
+    /// `history.expire.max-snapshot-age-ms` and
+    /// `history.expire.min-snapshots-to-keep`), expires the snapshots it no
+    /// longer keeps, on the run's first commit and every
+    /// [`EXPIRE_EVERY_COMMITS`] after; without one, every snapshot is kept,
+    /// as Iceberg does. Each commit adds a snapshot, and the table's
+    /// metadata file, read and rewritten at every commit, lists them all: a
+    /// retention keeps that file, and the commit's cost, from growing with
+    /// the table's age. Only the metadata changes (the files of expired
+    /// snapshots stay; Iceberg's maintenance removes orphan files). The
+    /// epoch record is in a table property, so recovery does not need the
+    /// expired snapshots. A failed expiry is logged and left for the next
+    /// turn: the data commit has happened.
+    fn expire_snapshots(&mut self, table: Table) -> Table {
+        use iceberg::spec::TableProperties;
+        let due = self
+            .commits_since_expiry
+            .is_none_or(|n| n + 1 >= EXPIRE_EVERY_COMMITS);
+        self.commits_since_expiry = Some(if due {
+            0
+        } else {
+            self.commits_since_expiry.unwrap_or(0) + 1
+        });
+        let metadata = table.metadata();
+        let props = metadata.properties();
+        if !due
+            || !(props.contains_key(TableProperties::PROPERTY_MAX_SNAPSHOT_AGE_MS)
+                || props.contains_key(TableProperties::PROPERTY_MIN_SNAPSHOTS_TO_KEEP))
+        {
+            return table;
+        }
+        let Ok(retention) = metadata.table_properties() else {
+            return table;
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        let cutoff = now_ms.saturating_sub(retention.max_snapshot_age_ms);
+        let expirable = metadata.snapshots().len() > retention.min_snapshots_to_keep.max(1)
+            && metadata.snapshots().any(|s| s.timestamp_ms() < cutoff);
+        if !expirable {
+            return table;
+        }
+        let before = metadata.snapshots().len();
+        let tx = Transaction::new(&table);
+        let expired = tx
+            .expire_snapshots()
+            .apply(tx)
+            .map_err(|e| ice("iceberg sink: expire snapshots", e))
+            .and_then(|tx| self.commit_on(table.clone(), tx, "expire snapshots"));
+        match expired {
+            Ok(after) => {
+                tracing::info!(
+                    "expired {} snapshot(s) of {} (table property {})",
+                    before.saturating_sub(after.metadata().snapshots().len()),
+                    self.ident,
+                    TableProperties::PROPERTY_MAX_SNAPSHOT_AGE_MS
+                );
+                after
+            }
+            Err(e) => {
+                tracing::warn!("{e}; tried again in {EXPIRE_EVERY_COMMITS} commits");
+                table
+            }
+        }
+    }
+}
+
+/// An error of a commit on the pinned table, as the sink reports it.
+fn commit_error(what: &str, e: iceberg::Error, location: &str) -> Error {
+    let conflict = e.kind() == iceberg::ErrorKind::CatalogCommitConflicts;
+    let err = ice_at(&format!("iceberg sink: {what}"), e, location);
+    if conflict {
+        Error::external(format!(
+            "{err} (another commit landed first; the table is read again and the commit checked again)"
+        ))
+    } else {
+        err
     }
 }
 
@@ -1048,43 +1260,28 @@ impl Sink for IcebergSink {
             owner: me.clone(),
         })
         .expect("a commit always serialises");
+        let mut table_props = HashMap::from([(commit_property(pipeline), recorded)]);
+        // The first commit into a table made after the fence.
+        if let Some(me) = &me
+            && Self::claimed_owner(&table, pipeline)
+                .ok()
+                .flatten()
+                .is_none()
+        {
+            table_props.insert(
+                owner_property(pipeline),
+                serde_json::to_string(me).expect("an owner always serialises"),
+            );
+        }
         let files = std::mem::take(&mut self.staged);
-        let tx = Transaction::new(&table);
-        // No duplicate-file check: iceberg-rust's reads every manifest of
-        // the current snapshot, so each commit cost more than the one before
-        // (fast appends add a manifest each; the soak measured +0.5 ms per
-        // earlier commit). The epoch protocol already keeps a file from
-        // landing twice: data file names are new per epoch and run, and the
-        // commit is pinned to the metadata it was built on, so an epoch that
-        // did land makes its retry conflict instead of append again.
-        let built = tx
-            .fast_append()
-            .with_check_duplicate(false)
-            .add_data_files(files.clone())
-            .set_snapshot_properties(props)
-            .apply(tx)
-            .and_then(|tx| {
-                let mut update = tx
-                    .update_table_properties()
-                    .set(commit_property(pipeline), recorded);
-                // The first commit into a table made after the fence.
-                if let Some(me) = &me
-                    && Self::claimed_owner(&table, pipeline)
-                        .ok()
-                        .flatten()
-                        .is_none()
-                {
-                    update = update.set(
-                        owner_property(pipeline),
-                        serde_json::to_string(me).expect("an owner always serialises"),
-                    );
-                }
-                update.apply(tx)
-            })
-            .map_err(|e| ice("iceberg sink: commit", e));
-        let committed = built.and_then(|tx| self.commit_on(table, tx, "commit"));
+        let committed = if merge_append::can_merge(table.metadata()) {
+            self.merge_append(table, files.clone(), props, table_props)
+        } else {
+            self.fast_append(table, files.clone(), props, table_props)
+        };
         match committed {
             Ok(table) => {
+                let table = self.expire_snapshots(table);
                 self.set_table(table)?;
                 Ok(CommitOutcome::Committed)
             }

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use iceberg::table::Table;
 use iceberg::{
     Catalog, Error, ErrorKind, MetadataLocation, Namespace, NamespaceIdent, Result, TableCommit,
-    TableCreation, TableIdent,
+    TableCreation, TableIdent, TableRequirement, TableUpdate,
 };
 use iceberg_catalog_sql::SqlCatalog;
 
@@ -109,23 +109,31 @@ pub struct Pinned {
     pub base: Table,
 }
 
-#[async_trait]
-impl Catalog for Pinned {
-    async fn load_table(&self, table: &TableIdent) -> Result<Table> {
-        if table == self.base.identifier() {
-            return Ok(self.base.clone());
-        }
-        self.catalog.load_table(table).await
-    }
-
-    async fn update_table(&self, commit: TableCommit) -> Result<Table> {
-        if commit.identifier() != self.base.identifier() {
-            return self.catalog.update_table(commit).await;
+impl Pinned {
+    /// Commits `updates` on the pinned table: checks `requirements` against
+    /// it, writes the new metadata file, and swaps the catalog row to it if
+    /// the row still points at the pinned table's metadata. What
+    /// [`Catalog::update_table`] does with a [`TableCommit`], for updates
+    /// the sink builds itself (iceberg-rust lets only its own actions make
+    /// a `TableCommit`; see `merge_append`).
+    pub async fn commit_updates(
+        &self,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> Result<Table> {
+        for requirement in &requirements {
+            requirement.check(Some(self.base.metadata()))?;
         }
         let old = self.base.metadata_location_result()?.to_string();
-        let staged = commit.apply(self.base.clone())?;
-        let new = MetadataLocation::from_str(staged.metadata_location_result()?)?;
-        staged.metadata().write_to(staged.file_io(), &new).await?;
+        let mut builder = self.base.metadata().clone().into_builder(Some(old.clone()));
+        for update in updates {
+            builder = update.apply(builder)?;
+        }
+        let metadata = builder.build()?.metadata;
+        let new = MetadataLocation::from_str(&old)?
+            .with_next_version()
+            .with_new_metadata(&metadata);
+        metadata.write_to(self.base.file_io(), &new).await?;
         let swapped = self
             .db
             .swap(
@@ -136,9 +144,10 @@ impl Catalog for Pinned {
             )
             .await
             .map_err(|e| {
-                // iceberg-rust's `Transaction::commit` retries this with
-                // backoff by itself: say so, or a catalog outage met here
-                // would leave no trace but a slow commit.
+                // Retried with backoff: by iceberg-rust's `Transaction::commit`
+                // when it called us, else by the pipeline's commit loop. Say
+                // so, or a catalog outage met here would leave no trace but a
+                // slow commit.
                 tracing::warn!(
                     "iceberg sink: cannot update the catalog row of {} ({e}); the commit is retried with backoff",
                     self.base.identifier()
@@ -158,7 +167,67 @@ impl Catalog for Pinned {
                 ),
             ));
         }
-        Ok(staged)
+        remove_old_metadata(&self.base, &metadata).await;
+        Table::builder()
+            .file_io(self.base.file_io().clone())
+            .metadata(metadata)
+            .metadata_location(new.to_string())
+            .identifier(self.base.identifier().clone())
+            .runtime(iceberg::Runtime::try_current()?)
+            .build()
+    }
+}
+
+/// Table property (Iceberg's): delete the metadata files that drop out of
+/// the metadata log (`write.metadata.previous-versions-max`, default 100) at
+/// each commit. Java's catalogs honour it when they commit; so does the sink.
+pub const DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
+
+/// When `new` (just committed over `base`) asks for it, deletes the
+/// metadata files `base` logged that `new` no longer does. Best effort: a
+/// file left behind is only disk space, and the commit has happened.
+async fn remove_old_metadata(base: &Table, new: &iceberg::spec::TableMetadata) {
+    let enabled = new
+        .properties()
+        .get(DELETE_AFTER_COMMIT)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if !enabled {
+        return;
+    }
+    let kept: std::collections::HashSet<&str> = new
+        .metadata_log()
+        .iter()
+        .map(|l| l.metadata_file.as_str())
+        .collect();
+    for old in base.metadata().metadata_log() {
+        if kept.contains(old.metadata_file.as_str()) {
+            continue;
+        }
+        if let Err(e) = base.file_io().delete(&old.metadata_file).await {
+            tracing::debug!(
+                "iceberg sink: could not delete the old metadata file {}: {e}",
+                old.metadata_file
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl Catalog for Pinned {
+    async fn load_table(&self, table: &TableIdent) -> Result<Table> {
+        if table == self.base.identifier() {
+            return Ok(self.base.clone());
+        }
+        self.catalog.load_table(table).await
+    }
+
+    async fn update_table(&self, mut commit: TableCommit) -> Result<Table> {
+        if commit.identifier() != self.base.identifier() {
+            return self.catalog.update_table(commit).await;
+        }
+        let requirements = commit.take_requirements();
+        let updates = commit.take_updates();
+        self.commit_updates(requirements, updates).await
     }
 
     async fn list_namespaces(
