@@ -103,6 +103,13 @@ impl KeyedState {
     /// Sets or removes `key`; returns what it held before.
     fn set(&mut self, key: &str, new: Option<Stored>) -> Option<Stored> {
         self.changed.insert(CompactString::from(key));
+        self.apply(key, new)
+    }
+
+    /// [`set`](Self::set) without noting the key as changed: what reading a
+    /// checkpoint does (a restored state is the checkpointed one; noting ten
+    /// million restored keys would cost as much as the store).
+    fn apply(&mut self, key: &str, new: Option<Stored>) -> Option<Stored> {
         let found = self.find(key);
         match (found, new) {
             (Some(id), Some((value, expires))) => {
@@ -426,6 +433,16 @@ impl KeyedState {
             }));
         }
         let count = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
+        if magic == SNAPSHOT {
+            // At most one entry per 17 bytes: a damaged count cannot make
+            // this reserve more than the input could hold.
+            let entries = (count as usize).min(bytes.len() / 17);
+            self.slots.reserve_exact(entries);
+            let (hasher, slots) = (&self.hasher, &self.slots);
+            self.index.reserve(entries, |&i| {
+                hasher.hash_one(slots[i as usize].key.as_deref().unwrap_or_default())
+            });
+        }
         for _ in 0..count {
             let klen = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
             let key = std::str::from_utf8(take(klen)?)
@@ -434,7 +451,7 @@ impl KeyedState {
             // (removed), 1 (no expiry) or 2 (expiry).
             let kind = take(1)?[0].saturating_add(u8::from(magic == SNAPSHOT));
             if kind == 0 {
-                self.set(key, None);
+                self.apply(key, None);
                 continue;
             }
             if kind > 2 {
@@ -444,7 +461,7 @@ impl KeyedState {
             let vlen = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
             let value: Box<[u8]> = take(vlen)?.into();
             let expires = if kind == 2 { expiry } else { NEVER };
-            self.set(key, Some((value, expires)));
+            self.apply(key, Some((value, expires)));
         }
         if at != bytes.len() {
             return Err(DamagedState("transform state has trailing bytes"));
