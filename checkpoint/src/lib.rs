@@ -44,6 +44,7 @@
 mod local;
 mod postgres;
 
+use std::io::Write;
 use std::path::Path;
 
 pub use local::LocalDirStore;
@@ -164,6 +165,43 @@ pub trait CheckpointStore: Send {
     /// For messages: where this store is.
     fn describe(&self) -> String;
 
+    /// Stores `checkpoint` with its transform states written by
+    /// `state(i, w)` (exactly `lens[i]` bytes for the `i`-th; its `state`
+    /// field is ignored): how a full snapshot of millions of keys reaches the
+    /// store without first being made in memory. The default makes them in
+    /// memory and calls [`put`](Self::put); a store that writes a stream
+    /// overrides it.
+    fn put_streamed(
+        &mut self,
+        checkpoint: &Checkpoint,
+        lens: &[u64],
+        state: &mut StateWriter<'_>,
+    ) -> Result<()> {
+        let mut whole = checkpoint.clone();
+        for (i, t) in whole.transforms.iter_mut().enumerate() {
+            let mut bytes = Vec::with_capacity(lens.get(i).copied().unwrap_or(0) as usize);
+            state(i, &mut bytes).map_err(|e| CheckpointError::Io {
+                location: self.describe(),
+                message: format!("cannot make the state of transform `{}`: {e}", t.name),
+                retryable: false,
+            })?;
+            if bytes.len() as u64 != lens.get(i).copied().unwrap_or(0) {
+                return Err(CheckpointError::Io {
+                    location: self.describe(),
+                    message: format!(
+                        "the state of transform `{}` was {} bytes, not the {} announced",
+                        t.name,
+                        bytes.len(),
+                        lens.get(i).copied().unwrap_or(0)
+                    ),
+                    retryable: false,
+                });
+            }
+            t.state = bytes;
+        }
+        self.put(&whole)
+    }
+
     /// The checkpoints that rebuild the state of `epoch`, oldest first: the
     /// last full one, then every changelog over the one before it. None when
     /// `epoch` is not stored; a changelog whose base is gone is damage.
@@ -260,7 +298,23 @@ pub fn encode(c: &Checkpoint) -> Vec<u8> {
 
 /// Writes a checkpoint in the documented format to `w`, the checksum
 /// computed as it goes (no copy of the state in between).
-pub fn encode_into(c: &Checkpoint, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn encode_into(c: &Checkpoint, w: &mut dyn Write) -> std::io::Result<()> {
+    let lens: Vec<u64> = c.transforms.iter().map(|t| t.state.len() as u64).collect();
+    encode_streamed(c, &lens, &mut |i, w| w.write_all(&c.transforms[i].state), w)
+}
+
+/// What writes the `i`-th transform's state of a streamed checkpoint.
+pub type StateWriter<'a> = dyn FnMut(usize, &mut dyn Write) -> std::io::Result<()> + 'a;
+
+/// [`encode_into`] with each transform's state written by `state(i, w)` in
+/// place of `c.transforms[i].state`: exactly `lens[i]` bytes, else an
+/// `InvalidData` error (the header announced that length).
+pub fn encode_streamed(
+    c: &Checkpoint,
+    lens: &[u64],
+    state: &mut StateWriter<'_>,
+    w: &mut dyn Write,
+) -> std::io::Result<()> {
     let header = Header {
         pipeline_id: c.pipeline_id.clone(),
         epoch: c.epoch,
@@ -270,23 +324,55 @@ pub fn encode_into(c: &Checkpoint, w: &mut dyn std::io::Write) -> std::io::Resul
         transforms: c
             .transforms
             .iter()
-            .map(|t| (t.name.clone(), t.state.len() as u64))
+            .zip(lens)
+            .map(|(t, len)| (t.name.clone(), *len))
             .collect(),
         base: c.base,
     };
     let header = serde_json::to_vec(&header).expect("a header always serialises");
-    let mut crc = crc32fast::Hasher::new();
-    let mut put = |bytes: &[u8]| -> std::io::Result<()> {
-        crc.update(bytes);
-        w.write_all(bytes)
+    let mut out = Checksummed {
+        w,
+        crc: crc32fast::Hasher::new(),
+        written: 0,
     };
-    put(MAGIC)?;
-    put(&(header.len() as u32).to_le_bytes())?;
-    put(&header)?;
-    for t in &c.transforms {
-        put(&t.state)?;
+    out.write_all(MAGIC)?;
+    out.write_all(&(header.len() as u32).to_le_bytes())?;
+    out.write_all(&header)?;
+    for (i, (t, len)) in c.transforms.iter().zip(lens).enumerate() {
+        out.written = 0;
+        state(i, &mut out)?;
+        if out.written != *len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the state of transform `{}` was {} bytes, not the {len} announced",
+                    t.name, out.written
+                ),
+            ));
+        }
     }
-    w.write_all(&crc.finalize().to_le_bytes())
+    let crc = out.crc.finalize();
+    out.w.write_all(&crc.to_le_bytes())
+}
+
+/// A writer that keeps the checksum of, and counts, what goes through it.
+struct Checksummed<'a> {
+    w: &'a mut dyn Write,
+    crc: crc32fast::Hasher,
+    written: u64,
+}
+
+impl Write for Checksummed<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.w.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
 }
 
 /// Parses the documented format; `location` names the file or row in errors.

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, decode, encode_into, fenced,
+    Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, StateWriter, decode,
+    encode_into, encode_streamed, fenced,
 };
 
 #[derive(Debug)]
@@ -163,6 +164,33 @@ fn write_atomically(
         .map_err(|e| io(dir, "cannot fsync the directory", e))
 }
 
+impl LocalDirStore {
+    /// Writes epoch `checkpoint.epoch`'s file with `contents`, checking (in
+    /// the lock) that no newer run has claimed the pipeline.
+    fn put_with(
+        &mut self,
+        checkpoint: &Checkpoint,
+        contents: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<()> {
+        self.check_owner(&checkpoint.pipeline_id, true)?;
+        let write = || write_atomically(&self.dir, &self.file(checkpoint.epoch), contents);
+        match &self.claimed {
+            Some((pipeline, me)) if *pipeline == checkpoint.pipeline_id => {
+                self.locked(|| match self.read_lease()? {
+                    Some(lease) if lease.generation != me.generation => Err(fenced(
+                        pipeline,
+                        me,
+                        &lease,
+                        &self.dir.join("lease.json").display().to_string(),
+                    )),
+                    _ => write(),
+                })
+            }
+            _ => write(),
+        }
+    }
+}
+
 impl CheckpointStore for LocalDirStore {
     fn claim(&mut self, pipeline: &str, owner: &Owner) -> Result<Claim> {
         self.check_owner(pipeline, true)?;
@@ -183,28 +211,20 @@ impl CheckpointStore for LocalDirStore {
     }
 
     fn put(&mut self, checkpoint: &Checkpoint) -> Result<()> {
-        self.check_owner(&checkpoint.pipeline_id, true)?;
         // Streamed into the file: a full snapshot of millions of keys is not
         // copied into one more buffer first.
-        let write = || {
-            write_atomically(&self.dir, &self.file(checkpoint.epoch), |w| {
-                encode_into(checkpoint, w)
-            })
-        };
-        match &self.claimed {
-            Some((pipeline, me)) if *pipeline == checkpoint.pipeline_id => {
-                self.locked(|| match self.read_lease()? {
-                    Some(lease) if lease.generation != me.generation => Err(fenced(
-                        pipeline,
-                        me,
-                        &lease,
-                        &self.dir.join("lease.json").display().to_string(),
-                    )),
-                    _ => write(),
-                })
-            }
-            _ => write(),
-        }
+        self.put_with(checkpoint, &mut |w| encode_into(checkpoint, w))
+    }
+
+    fn put_streamed(
+        &mut self,
+        checkpoint: &Checkpoint,
+        lens: &[u64],
+        state: &mut StateWriter<'_>,
+    ) -> Result<()> {
+        self.put_with(checkpoint, &mut |w| {
+            encode_streamed(checkpoint, lens, state, w)
+        })
     }
 
     fn get(&mut self, pipeline: &str, epoch: u64) -> Result<Option<Checkpoint>> {

@@ -33,6 +33,29 @@ pub fn checkpoint(pipeline: &str, epoch: u64, state_bytes: usize) -> Checkpoint 
     }
 }
 
+/// A checkpoint whose states are written by a callback (`put_streamed`)
+/// reads back as if they had been given; a callback that writes another
+/// length than announced stores nothing. Call it on an empty store.
+pub fn streamed_puts(store: &mut dyn CheckpointStore, p: &str) {
+    let states: [&[u8]; 2] = [b"", b"a full snapshot, streamed"];
+    let mut c = checkpoint(p, 1, 0);
+    let lens: Vec<u64> = states.iter().map(|s| s.len() as u64).collect();
+    store
+        .put_streamed(&c, &lens, &mut |i, w| w.write_all(states[i]))
+        .unwrap();
+    for (t, s) in c.transforms.iter_mut().zip(states) {
+        t.state = s.to_vec();
+    }
+    assert_eq!(store.get(p, 1).unwrap().as_ref(), Some(&c));
+    c.epoch = 2;
+    let err = store
+        .put_streamed(&c, &[0, 3], &mut |i, w| w.write_all(states[i]))
+        .unwrap_err();
+    assert!(err.to_string().contains("not the 3 announced"), "{err}");
+    assert_eq!(store.get(p, 2).unwrap(), None, "nothing stored");
+    assert_eq!(store.epochs(p).unwrap(), vec![1]);
+}
+
 /// Changelogs: a chain of checkpoints, each a changelog over the one before
 /// it back to a full one, is read back whole; a full checkpoint starts a new
 /// chain; a crash between a changelog and the full snapshot after it leaves
@@ -192,6 +215,8 @@ mod tests {
         round_trips(&mut store, "pipe");
         let mut store = LocalDirStore::open(dir.path().join("chained")).unwrap();
         changelog_chains(&mut store, "chained");
+        let mut store = LocalDirStore::open(dir.path().join("streamed")).unwrap();
+        streamed_puts(&mut store, "streamed");
     }
 
     #[test]
@@ -291,6 +316,7 @@ mod tests {
             .expect("PostgreSQL at 127.0.0.1:5432 (set TRIBUTARY_SKIP_POSTGRES=1 to skip)");
         round_trips(&mut store, "pipe");
         changelog_chains(&mut store, "chained");
+        streamed_puts(&mut store, "streamed");
         // Pipelines share the table without seeing each other.
         store.put(&checkpoint("other", 7, 1)).unwrap();
         assert_eq!(store.epochs("pipe").unwrap(), vec![2]);

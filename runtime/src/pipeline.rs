@@ -704,22 +704,51 @@ impl Pipeline {
         };
         let started = Instant::now();
         let name = self.name().to_string();
-        let (state, base) = self.state_to_checkpoint(*epoch);
-        let bytes = state_bytes(&state);
+        let changelog = self.changelog_to_checkpoint(*epoch);
+        let base = changelog.as_ref().map(|(_, base)| *base);
+        // A full snapshot is streamed into the store (its states written
+        // straight from the state stores); a changelog is small.
+        let (transforms, lens): (Vec<TransformSnapshot>, Vec<u64>) = match changelog {
+            Some((changes, _)) => changes
+                .transforms
+                .into_iter()
+                .map(|(name, state)| {
+                    let len = state.len() as u64;
+                    (TransformSnapshot { name, state }, len)
+                })
+                .unzip(),
+            None => self
+                .chain
+                .snapshot_lens()
+                .into_iter()
+                .map(|(name, len)| {
+                    let empty = TransformSnapshot {
+                        name,
+                        state: Vec::new(),
+                    };
+                    (empty, len)
+                })
+                .unzip(),
+        };
+        let bytes: u64 = lens.iter().sum();
         let checkpoint = Checkpoint {
             pipeline_id: name.clone(),
             epoch: *epoch,
             offsets: offsets.as_json().clone(),
-            watermark_micros: state.watermark,
-            transforms: state
-                .transforms
-                .into_iter()
-                .map(|(name, state)| TransformSnapshot { name, state })
-                .collect(),
+            watermark_micros: self.chain.watermark(),
+            transforms,
             created_at_ms: chrono::Utc::now().timestamp_millis(),
             base,
         };
-        retry_store("write the checkpoint", || self.store().put(&checkpoint))?;
+        let store = self
+            .store
+            .as_deref_mut()
+            .expect("the checkpoint store is opened before the pipeline runs");
+        let chain = &self.chain;
+        retry_store("write the checkpoint", || match base {
+            Some(_) => store.put(&checkpoint),
+            None => store.put_streamed(&checkpoint, &lens, &mut |i, w| chain.write_snapshot(i, w)),
+        })?;
         self.chain.clear_changes();
         self.metrics.checkpoint_bytes.store(bytes, Relaxed);
         self.metrics
@@ -749,7 +778,7 @@ impl Pipeline {
             pipeline_id: name.clone(),
             epoch: *epoch,
             offsets: offsets.clone(),
-            watermark_micros: state.watermark,
+            watermark_micros: checkpoint.watermark_micros,
         };
         let outcome = retry("commit", || self.sink.commit(&commit)).map_err(PipelineError::Sink)?;
         if outcome == CommitOutcome::AlreadyCommitted {
@@ -784,24 +813,20 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// The transform state to checkpoint at `epoch`, and the epoch it is a
-    /// changelog over (None: a full snapshot). A changelog while the chain
-    /// since the last full snapshot is short (fewer than
+    /// The changelog to checkpoint at `epoch`, and the epoch it changes;
+    /// None when a full snapshot is due. A changelog while the chain since
+    /// the last full snapshot is short (fewer than
     /// `checkpoint.full_snapshot_every` epochs, and its changelogs add up to
-    /// less than that snapshot, or 1 MiB); else a full snapshot.
-    fn state_to_checkpoint(&mut self, epoch: u64) -> (ChainState, Option<u64>) {
+    /// less than that snapshot, or 1 MiB).
+    fn changelog_to_checkpoint(&mut self, epoch: u64) -> Option<(ChainState, u64)> {
         let every = self.loaded.config.checkpoint.full_snapshot_every;
-        if let Some(l) = self.lineage
-            && self.chain.is_stateful()
-            && epoch.saturating_sub(l.full_epoch) < every
-        {
-            let changes = self.chain.changelog();
-            let allowance = l.full_bytes.max(CHANGELOG_ALLOWANCE);
-            if l.changelog_bytes + state_bytes(&changes) <= allowance {
-                return (changes, Some(l.last_epoch));
-            }
+        let l = self.lineage?;
+        if !self.chain.is_stateful() || epoch.saturating_sub(l.full_epoch) >= every {
+            return None;
         }
-        (self.chain.snapshot(), None)
+        let changes = self.chain.changelog();
+        let allowance = l.full_bytes.max(CHANGELOG_ALLOWANCE);
+        (l.changelog_bytes + state_bytes(&changes) <= allowance).then_some((changes, l.last_epoch))
     }
 
     /// After a commit of a sink that had no commit of this pipeline: a sink

@@ -145,6 +145,24 @@ impl TransformChain {
         }
     }
 
+    /// Each transform's name and the length of its snapshot, in order: what
+    /// a store needs before [`write_snapshot`](Self::write_snapshot) streams
+    /// the snapshots themselves.
+    pub fn snapshot_lens(&self) -> Vec<(String, u64)> {
+        self.instances
+            .iter()
+            .map(|i| (i.name.clone(), i.snapshot_len() as u64))
+            .collect()
+    }
+
+    /// Writes the snapshot of the `i`-th transform to `w`.
+    pub fn write_snapshot(&self, i: usize, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match self.instances.get(i) {
+            Some(instance) => instance.write_snapshot(w),
+            None => Ok(()),
+        }
+    }
+
     /// Like [`snapshot`](Self::snapshot), but each transform's state is a
     /// changelog: only the keys changed since the last
     /// [`clear_changes`](Self::clear_changes).

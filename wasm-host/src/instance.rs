@@ -306,6 +306,19 @@ impl TransformInstance {
         self.state().map(KeyedState::snapshot).unwrap_or_default()
     }
 
+    /// The length of [`snapshot`](Self::snapshot).
+    pub fn snapshot_len(&self) -> usize {
+        self.state().map_or(0, KeyedState::snapshot_len)
+    }
+
+    /// Writes [`snapshot`](Self::snapshot) to `w` without making it.
+    pub fn write_snapshot(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match self.state() {
+            Some(state) => state.write_snapshot(w),
+            None => Ok(()),
+        }
+    }
+
     /// What changed in the state since the last checkpoint (see
     /// [`KeyedState::changelog`]).
     pub fn changelog(&self) -> Vec<u8> {

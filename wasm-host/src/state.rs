@@ -350,20 +350,35 @@ impl KeyedState {
     /// `TRBSTAT1 | u64 count | per entry: u32 key len, key, u8 has-expiry,
     /// i64 expiry, u32 value len, value` (little endian).
     pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.snapshot_len());
+        self.write_snapshot(&mut out)
+            .expect("writing to a Vec cannot fail");
+        out
+    }
+
+    /// The length of [`snapshot`](Self::snapshot), without making it.
+    pub fn snapshot_len(&self) -> usize {
         let keys: usize = self
             .slots
             .iter()
             .filter_map(|slot| slot.key.as_ref())
             .map(|k| 17 + k.len())
             .sum();
-        let size = keys + self.values.values().map(|v| v.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(16 + size);
-        out.extend_from_slice(SNAPSHOT);
-        out.extend_from_slice(&(self.live as u64).to_le_bytes());
+        16 + keys + self.values.values().map(|v| v.len()).sum::<usize>()
+    }
+
+    /// Writes [`snapshot`](Self::snapshot) to `w` entry by entry: a store
+    /// that streams it never holds the whole snapshot in memory.
+    pub fn write_snapshot(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        w.write_all(SNAPSHOT)?;
+        w.write_all(&(self.live as u64).to_le_bytes())?;
+        let mut entry = Vec::with_capacity(64);
         for (key, value, expires) in self.sorted() {
-            write_entry(&mut out, key, Some((value, expires)), false);
+            entry.clear();
+            write_entry(&mut entry, key, Some((value, expires)), false);
+            w.write_all(&entry)?;
         }
-        out
+        Ok(())
     }
 
     /// Keys changed since the last [`clear_changes`](Self::clear_changes).
@@ -721,6 +736,7 @@ mod tests {
             );
         }
         let bytes = s.snapshot();
+        assert_eq!(bytes.len(), s.snapshot_len());
         let mut r = KeyedState::restore(&bytes).unwrap();
         assert_eq!(r.snapshot(), bytes);
         assert_eq!(r.take_expired(10).len(), s.take_expired(10).len());
