@@ -377,6 +377,13 @@ impl Write for Checksummed<'_> {
 
 /// Parses the documented format; `location` names the file or row in errors.
 pub fn decode(bytes: &[u8], location: &str) -> Result<Checkpoint> {
+    decode_owned(bytes.to_vec(), location)
+}
+
+/// [`decode`] of bytes it may keep: the largest transform state (a full
+/// snapshot of millions of keys) becomes the read buffer itself, moved in
+/// place, instead of a copy made while the buffer is still held.
+pub fn decode_owned(mut bytes: Vec<u8>, location: &str) -> Result<Checkpoint> {
     let damaged = |what: &str| CheckpointError::Damaged {
         location: location.to_string(),
         what: what.to_string(),
@@ -403,21 +410,42 @@ pub fn decode(bytes: &[u8], location: &str) -> Result<Checkpoint> {
     let header: Header = serde_json::from_slice(&body[12..header_end])
         .map_err(|e| damaged(&format!("unreadable header: {e}")))?;
     let mut at = header_end;
-    let mut transforms = Vec::with_capacity(header.transforms.len());
-    for (name, len) in header.transforms {
+    let mut ranges = Vec::with_capacity(header.transforms.len());
+    for (_, len) in &header.transforms {
         let end = at
-            .checked_add(len as usize)
+            .checked_add(*len as usize)
             .filter(|e| *e <= body.len())
             .ok_or_else(|| damaged("state length out of range"))?;
-        transforms.push(TransformSnapshot {
-            name,
-            state: body[at..end].to_vec(),
-        });
+        ranges.push(at..end);
         at = end;
     }
     if at != body.len() {
         return Err(damaged("trailing bytes after the transform state"));
     }
+    let largest = (0..ranges.len()).max_by_key(|&i| ranges[i].len());
+    let mut states: Vec<Vec<u8>> = ranges
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            if Some(i) == largest {
+                Vec::new()
+            } else {
+                bytes[r.clone()].to_vec()
+            }
+        })
+        .collect();
+    if let Some(i) = largest {
+        let r = ranges[i].clone();
+        bytes.truncate(r.end);
+        bytes.drain(..r.start);
+        states[i] = bytes;
+    }
+    let transforms = header
+        .transforms
+        .into_iter()
+        .zip(states)
+        .map(|((name, _), state)| TransformSnapshot { name, state })
+        .collect();
     Ok(Checkpoint {
         pipeline_id: header.pipeline_id,
         epoch: header.epoch,

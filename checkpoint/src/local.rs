@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, StateWriter, decode,
+    Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, StateWriter, decode_owned,
     encode_into, encode_streamed, fenced,
 };
 
@@ -235,7 +235,7 @@ impl CheckpointStore for LocalDirStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&path, "cannot read", e)),
         };
-        let c = decode(&bytes, &path.display().to_string())?;
+        let c = decode_owned(bytes, &path.display().to_string())?;
         if c.pipeline_id != pipeline {
             return Err(CheckpointError::WrongPipeline {
                 location: path.display().to_string(),

@@ -10,7 +10,8 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{
-    Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, decode, encode, fenced,
+    Checkpoint, CheckpointError, CheckpointStore, Claim, Owner, Result, decode_owned, encode,
+    fenced,
 };
 
 pub struct PostgresStore {
@@ -261,7 +262,7 @@ impl CheckpointStore for PostgresStore {
             "{} table {} (pipeline `{pipeline}`, epoch {epoch})",
             self.shown, self.table
         );
-        let c = decode(&payload, &location)?;
+        let c = decode_owned(payload, &location)?;
         if c.pipeline_id != pipeline || c.epoch != epoch {
             return Err(CheckpointError::Damaged {
                 location,
