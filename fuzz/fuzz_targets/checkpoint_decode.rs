@@ -41,24 +41,23 @@ fuzz_target!(|data: &[u8]| {
     // The transform state format on its own (it is also what a checkpoint's
     // state bytes hold).
     if let Ok(state) = KeyedState::restore(data) {
-        let snapshot = state.snapshot();
-        assert_eq!(
-            KeyedState::restore(&snapshot)
-                .expect("a snapshot restores")
-                .snapshot(),
-            snapshot
-        );
+        snapshot_round_trips(&state);
     }
     // A changelog replayed over an empty state: what it leaves snapshots and
     // restores to the same entries.
     let mut state = KeyedState::default();
     if state.apply_changelog(data).is_ok() {
-        let snapshot = state.snapshot();
-        assert_eq!(
-            KeyedState::restore(&snapshot)
-                .expect("a snapshot restores")
-                .snapshot(),
-            snapshot
-        );
+        snapshot_round_trips(&state);
     }
 });
+
+/// `state`'s snapshot restores to a state with the same snapshot.
+fn snapshot_round_trips(state: &KeyedState) {
+    let snapshot = state.snapshot();
+    assert_eq!(
+        KeyedState::restore(&snapshot)
+            .expect("a snapshot restores")
+            .snapshot(),
+        snapshot
+    );
+}

@@ -193,23 +193,25 @@ impl TransformChain {
     /// Replays changelogs (what [`changelog`](Self::changelog) gave) over
     /// the state restored last, and takes their watermark.
     pub fn apply_changelog(&mut self, changes: ChainState) -> Result<(), TransformError> {
-        self.watermark = changes.watermark;
-        for (name, bytes) in &changes.transforms {
-            match self.instances.iter_mut().find(|i| &i.name == name) {
-                Some(i) => i.apply_changelog(bytes)?,
-                None => tracing::warn!(
-                    "the checkpoint has state of transform `{name}`, which the pipeline no longer has; ignored"
-                ),
-            }
-        }
-        Ok(())
+        self.load(changes, TransformInstance::apply_changelog)
     }
 
     pub fn restore(&mut self, state: ChainState) -> Result<(), TransformError> {
+        self.load(state, TransformInstance::restore)
+    }
+
+    /// Takes a checkpoint's watermark and hands each transform its state
+    /// bytes with `load`; a state of a transform the pipeline no longer has
+    /// is ignored, with a warning.
+    fn load(
+        &mut self,
+        state: ChainState,
+        load: fn(&mut TransformInstance, &[u8]) -> Result<(), TransformError>,
+    ) -> Result<(), TransformError> {
         self.watermark = state.watermark;
         for (name, bytes) in &state.transforms {
             match self.instances.iter_mut().find(|i| &i.name == name) {
-                Some(i) => i.restore(bytes)?,
+                Some(i) => load(i, bytes)?,
                 None => tracing::warn!(
                     "the checkpoint has state of transform `{name}`, which the pipeline no longer has; ignored"
                 ),
