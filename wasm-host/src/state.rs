@@ -74,6 +74,11 @@ pub struct KeyedState {
     changed: HashSet<CompactString>,
 }
 
+/// What `put` stores: the value and the expiry (`None`: [`NEVER`]).
+fn stored(value: Vec<u8>, expires_at: Option<i64>) -> Stored {
+    (value.into_boxed_slice(), expires_at.unwrap_or(NEVER))
+}
+
 fn bucket(expires: i64) -> i64 {
     expires >> BUCKET_BITS
 }
@@ -88,11 +93,19 @@ impl KeyedState {
     }
 
     fn find(&self, key: &str) -> Option<u32> {
+        self.locate(key).1
+    }
+
+    /// `key`'s hash and its slot, if stored: looked up once by a call that
+    /// then changes the entry (`put-if-absent`, dedup's call per record).
+    fn locate(&self, key: &str) -> (u64, Option<u32>) {
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
-        self.index
+        let id = self
+            .index
             .find(hash, |&id| slots[id as usize].key.as_deref() == Some(key))
-            .copied()
+            .copied();
+        (hash, id)
     }
 
     pub fn get(&self, key: &str) -> Option<&[u8]> {
@@ -102,15 +115,28 @@ impl KeyedState {
 
     /// Sets or removes `key`; returns what it held before.
     fn set(&mut self, key: &str, new: Option<Stored>) -> Option<Stored> {
+        self.set_at(self.locate(key), key, new)
+    }
+
+    /// [`set`](Self::set) of a key already located.
+    fn set_at(&mut self, at: (u64, Option<u32>), key: &str, new: Option<Stored>) -> Option<Stored> {
         self.changed.insert(CompactString::from(key));
-        self.apply(key, new)
+        self.apply_at(at, key, new)
     }
 
     /// [`set`](Self::set) without noting the key as changed: what reading a
     /// checkpoint does (a restored state is the checkpointed one; noting ten
     /// million restored keys would cost as much as the store).
     fn apply(&mut self, key: &str, new: Option<Stored>) -> Option<Stored> {
-        let found = self.find(key);
+        self.apply_at(self.locate(key), key, new)
+    }
+
+    fn apply_at(
+        &mut self,
+        (hash, found): (u64, Option<u32>),
+        key: &str,
+        new: Option<Stored>,
+    ) -> Option<Stored> {
         match (found, new) {
             (Some(id), Some((value, expires))) => {
                 let old_expires = std::mem::replace(&mut self.slots[id as usize].expires, expires);
@@ -121,7 +147,6 @@ impl KeyedState {
                 Some((old_value, old_expires))
             }
             (Some(id), None) => {
-                let hash = self.hasher.hash_one(key);
                 if let Ok(entry) = self.index.find_entry(hash, |&i| i == id) {
                     entry.remove();
                 }
@@ -151,7 +176,7 @@ impl KeyedState {
                     }
                 };
                 let (hasher, slots) = (&self.hasher, &self.slots);
-                self.index.insert_unique(hasher.hash_one(key), id, |&i| {
+                self.index.insert_unique(hash, id, |&i| {
                     hasher.hash_one(slots[i as usize].key.as_deref().unwrap_or_default())
                 });
                 self.put_value(id, value);
@@ -200,31 +225,32 @@ impl KeyedState {
         }
     }
 
-    fn journaled(&mut self, key: &str, new: Option<Stored>) {
-        let old = self.set(key, new);
+    fn journaled(&mut self, at: (u64, Option<u32>), key: &str, new: Option<Stored>) {
+        let old = self.set_at(at, key, new);
         if let Some(journal) = self.journal.as_mut() {
             journal.push((CompactString::from(key), old));
         }
     }
 
     pub fn put(&mut self, key: &str, value: Vec<u8>, expires_at: Option<i64>) {
-        let stored = (value.into_boxed_slice(), expires_at.unwrap_or(NEVER));
-        self.journaled(key, Some(stored));
+        self.journaled(self.locate(key), key, Some(stored(value, expires_at)));
     }
 
     pub fn put_if_absent(&mut self, key: &str, value: Vec<u8>, expires_at: Option<i64>) -> bool {
-        if self.find(key).is_some() {
+        let at = self.locate(key);
+        if at.1.is_some() {
             return false;
         }
-        self.put(key, value, expires_at);
+        self.journaled(at, key, Some(stored(value, expires_at)));
         true
     }
 
     pub fn remove(&mut self, key: &str) -> bool {
-        if self.find(key).is_none() {
+        let at = self.locate(key);
+        if at.1.is_none() {
             return false;
         }
-        self.journaled(key, None);
+        self.journaled(at, key, None);
         true
     }
 
