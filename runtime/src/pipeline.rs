@@ -124,6 +124,27 @@ struct Lineage {
     last_epoch: u64,
 }
 
+impl Lineage {
+    /// Where the state stands once epoch `epoch`'s checkpoint of `bytes`
+    /// bytes is written (or read back) over `before`: a changelog extends
+    /// the chain, a full snapshot starts a new one.
+    fn then(before: Option<Lineage>, epoch: u64, bytes: u64, changelog: bool) -> Lineage {
+        match before {
+            Some(l) if changelog => Lineage {
+                changelog_bytes: l.changelog_bytes + bytes,
+                last_epoch: epoch,
+                ..l
+            },
+            _ => Lineage {
+                full_epoch: epoch,
+                full_bytes: bytes,
+                changelog_bytes: 0,
+                last_epoch: epoch,
+            },
+        }
+    }
+}
+
 /// Changelogs may add up to this much before a full snapshot is due, however
 /// small the state (see `checkpoint.full_snapshot_every`).
 const CHANGELOG_ALLOWANCE: u64 = 1 << 20;
@@ -314,25 +335,13 @@ impl Pipeline {
                     let at = c.epoch;
                     let state = states(c);
                     let bytes = state_bytes(&state);
-                    lineage = Some(match lineage {
-                        None => {
-                            self.chain.restore(state)?;
-                            Lineage {
-                                full_epoch: at,
-                                full_bytes: bytes,
-                                changelog_bytes: 0,
-                                last_epoch: at,
-                            }
-                        }
-                        Some(l) => {
-                            self.chain.apply_changelog(state)?;
-                            Lineage {
-                                changelog_bytes: l.changelog_bytes + bytes,
-                                last_epoch: at,
-                                ..l
-                            }
-                        }
-                    });
+                    let changelog = lineage.is_some();
+                    if changelog {
+                        self.chain.apply_changelog(state)?;
+                    } else {
+                        self.chain.restore(state)?;
+                    }
+                    lineage = Some(Lineage::then(lineage, at, bytes, changelog));
                 }
                 self.chain.restore_watermark(watermark);
                 self.lineage = lineage;
@@ -757,19 +766,7 @@ impl Pipeline {
         if base.is_none() {
             self.metrics.full_snapshots.fetch_add(1, Relaxed);
         }
-        self.lineage = Some(match (base, self.lineage) {
-            (Some(_), Some(l)) => Lineage {
-                changelog_bytes: l.changelog_bytes + bytes,
-                last_epoch: *epoch,
-                ..l
-            },
-            _ => Lineage {
-                full_epoch: *epoch,
-                full_bytes: bytes,
-                changelog_bytes: 0,
-                last_epoch: *epoch,
-            },
-        });
+        self.lineage = Some(Lineage::then(self.lineage, *epoch, bytes, base.is_some()));
         crash_point("checkpoint-written");
         if let Some(out) = self.dead_letter.as_mut() {
             out.stage(*epoch).map_err(PipelineError::DeadLetter)?;
