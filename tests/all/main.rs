@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod exactly_once;
 mod faults;
+mod golden;
 mod harness;
 mod host_sandbox;
 mod kafka;

@@ -36,16 +36,27 @@ fn inspect_names_the_world_and_refuses_what_cannot_run() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("exports: tributary:transform/processor@0.1.0"),
+        text.contains("exports: tributary:transform/processor@0.2.0"),
         "{text}"
     );
     assert!(text.contains("this tributary runs it"), "{text}");
+    assert!(
+        text.contains("contract version: 0.2.0 (the current one"),
+        "{text}"
+    );
 
+    // The Python example is still a 0.1.0 component: it runs, and inspect
+    // says which version it speaks.
     let out = tributary(&["transform", "inspect", python_transform().to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("contract version: 0.1.0 (an older one, still run"),
+        "{text}"
     );
 
     // A core module is not a component.
@@ -60,16 +71,17 @@ fn inspect_names_the_world_and_refuses_what_cannot_run() {
         "{err}"
     );
 
-    // The Python example built against a newer WIT package version.
+    // The Python example built against a WIT package version newer than any
+    // this host runs.
     let wit = dir.path().join("wit");
     std::fs::create_dir_all(&wit).unwrap();
-    let text = std::fs::read_to_string(repo_root().join("wit/transform.wit")).unwrap();
+    let text = std::fs::read_to_string(repo_root().join("wit/v0.1/transform.wit")).unwrap();
     assert!(text.contains("package tributary:transform@0.1.0;"));
     std::fs::write(
         wit.join("transform.wit"),
         text.replace(
             "package tributary:transform@0.1.0;",
-            "package tributary:transform@0.2.0;",
+            "package tributary:transform@0.9.0;",
         ),
     )
     .unwrap();
@@ -95,8 +107,8 @@ fn inspect_names_the_world_and_refuses_what_cannot_run() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("implements tributary:transform@0.2.0")
-            && err.contains("hosts tributary:transform@0.1.0"),
+        err.contains("implements tributary:transform@0.9.0")
+            && err.contains("hosts tributary:transform@0.2.0 and @0.1.0"),
         "{err}"
     );
 
@@ -109,7 +121,7 @@ fn inspect_names_the_world_and_refuses_what_cannot_run() {
     let stderr = assert_failed(&s.run(&pipeline));
     assert!(
         stderr.contains("transform `newer`")
-            && stderr.contains("implements tributary:transform@0.2.0")
+            && stderr.contains("implements tributary:transform@0.9.0")
             && stderr.contains("rebuild it"),
         "{stderr}"
     );

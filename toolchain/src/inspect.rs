@@ -4,7 +4,7 @@
 use crate::ToolchainError;
 use std::path::Path;
 
-use tributary_wasm_host::{TransformEngine, WIT_PACKAGE, WIT_VERSION, builtin};
+use tributary_wasm_host::{TransformEngine, WIT_PACKAGE, WIT_VERSION, WIT_VERSIONS, builtin};
 
 use crate::bindings::componentize;
 
@@ -37,21 +37,30 @@ pub fn inspect(engine: &TransformEngine, module: &str) -> Result<String, Toolcha
     out.push_str(&format!("module: {module} ({} bytes)\n", bytes.len()));
     out.push_str(&format!("exports: {}\n", info.exports.join(", ")));
     out.push_str(&format!("imports: {}\n", info.imports.join(", ")));
-    match processor.first() {
-        Some(p) if **p == want => {
+    let version = processor
+        .first()
+        .map(|p| p.rsplit_once('@').map_or("(no version)", |(_, v)| v));
+    match (processor.first(), version) {
+        (Some(_), Some(version)) if WIT_VERSIONS.contains(&version) => {
             out.push_str(&format!(
-                "implements the world {WIT_PACKAGE}/transform@{WIT_VERSION}: this tributary runs it\n"
+                "implements the world {WIT_PACKAGE}/transform@{version}: this tributary runs it\n"
             ));
+            out.push_str(&format!("contract version: {version}"));
+            out.push_str(if version == WIT_VERSION {
+                " (the current one: batches cross as columns)\n"
+            } else {
+                " (an older one, still run: batches cross as rows of values; rebuilding against \
+                 this version's wit/ folder makes it faster)\n"
+            });
             Ok(out)
         }
-        Some(p) => {
-            let version = p.rsplit_once('@').map_or("(no version)", |(_, v)| v);
-            Err(format!(
-                "{module} implements {WIT_PACKAGE}@{version}, but this tributary hosts {WIT_PACKAGE}@{WIT_VERSION}: \
-                 rebuild it against the wit/ folder of this version (it exports {p}, this host needs {want})"
-            ).into())
-        }
-        None => Err(format!(
+        (Some(p), Some(version)) => Err(format!(
+            "{module} implements {WIT_PACKAGE}@{version}, but this tributary hosts {WIT_PACKAGE}@{}: \
+             rebuild it against the wit/ folder of this version (it exports {p}, this host needs {want})",
+            WIT_VERSIONS.join(" and @")
+        )
+        .into()),
+        _ => Err(format!(
             "{module} is a component but not a Tributary transform: it does not export {want} (it exports: {})",
             if info.exports.is_empty() {
                 "nothing".to_string()

@@ -17,12 +17,13 @@
 use arrow_array::RecordBatch;
 use serde_json::Value as Json;
 
-use crate::bindings::exports::tributary::transform::processor::Output;
-use crate::bindings::tributary::transform::types::{DropReason, Emit};
-use crate::convert::{self, rows_as_json};
+use crate::bindings::tributary::transform::types as v2;
+use crate::bindings_v1::tributary::transform::types as v1;
+use crate::columnar::{self, View};
+use crate::convert;
 use crate::engine::{TransformEngine, TransformSpec};
 use crate::error::TransformError;
-use crate::instance::TransformInstance;
+use crate::instance::{Answer, TransformInstance};
 
 /// A late row, as JSON, with the transform that dropped it.
 #[derive(Clone, Debug)]
@@ -229,11 +230,12 @@ impl TransformChain {
     }
 
     /// Runs `batch` through transforms `from..`; what comes out of the last
-    /// goes to `out.batches`.
+    /// goes to `out.batches`, gathered there once (the transforms before
+    /// only narrowed its selection, unless one changed a field).
     fn run_from(
         &mut self,
         from: usize,
-        batch: RecordBatch,
+        batch: View,
         step: &mut Step,
         out: &mut ChainOutput,
     ) -> Result<(), TransformError> {
@@ -241,7 +243,7 @@ impl TransformChain {
             return Ok(());
         }
         if from == self.instances.len() {
-            out.batches.push(batch);
+            out.batches.push(batch.materialize());
             return Ok(());
         }
         for piece in self.call_process(from, batch, step, out)? {
@@ -256,10 +258,10 @@ impl TransformChain {
     fn call_process(
         &mut self,
         i: usize,
-        batch: RecordBatch,
+        batch: View,
         step: &mut Step,
         out: &mut ChainOutput,
-    ) -> Result<Vec<RecordBatch>, TransformError> {
+    ) -> Result<Vec<View>, TransformError> {
         let instance = &mut self.instances[i];
         let failure = match instance.process(&batch, self.watermark) {
             Ok((answer, p)) => {
@@ -309,10 +311,10 @@ impl TransformChain {
     }
 
     /// Every row of `batch`, rejected by transform `i` for `reason`.
-    fn reject(&self, i: usize, batch: &RecordBatch, reason: &str, out: &mut ChainOutput) {
+    fn reject(&self, i: usize, batch: &View, reason: &str, out: &mut ChainOutput) {
         let transform = &self.instances[i].name;
         out.rejected
-            .extend(rows_as_json(batch).into_iter().map(|record| RejectedRow {
+            .extend(batch.rows_json().into_iter().map(|record| RejectedRow {
                 transform: transform.clone(),
                 reason: reason.to_string(),
                 record,
@@ -327,17 +329,17 @@ impl TransformChain {
             proposal: None,
             budget: ISOLATION_BUDGET,
         };
-        self.run_from(0, batch.clone(), &mut step, &mut out)?;
+        self.run_from(0, View::new(batch.clone()), &mut step, &mut out)?;
         if let Some(p) = step.proposal
             && self.watermark.is_none_or(|w| p > w)
         {
             self.watermark = Some(p);
             for i in 0..self.instances.len() {
                 let answer = self.instances[i].on_watermark(p)?;
-                if answer.emit.is_empty() && answer.rejected.is_empty() {
+                if answer.emits_nothing() {
                     continue;
                 }
-                let empty = RecordBatch::new_empty(batch.schema());
+                let empty = View::new(RecordBatch::new_empty(batch.schema()));
                 let name = self.instances[i].name.clone();
                 let emitted = apply(&name, &empty, answer, &mut out)?;
                 // Rows released at this watermark propose nothing more.
@@ -368,87 +370,133 @@ struct Step {
 /// rejections, and assembles the rows it emitted.
 fn apply(
     name: &str,
-    input: &RecordBatch,
-    answer: Output,
+    input: &View,
+    answer: Answer,
     out: &mut ChainOutput,
-) -> Result<RecordBatch, TransformError> {
+) -> Result<View, TransformError> {
     let bad = |message: String| TransformError::Output {
         transform: name.to_string(),
         message,
     };
     let n = input.num_rows();
     let mut accounted = vec![false; n];
-    // One row at a time: a batch with a single late row (the common case)
-    // must not pay for writing every row of it as JSON.
-    let row_json = |i: usize| -> Json {
-        if i >= input.num_rows() {
-            return Json::Null;
+    // What the guest said of each row, whatever its version: the rows it
+    // passed on, and its drops and rejections.
+    let (dropped, rejected): (Vec<(u32, v2::DropReason)>, Vec<(u32, String)>) = match &answer {
+        Answer::V2(a) => {
+            match &a.rows {
+                None => accounted.iter_mut().for_each(|x| *x = true),
+                Some(rows) => rows.iter().for_each(|r| {
+                    if let Some(x) = accounted.get_mut(*r as usize) {
+                        *x = true;
+                    }
+                }),
+            }
+            (
+                a.dropped.iter().map(|d| (d.row, d.reason)).collect(),
+                a.rejected
+                    .iter()
+                    .map(|r| (r.row, r.reason.clone()))
+                    .collect(),
+            )
         }
-        rows_as_json(&input.slice(i, 1))
-            .into_iter()
-            .next()
-            .unwrap_or(Json::Null)
+        Answer::V1(a) => {
+            for e in &a.emit {
+                if let v1::Emit::Keep(i) | v1::Emit::Update((i, _)) = e
+                    && let Some(x) = accounted.get_mut(*i as usize)
+                {
+                    *x = true;
+                }
+            }
+            (
+                a.dropped
+                    .iter()
+                    .map(|d| {
+                        let reason = match d.reason {
+                            v1::DropReason::Late => v2::DropReason::Late,
+                            v1::DropReason::Duplicate => v2::DropReason::Duplicate,
+                            v1::DropReason::Filtered => v2::DropReason::Filtered,
+                        };
+                        (d.row, reason)
+                    })
+                    .collect(),
+                a.rejected
+                    .iter()
+                    .map(|r| (r.row, r.reason.clone()))
+                    .collect(),
+            )
+        }
     };
-    for e in &answer.emit {
-        if let Emit::Keep(i) | Emit::Update((i, _)) = e
-            && let Some(a) = accounted.get_mut(*i as usize)
-        {
-            *a = true;
-        }
-    }
-    for d in &answer.dropped {
-        let i = d.row as usize;
+    for (row, reason) in dropped {
+        let i = row as usize;
         if i >= n {
             return Err(bad(format!("dropped row {i} of a {n}-row batch")));
         }
         accounted[i] = true;
-        match d.reason {
-            DropReason::Late => out.late.push(LateRow {
+        match reason {
+            // One row at a time: a batch with a single late row (the common
+            // case) must not pay for writing every row of it as JSON.
+            v2::DropReason::Late => out.late.push(LateRow {
                 transform: name.to_string(),
-                record: row_json(i),
+                record: input.row_json(i),
             }),
-            DropReason::Duplicate => out.duplicates += 1,
-            DropReason::Filtered => out.filtered += 1,
+            v2::DropReason::Duplicate => out.duplicates += 1,
+            v2::DropReason::Filtered => out.filtered += 1,
         }
     }
-    for r in &answer.rejected {
-        let i = r.row as usize;
+    for (row, reason) in rejected {
+        let i = row as usize;
         if i >= n {
             return Err(bad(format!("rejected row {i} of a {n}-row batch")));
         }
         accounted[i] = true;
         out.rejected.push(RejectedRow {
             transform: name.to_string(),
-            reason: r.reason.clone(),
-            record: row_json(i),
+            reason,
+            record: input.row_json(i),
         });
     }
     out.filtered += accounted.iter().filter(|a| !**a).count() as u64;
-    let convert::Assembled {
-        batch,
-        refused,
-        inserted,
-    } = convert::assemble(input, answer.emit).map_err(|e| bad(e.0))?;
-    for r in refused {
-        let record = match r.row {
-            convert::RowRef::Input(i) => row_json(i as usize),
-            convert::RowRef::Inserted(k) => inserted
-                .iter()
-                .find(|(idx, _)| *idx == k)
-                .map(|(_, a)| {
-                    Json::Object(
-                        a.iter()
-                            .map(|(n, v)| (n.clone(), Json::String(format!("{v:?}"))))
-                            .collect(),
-                    )
-                })
-                .unwrap_or(Json::Null),
-        };
+    let reject = |out: &mut ChainOutput, reason: String, record: Json| {
         out.rejected.push(RejectedRow {
             transform: name.to_string(),
-            reason: r.reason,
+            reason,
             record,
-        });
+        })
+    };
+    match answer {
+        Answer::V2(a) => {
+            let columnar::Assembled { view, refused } =
+                columnar::assemble(input, a.rows, a.patches).map_err(|e| bad(e.0))?;
+            for (record, reason) in refused {
+                reject(out, reason, record);
+            }
+            Ok(view)
+        }
+        Answer::V1(a) => {
+            let convert::Assembled {
+                batch,
+                refused,
+                inserted,
+            } = convert::assemble(&input.materialize(), a.emit).map_err(|e| bad(e.0))?;
+            for r in refused {
+                let record = match r.row {
+                    convert::RowRef::Input(i) => input.row_json(i as usize),
+                    convert::RowRef::Inserted(k) => inserted
+                        .iter()
+                        .find(|(idx, _)| *idx == k)
+                        .map(|(_, a)| {
+                            Json::Object(
+                                a.iter()
+                                    .map(|(n, v)| (n.clone(), Json::String(format!("{v:?}"))))
+                                    .collect(),
+                            )
+                        })
+                        .unwrap_or(Json::Null),
+                };
+                reject(out, r.reason, record);
+            }
+            Ok(View::new(batch))
+        }
     }
-    Ok(batch)
 }

@@ -1,4 +1,5 @@
-//! Arrow ⇄ WIT: the batch a guest sees, and the Arrow batch its answer becomes.
+//! Arrow ⇄ WIT 0.1.0 (rows of values): the batch a 0.1.0 guest sees, and the
+//! Arrow batch its answer becomes. (0.2.0 guests: [`crate::columnar`].)
 //!
 //! Guests see rows of WIT `value`s for the fields they asked for. Their answer
 //! (`keep` / `update` / `insert`) is assembled into an Arrow batch with every
@@ -19,7 +20,7 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
-use super::bindings::tributary::transform::types::{
+use super::bindings_v1::tributary::transform::types::{
     Batch, Emit, Field as WitField, FieldType, Value,
 };
 

@@ -9,11 +9,11 @@ use serde_json::Value as Json;
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
-use crate::bindings::Transform;
 use crate::cache;
 use crate::error::TransformError;
 use crate::host::Host;
 use crate::sandbox::{Limits, Ticker};
+use crate::{bindings, bindings_v1};
 
 /// One transform to instantiate.
 #[derive(Clone, Debug)]
@@ -39,9 +39,11 @@ impl std::fmt::Debug for TransformEngine {
     }
 }
 
-/// The version of the WIT package this host implements.
+/// The WIT package this host implements, the version guests are built
+/// against today, and every version it runs (newest first).
 pub const WIT_PACKAGE: &str = "tributary:transform";
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSIONS: &[&str] = &["0.2.0", "0.1.0"];
 
 /// What a component implements, as `tributary transform inspect` shows it.
 #[derive(Debug)]
@@ -123,8 +125,12 @@ impl TransformEngine {
         });
         let mut linker = Linker::<Host>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| engine_err("WASI", e))?;
-        Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |h| h)
+        // Both versions' imports: their interface names carry the version,
+        // so they live side by side in one linker.
+        bindings::Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |h| h)
             .map_err(|e| engine_err("host imports", e))?;
+        bindings_v1::Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |h| h)
+            .map_err(|e| engine_err("host imports (0.1.0)", e))?;
 
         let ticker = Ticker::start(&engine)
             .map_err(|e| TransformError::Engine(format!("cannot start the epoch ticker: {e}")))?;

@@ -2,29 +2,55 @@
 //! watermark, log), the calls under the limits of [`crate::sandbox`], and how
 //! a failure is named.
 
-use arrow_array::RecordBatch;
 use serde_json::Value as Json;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store};
 
-use crate::bindings::exports::tributary::transform::processor::Output;
-use crate::bindings::{Transform, TransformPre};
-use crate::convert;
-use crate::engine::{TransformEngine, TransformSpec, WIT_VERSION};
+use crate::columnar::{self, View};
+use crate::engine::{TransformEngine, TransformSpec, WIT_VERSIONS};
 use crate::error::TransformError;
 use crate::host::Host;
 use crate::sandbox::{self, Limiter, Limits};
 use crate::state::KeyedState;
+use crate::{bindings, bindings_v1, convert};
+
+/// A component ready to instantiate, by the contract version it speaks.
+enum Pre {
+    V2(bindings::TransformPre<Host>),
+    V1(bindings_v1::TransformPre<Host>),
+}
+
+/// A live instance's exports, by version.
+enum Exports {
+    V2(bindings::Transform),
+    V1(bindings_v1::Transform),
+}
+
+/// A guest's answer to `process` or `on-watermark`, by version.
+pub(crate) enum Answer {
+    V2(bindings::exports::tributary::transform::processor::Output),
+    V1(bindings_v1::exports::tributary::transform::processor::Output),
+}
+
+impl Answer {
+    /// No row emitted or rejected (an `on-watermark` with nothing to say).
+    pub(crate) fn emits_nothing(&self) -> bool {
+        match self {
+            Answer::V2(a) => a.rows.as_ref().is_none_or(Vec::is_empty) && a.rejected.is_empty(),
+            Answer::V1(a) => a.emit.is_empty() && a.rejected.is_empty(),
+        }
+    }
+}
 
 /// One sandboxed transform.
 pub struct TransformInstance {
     pub(crate) name: String,
     engine: Engine,
-    pre: TransformPre<Host>,
+    pre: Pre,
     limits: Limits,
     config: Vec<(String, String)>,
     projection: Option<Vec<String>>,
-    live: Option<(Store<Host>, Transform)>,
+    live: Option<(Store<Host>, Exports)>,
     /// The state while no Store is live.
     parked: Option<KeyedState>,
 }
@@ -66,20 +92,25 @@ impl TransformInstance {
                 load(format!("not a valid WebAssembly component: {text}"))
             }
         })?;
-        if let Some(other) = component
+        let exports: Vec<String> = component
             .component_type()
             .exports(&engine.engine)
             .map(|(n, _)| n.to_string())
-            .find(|n| {
-                n.starts_with("tributary:transform/processor@")
-                    && !n.ends_with(&format!("@{WIT_VERSION}"))
-            })
+            .collect();
+        let processor = exports
+            .iter()
+            .find(|n| n.starts_with("tributary:transform/processor@"));
+        let version = processor
+            .and_then(|n| n.rsplit_once('@'))
+            .map(|(_, v)| v.to_string());
+        if let (Some(other), Some(version)) = (processor, &version)
+            && !WIT_VERSIONS.contains(&version.as_str())
         {
-            let version = other.rsplit_once('@').map_or("?", |(_, v)| v);
             return Err(load(format!(
                 "the module implements tributary:transform@{version}, but this tributary hosts \
-                 tributary:transform@{WIT_VERSION}: rebuild it against the wit/ folder of this version \
-                 (it exports {other}, the host needs tributary:transform/processor@{WIT_VERSION})"
+                 tributary:transform@{}: rebuild it against the wit/ folder of this version \
+                 (it exports {other})",
+                WIT_VERSIONS.join(" and @")
             )));
         }
         tracing::info!(
@@ -94,12 +125,18 @@ impl TransformInstance {
         );
         let pre = engine.linker.instantiate_pre(&component).map_err(|e| {
             load(format!(
-                "it does not fit the world tributary:transform/transform@0.1.0: {e:#}"
+                "it does not fit the world tributary:transform/transform@{}: {e:#}",
+                version.as_deref().unwrap_or(crate::WIT_VERSION)
             ))
         })?;
-        let pre = TransformPre::new(pre).map_err(|e| {
+        let pre = match version.as_deref() {
+            Some("0.1.0") => bindings_v1::TransformPre::new(pre).map(Pre::V1),
+            _ => bindings::TransformPre::new(pre).map(Pre::V2),
+        }
+        .map_err(|e| {
             load(format!(
-                "it does not export tributary:transform/processor@0.1.0: {e:#}"
+                "it does not export tributary:transform/processor@{}: {e:#}",
+                crate::WIT_VERSION
             ))
         })?;
         let mut instance = Self {
@@ -147,11 +184,18 @@ impl TransformInstance {
         let mut store = self.new_store(state);
         store.set_epoch_deadline(self.deadline_ticks());
         store.epoch_deadline_trap();
-        let result = self.pre.instantiate(&mut store).and_then(|t| {
-            t.tributary_transform_processor()
-                .call_init(&mut store, &self.config)
-                .map(|r| (t, r))
-        });
+        let result = match &self.pre {
+            Pre::V2(pre) => pre.instantiate(&mut store).and_then(|t| {
+                t.tributary_transform_processor()
+                    .call_init(&mut store, &self.config)
+                    .map(|r| (Exports::V2(t), r))
+            }),
+            Pre::V1(pre) => pre.instantiate(&mut store).and_then(|t| {
+                t.tributary_transform_processor()
+                    .call_init(&mut store, &self.config)
+                    .map(|r| (Exports::V1(t), r))
+            }),
+        };
         match result {
             Ok((t, Ok(projection))) => {
                 self.projection = projection;
@@ -221,7 +265,7 @@ impl TransformInstance {
     fn call<R>(
         &mut self,
         watermark: Option<i64>,
-        f: impl FnOnce(&Transform, &mut Store<Host>) -> wasmtime::Result<Result<R, String>>,
+        f: impl FnOnce(&Exports, &mut Store<Host>) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<(R, Option<i64>), TransformError> {
         self.ensure_live()?;
         let ticks = self.deadline_ticks();
@@ -262,23 +306,49 @@ impl TransformInstance {
     }
 
     /// `process` on one batch; returns the guest's answer and its watermark
-    /// proposal.
-    pub fn process(
+    /// proposal. A 0.2.0 guest is shown the batch as columns gathered
+    /// straight from the view; a 0.1.0 guest, as rows of values.
+    pub(crate) fn process(
         &mut self,
-        batch: &RecordBatch,
+        batch: &View,
         watermark: Option<i64>,
-    ) -> Result<(Output, Option<i64>), TransformError> {
-        let wit = convert::to_wit(batch, self.projection.as_deref());
-        self.call(watermark, |t, store| {
-            t.tributary_transform_processor().call_process(store, &wit)
-        })
+    ) -> Result<(Answer, Option<i64>), TransformError> {
+        self.ensure_live()?;
+        match self.live.as_ref().map(|(_, e)| e) {
+            Some(Exports::V1(_)) => {
+                let wit = convert::to_wit(&batch.materialize(), self.projection.as_deref());
+                self.call(watermark, |t, store| match t {
+                    Exports::V1(t) => t
+                        .tributary_transform_processor()
+                        .call_process(store, &wit)
+                        .map(|r| r.map(Answer::V1)),
+                    Exports::V2(_) => unreachable!("the instance speaks 0.1.0"),
+                })
+            }
+            _ => {
+                let wit = columnar::to_wit(batch, self.projection.as_deref());
+                self.call(watermark, |t, store| match t {
+                    Exports::V2(t) => t
+                        .tributary_transform_processor()
+                        .call_process(store, &wit)
+                        .map(|r| r.map(Answer::V2)),
+                    Exports::V1(_) => unreachable!("the instance speaks 0.2.0"),
+                })
+            }
+        }
     }
 
     /// `on-watermark` after the watermark moved.
-    pub fn on_watermark(&mut self, watermark: i64) -> Result<Output, TransformError> {
-        self.call(Some(watermark), |t, store| {
-            t.tributary_transform_processor()
+    pub(crate) fn on_watermark(&mut self, watermark: i64) -> Result<Answer, TransformError> {
+        self.call(Some(watermark), |t, store| match t {
+            Exports::V2(t) => t
+                .tributary_transform_processor()
                 .call_on_watermark(store, watermark)
+                .map(|r| r.map(Answer::V2)),
+            Exports::V1(t) => t
+                .tributary_transform_processor()
+                .call_on_watermark(store, watermark)
+                .map(|r| r.map(Answer::V1)),
         })
         .map(|(o, _)| o)
     }

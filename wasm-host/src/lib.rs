@@ -14,6 +14,13 @@
 //!   memory and time it gets.
 //! - [`builtin`]: the transforms compiled into the binary (`builtin:dedup`).
 //!
+//! Two versions of the contract are hosted: `tributary:transform@0.2.0`,
+//! whose batches cross as columns and whose filters answer with row numbers
+//! (`columnar`: Arrow columns in, a selection or patched columns out; the
+//! selections of consecutive filters compose, and a batch is gathered once,
+//! before the sink), and `@0.1.0`, rows of values (`convert`), for
+//! components built before it.
+//!
 //! ```no_run
 //! use tributary_wasm_host::{Limits, TransformChain, TransformEngine, TransformSpec, builtin};
 //! let engine = TransformEngine::new(None).unwrap();
@@ -30,6 +37,7 @@
 pub mod builtin;
 pub mod cache;
 mod chain;
+mod columnar;
 mod convert;
 mod engine;
 mod error;
@@ -38,22 +46,33 @@ mod instance;
 pub mod sandbox;
 pub mod state;
 
+/// `tributary:transform@0.2.0` (columnar), the version guests are built
+/// against today.
 mod bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "transform" });
+}
+
+/// `tributary:transform@0.1.0` (rows of values): components built before
+/// 0.2.0 keep running through these bindings, with the same host behind them.
+mod bindings_v1 {
+    wasmtime::component::bindgen!({ path: "../wit/v0.1", world: "transform" });
 }
 
 /// The Arrow ⇄ WIT value conversion and the WIT types it uses, for the fuzz
 /// targets in `fuzz/` only: not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::bindings::tributary::transform::types::{Batch, Emit, Field, FieldType, Value};
+    pub use crate::bindings_v1::tributary::transform::types::{
+        Batch, Emit, Field, FieldType, Value,
+    };
     pub use crate::convert::{Assembled, assemble, to_wit, value_at};
 }
 
 pub use chain::{ChainOutput, ChainState, LateRow, RejectedRow, TransformChain};
 pub use convert::rows_as_json;
 pub use engine::{
-    ComponentInfo, TransformEngine, TransformSpec, WIT_PACKAGE, WIT_VERSION, default_cache_dir,
+    ComponentInfo, TransformEngine, TransformSpec, WIT_PACKAGE, WIT_VERSION, WIT_VERSIONS,
+    default_cache_dir,
 };
 pub use error::TransformError;
 pub use host::Host;

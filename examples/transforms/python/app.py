@@ -8,7 +8,7 @@
 For the sandbox tests, `misbehave` makes it loop forever (`spin`), allocate
 without end (`membomb`) or raise (`trap`) on its first batch.
 
-Build (see build.sh): componentize-py -d ../../../wit -w transform componentize app -o curate.wasm
+Build (see build.sh): componentize-py -d ../../../wit/v0.1 -w transform componentize app -o curate.wasm
 """
 
 from typing import List, Optional, Tuple

@@ -36,13 +36,14 @@
 //! for `wasm32` only, on `tributary-transform-sdk`) passes the batch through
 //! and turns verdicts into output.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 pub mod value;
 
 use tributary_transform_sdk::duration;
-pub use value::{KeyText, Value};
+pub use value::{KeyText, Value, ValueRef};
 
 /// Which version of a key survives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +101,20 @@ pub trait Store {
     fn get(&mut self, key: &str) -> Option<Vec<u8>>;
     fn put(&mut self, key: &str, value: &[u8], expires_at: i64);
     fn put_if_absent(&mut self, key: &str, value: &[u8], expires_at: i64) -> bool;
+    /// `put_if_absent` of each key in order, in one call where the store
+    /// can (the host's `put-if-absent-many`).
+    fn put_if_absent_many(
+        &mut self,
+        keys: &[Cow<'_, str>],
+        value: &[u8],
+        expires_at: &[i64],
+    ) -> Result<Vec<bool>, String> {
+        Ok(keys
+            .iter()
+            .zip(expires_at)
+            .map(|(k, e)| self.put_if_absent(k, value, *e))
+            .collect())
+    }
     /// Removes and returns the entries expiring at or before the watermark,
     /// oldest expiry first.
     fn take_expired(&mut self) -> Vec<(String, Vec<u8>)>;
@@ -183,13 +198,26 @@ impl Dedup {
         key_col: Option<usize>,
         time_col: Option<usize>,
     ) -> Result<(String, i64), String> {
-        let cell = |col: Option<usize>| col.and_then(|c| row.get(c)).unwrap_or(&Value::Null);
-        let key = cell(key_col)
-            .key_text()
-            .ok_or_else(|| format!("missing key field `{}`", self.config.key))?;
-        let time = match cell(time_col) {
-            Value::Timestamp(t) | Value::Int(t) => *t,
-            Value::Null => {
+        let cell = |col: Option<usize>| {
+            col.and_then(|c| row.get(c))
+                .map_or(ValueRef::Null, ValueRef::from)
+        };
+        self.identify_cells(cell(key_col), cell(time_col))
+            .map(|(k, t)| (k.into_owned(), t))
+    }
+
+    /// The key and event time from a row's two cells, or why the row is
+    /// rejected.
+    pub fn identify_cells<'a>(
+        &self,
+        key: ValueRef<'a>,
+        time: ValueRef<'_>,
+    ) -> Result<(Cow<'a, str>, i64), String> {
+        let key =
+            value::key_of(key).ok_or_else(|| format!("missing key field `{}`", self.config.key))?;
+        let time = match time {
+            ValueRef::Timestamp(t) | ValueRef::Int(t) => t,
+            ValueRef::Null => {
                 return Err(format!(
                     "missing event-time field `{}`",
                     self.config.event_time
@@ -217,22 +245,45 @@ impl Dedup {
         let col = |name: &str| fields.iter().position(|f| f == name);
         let (key_col, time_col) = (col(&self.config.key), col(&self.config.event_time));
         match self.config.keep {
-            Keep::First => Ok(rows
-                .iter()
-                .map(|row| match self.identify(row, key_col, time_col) {
-                    Err(reason) => Verdict::Reject(reason),
-                    Ok((key, t)) => {
-                        let expires = t.saturating_add(self.config.within_micros);
-                        if store.put_if_absent(&key, &[], expires) {
-                            Verdict::Keep
-                        } else {
-                            Verdict::Duplicate
-                        }
-                    }
-                })
-                .collect()),
+            Keep::First => self.process_first(
+                store,
+                rows.iter().map(|row| {
+                    self.identify(row, key_col, time_col)
+                        .map(|(k, t)| (Cow::Owned(k), t))
+                }),
+            ),
             Keep::Latest => self.process_latest(store, fields, rows, key_col, time_col),
         }
+    }
+
+    /// `first`: each row's key and event time (or why it is rejected) in,
+    /// a verdict per row out, with one [`Store::put_if_absent_many`] for
+    /// the whole batch.
+    pub fn process_first<'a>(
+        &self,
+        store: &mut impl Store,
+        rows: impl Iterator<Item = Result<(Cow<'a, str>, i64), String>>,
+    ) -> Result<Vec<Verdict>, String> {
+        let mut verdicts = Vec::with_capacity(rows.size_hint().0);
+        let (mut keys, mut expiries, mut at) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, row) in rows.enumerate() {
+            match row {
+                Err(reason) => verdicts.push(Verdict::Reject(reason)),
+                Ok((key, t)) => {
+                    verdicts.push(Verdict::Keep);
+                    at.push(i);
+                    keys.push(key);
+                    expiries.push(t.saturating_add(self.config.within_micros));
+                }
+            }
+        }
+        let stored = store.put_if_absent_many(&keys, &[], &expiries)?;
+        for (i, stored) in at.into_iter().zip(stored) {
+            if !stored {
+                verdicts[i] = Verdict::Duplicate;
+            }
+        }
+        Ok(verdicts)
     }
 
     /// `latest`: decides every row first, then writes each key's winning

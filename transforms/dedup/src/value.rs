@@ -8,7 +8,9 @@
 //! byte); 2 int, 3 float (IEEE bits), 6 timestamp (8 bytes); 4 text, 5 bytes,
 //! 7 json (`u32` length + bytes).
 
-pub use tributary_transform_sdk::Value;
+use std::borrow::Cow;
+
+pub use tributary_transform_sdk::{Value, ValueRef};
 
 /// The text a key is stored under in the host's store.
 pub trait KeyText {
@@ -19,15 +21,20 @@ pub trait KeyText {
 
 impl KeyText for Value {
     fn key_text(&self) -> Option<String> {
-        Some(match self {
-            Value::Null => return None,
-            Value::Text(s) | Value::Json(s) => s.clone(),
-            Value::Int(i) | Value::Timestamp(i) => i.to_string(),
-            Value::Float(f) => f.to_string(),
-            Value::Boolean(b) => b.to_string(),
-            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
-        })
+        key_of(ValueRef::from(self)).map(Cow::into_owned)
     }
+}
+
+/// A key cell's text, borrowed from the batch when it is text already.
+pub fn key_of(v: ValueRef<'_>) -> Option<Cow<'_, str>> {
+    Some(match v {
+        ValueRef::Null => return None,
+        ValueRef::Text(s) | ValueRef::Json(s) => Cow::Borrowed(s),
+        ValueRef::Int(i) | ValueRef::Timestamp(i) => Cow::Owned(i.to_string()),
+        ValueRef::Float(f) => Cow::Owned(f.to_string()),
+        ValueRef::Boolean(b) => Cow::Owned(b.to_string()),
+        ValueRef::Bytes(b) => Cow::Owned(b.iter().map(|x| format!("{x:02x}")).collect()),
+    })
 }
 
 fn put_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {

@@ -32,6 +32,7 @@ pub fn init<T: Transform>(
 fn with_instance<T: Transform>(
     slot: &'static Slot<T>,
     call: &str,
+    len: usize,
     f: impl FnOnce(&mut T, &mut Output) -> Result<(), String>,
 ) -> Result<wit::Output, String> {
     slot.with_borrow_mut(|s| {
@@ -40,7 +41,7 @@ fn with_instance<T: Transform>(
             .ok_or_else(|| format!("{}: {call} called before init", T::NAME))?;
         let mut out = Output::new();
         f(instance, &mut out)?;
-        Ok(out.into_wit())
+        Ok(out.into_wit(len))
     })
 }
 
@@ -49,14 +50,16 @@ pub fn process<T: Transform>(
     batch: wit::Batch,
 ) -> Result<wit::Output, String> {
     let batch = Batch::from_wit(batch);
-    with_instance(slot, "process", |t, out| t.process(&batch, out))
+    with_instance(slot, "process", batch.len(), |t, out| {
+        t.process(&batch, out)
+    })
 }
 
 pub fn on_watermark<T: Transform>(
     slot: &'static Slot<T>,
     watermark: i64,
 ) -> Result<wit::Output, String> {
-    with_instance(slot, "on-watermark", |t, out| {
+    with_instance(slot, "on-watermark", 0, |t, out| {
         t.on_watermark(watermark, out)
     })
 }
@@ -130,7 +133,7 @@ mod tests {
     use std::cell::RefCell;
 
     use super::*;
-    use crate::{Field, FieldType, Value};
+    use crate::{Field, FieldType};
 
     /// Keeps every row, or rejects every row with its `tag` when one is set.
     struct Tagger {
@@ -173,7 +176,11 @@ mod tests {
                 type_: FieldType::Int,
                 nullable: false,
             }],
-            rows: vec![vec![Value::Int(1)]],
+            len: 1,
+            columns: vec![wit::Column {
+                values: wit::Values::Int(vec![1]),
+                validity: None,
+            }],
         }
     }
 
@@ -195,11 +202,8 @@ mod tests {
         );
 
         assert_eq!(init(&SLOT, pairs(&[])), Ok(Some(vec!["x".into()])));
-        assert_eq!(
-            process(&SLOT, one_row()).unwrap().emit,
-            [wit::Emit::Keep(0)]
-        );
-        assert!(on_watermark(&SLOT, 5).unwrap().emit.is_empty());
+        assert_eq!(process(&SLOT, one_row()).unwrap().rows, None, "all kept");
+        assert_eq!(on_watermark(&SLOT, 5).unwrap().rows, None);
 
         assert!(init(&SLOT, pairs(&[("tag", "bad")])).is_ok());
         let out = process(&SLOT, one_row()).unwrap();

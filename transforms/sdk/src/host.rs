@@ -11,7 +11,7 @@
 /// it, the host evicts the entry (after `on_watermark` had a chance to
 /// [`take_expired`]), so state stays bounded.
 pub mod state {
-    use crate::bindings::tributary::transform::state as wit;
+    use crate::bindings::tributary::transform::{state as wit, types::Packed};
 
     /// The value stored under `key`.
     pub fn get(key: &str) -> Option<Vec<u8>> {
@@ -26,6 +26,41 @@ pub mod state {
     /// Stores `value` only if `key` is absent; true when it was stored.
     pub fn put_if_absent(key: &str, value: &[u8], expires_at: Option<i64>) -> bool {
         wit::put_if_absent(key, value, expires_at)
+    }
+
+    /// [`put_if_absent`] for many keys in one host call: key `i` is stored
+    /// with `value` and `expires_at[i]` when absent; the answer says, per
+    /// key, whether it was stored (a key repeated in `keys` is stored once).
+    pub fn put_if_absent_many<K: AsRef<str>>(
+        keys: &[K],
+        value: &[u8],
+        expires_at: &[i64],
+    ) -> Result<Vec<bool>, String> {
+        if keys.len() != expires_at.len() {
+            return Err(format!(
+                "state::put_if_absent_many: {} keys but {} expiries",
+                keys.len(),
+                expires_at.len()
+            ));
+        }
+        let mut packed = Packed {
+            offsets: Vec::with_capacity(keys.len() + 1),
+            data: Vec::new(),
+        };
+        packed.offsets.push(0);
+        for key in keys {
+            packed.data.extend_from_slice(key.as_ref().as_bytes());
+            packed.offsets.push(packed.data.len() as u32);
+        }
+        let stored = wit::put_if_absent_many(&packed, value, expires_at);
+        if stored.len() != keys.len() {
+            return Err(format!(
+                "state::put_if_absent_many: the host answered {} of {} keys",
+                stored.len(),
+                keys.len()
+            ));
+        }
+        Ok(stored)
     }
 
     /// Removes `key`; true when it was there.

@@ -51,6 +51,11 @@
 //! tributary_transform_sdk::export_transform!(Upper);
 //! ```
 //!
+//! The component speaks `tributary:transform@0.2.0`: batches arrive as
+//! columns, and the typed reads ([`Row::text`], [`Row::int`], [`Row::get`]…)
+//! read them in place; an output that only keeps and drops rows goes back
+//! as row numbers, and `update`/`insert` values as columns.
+//!
 //! Build it as a `cdylib` for `wasm32-wasip2`
 //! (`cargo build --release --target wasm32-wasip2`): the `.wasm` is a
 //! component, ready for `tributary transform test`. Everything but the host
@@ -66,14 +71,13 @@ mod host;
 mod output;
 mod value;
 
-pub use batch::{Batch, Column, Row};
+pub use batch::{Batch, Column, Row, ValueRef};
 pub use config::Config;
 pub use host::{log, state, watermark};
-pub use output::Output;
+pub use output::{Emit, Output};
+pub use value::Value;
 
-pub use bindings::tributary::transform::types::{
-    DropReason, Dropped, Emit, Field, FieldType, Rejected, Value,
-};
+pub use bindings::tributary::transform::types::{DropReason, Dropped, Field, FieldType, Rejected};
 
 /// The bindings wit-bindgen generates for the world. Not a stable API: use the
 /// types and functions re-exported above. The canonical ABI needs unsafe

@@ -1,6 +1,22 @@
-//! Reading a [`Value`] (the WIT `value`) without a `match` at every use.
+//! [`Value`], one field's value, and reading it without a `match` at every
+//! use.
 
-use crate::Value;
+/// One field value. (Contract 0.1.0 passed these across the boundary; 0.2.0
+/// passes columns, and the SDK builds a `Value` only when a transform asks
+/// for one: [`Row::value`](crate::Row::value), [`Output::update`](crate::Output::update).)
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Boolean(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+    /// Microseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+    /// Nested data (lists, maps, structs) as a JSON document.
+    Json(String),
+}
 
 impl Value {
     pub fn is_null(&self) -> bool {

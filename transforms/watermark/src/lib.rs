@@ -122,7 +122,7 @@ pub fn process(
 #[cfg(target_arch = "wasm32")]
 mod guest {
     use tributary_transform_sdk::{
-        self as sdk, Batch, DropReason, Output, Transform, Value, watermark,
+        self as sdk, Batch, DropReason, Output, Transform, ValueRef, watermark,
     };
 
     use super::{Config, EventTime, Verdict};
@@ -138,15 +138,15 @@ mod guest {
         }
     }
 
-    fn event_time(v: Option<&Value>) -> EventTime {
+    fn event_time(v: ValueRef<'_>) -> EventTime {
         match v {
-            None | Some(Value::Null) => EventTime::Missing,
-            Some(Value::Timestamp(t) | Value::Int(t)) => EventTime::Micros(*t),
-            Some(Value::Text(_)) => EventTime::WrongType("text"),
-            Some(Value::Float(_)) => EventTime::WrongType("a float"),
-            Some(Value::Boolean(_)) => EventTime::WrongType("a boolean"),
-            Some(Value::Bytes(_)) => EventTime::WrongType("bytes"),
-            Some(Value::Json(_)) => EventTime::WrongType("nested data"),
+            ValueRef::Null => EventTime::Missing,
+            ValueRef::Timestamp(t) | ValueRef::Int(t) => EventTime::Micros(t),
+            ValueRef::Text(_) => EventTime::WrongType("text"),
+            ValueRef::Float(_) => EventTime::WrongType("a float"),
+            ValueRef::Boolean(_) => EventTime::WrongType("a boolean"),
+            ValueRef::Bytes(_) => EventTime::WrongType("bytes"),
+            ValueRef::Json(_) => EventTime::WrongType("nested data"),
         }
     }
 
@@ -165,9 +165,10 @@ mod guest {
 
         fn process(&mut self, batch: &Batch, out: &mut Output) -> Result<(), String> {
             let column = batch.find(&self.0.event_time);
+            // Read in place from the column (no row of values is built).
             let times = batch
                 .rows()
-                .map(|row| event_time(column.map(|c| row.value(c))));
+                .map(|row| column.map_or(EventTime::Missing, |c| event_time(row.get(c))));
             let verdicts = super::process(&self.0, &mut Host, times);
             out.reserve(verdicts.len());
             for (i, verdict) in verdicts.into_iter().enumerate() {

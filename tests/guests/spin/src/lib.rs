@@ -4,7 +4,7 @@
 #![allow(unsafe_code)]
 #[cfg(target_arch = "wasm32")]
 mod guest {
-    wit_bindgen::generate!({ path: "../../../wit", world: "transform" });
+    wit_bindgen::generate!({ path: "../../../wit/v0.1", world: "transform" });
 
     use exports::tributary::transform::processor::Guest;
     use tributary::transform::types::{Batch, Output};
