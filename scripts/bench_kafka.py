@@ -175,6 +175,8 @@ def main():
     p.add_argument("--partitions", type=int, default=3)
     p.add_argument("--repeat", type=int, default=3, help="runs of each stage; the table gives medians")
     p.add_argument("--stages", default="consume,peer-raw,avro,peer,wasm,parquet")
+    p.add_argument("--baseline", help="a second tributary binary (say, the previous commit's) run "
+                   "through the same stages in the same rounds, for an A/B in one run")
     args = p.parse_args()
 
     procs = []
@@ -206,20 +208,25 @@ def main():
             print(f"produced {produced['produced']} Avro articles in {time.monotonic() - began:.1f} s "
                   f"({produced['duplicate']} duplicates, {produced['late']} late)", file=sys.stderr)
 
-            runs = {stage: [] for stage in args.stages.split(",")}
+            binaries = [("", args.bin)] + ([(" (baseline)", args.baseline)] if args.baseline else [])
+            runs = {}
+            for stage in args.stages.split(","):
+                for label, binary in ([("", None)] if stage in ("peer", "peer-raw") else binaries):
+                    runs[(stage, label, binary)] = []
             # Rounds of every stage in turn, so that a noisy moment of the
             # machine spreads over the stages instead of hitting one.
             for _ in range(args.repeat):
-                for stage in runs:
+                for (stage, label, binary), rs in runs.items():
                     broker_cpu = cpu_seconds(kafka.pid)
                     if stage in ("peer", "peer-raw"):
                         r = run_peer(bootstrap, reg_url, topic, produced["produced"], stage == "peer-raw")
                     else:
-                        r = run_stage(args.bin, stage, bootstrap, reg_url, topic)
+                        r = run_stage(binary, stage, bootstrap, reg_url, topic)
                     r["broker_cpu_s"] = round(cpu_seconds(kafka.pid) - broker_cpu, 2)
+                    r["label"] = label
                     print(json.dumps(r), file=sys.stderr)
-                    runs[stage].append(r)
-            results = [median_run(rs) for rs in runs.values()]
+                    rs.append(r)
+            results = [dict(median_run(rs), label=label) for (_, label, _), rs in runs.items()]
     finally:
         for proc in procs:
             proc.kill()
@@ -237,7 +244,7 @@ def main():
              "peer-raw": "peer: confluent-kafka Consumer, values not decoded (Python)"}
     for r in results:
         commit = f"{r['commit_p50_ms']} / {r['commit_p99_ms']}" if r["commit_p50_ms"] is not None else "–"
-        print(f"| {names.get(r['stage'], r['stage'])} | {r['records']} | {r['wall_s']} | {r['cpu_s']} | "
+        print(f"| {names.get(r['stage'], r['stage'])}{r['label']} | {r['records']} | {r['wall_s']} | {r['cpu_s']} | "
               f"{r['records_per_s']} | {r['records_per_cpu_s']} | {r['peak_rss_mib']} | {commit} | {r['broker_cpu_s']} |")
 
 

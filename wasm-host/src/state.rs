@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use compact_str::CompactString;
-use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 /// The expiry of an entry that has none. An entry stored with
 /// `expires_at = Some(i64::MAX)` is kept as one that never expires: no
@@ -70,8 +70,14 @@ pub struct KeyedState {
     bucketed: usize,
     live: usize,
     journal: Option<Vec<Undo>>,
-    /// Keys changed since the last [`KeyedState::clear_changes`].
-    changed: HashSet<CompactString>,
+    /// What changed since the last [`KeyedState::clear_changes`]: the slots
+    /// stored into (a bit per slot id, and the ids in the order first
+    /// marked) and the keys removed. Slot ids, not keys: marking an insert
+    /// costs a bit, not a third copy of the key and a second hash (dedup
+    /// marks one per record).
+    dirty: Vec<u64>,
+    dirty_ids: Vec<u32>,
+    removed: Vec<CompactString>,
 }
 
 /// What `put` stores: the value and the expiry (`None`: [`NEVER`]).
@@ -120,23 +126,42 @@ impl KeyedState {
 
     /// [`set`](Self::set) of a key already located.
     fn set_at(&mut self, at: (u64, Option<u32>), key: &str, new: Option<Stored>) -> Option<Stored> {
-        self.changed.insert(CompactString::from(key));
-        self.apply_at(at, key, new)
+        let (old, id) = self.apply_at(at, key, new);
+        match id {
+            Some(id) => self.mark(id),
+            // Removed (or absent, which a changelog replays as a no-op).
+            None => self.removed.push(CompactString::from(key)),
+        }
+        old
+    }
+
+    /// Notes slot `id` as stored into since the last checkpoint.
+    fn mark(&mut self, id: u32) {
+        let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+        if word >= self.dirty.len() {
+            self.dirty.resize(word + 1, 0);
+        }
+        if self.dirty[word] & bit == 0 {
+            self.dirty[word] |= bit;
+            self.dirty_ids.push(id);
+        }
     }
 
     /// [`set`](Self::set) without noting the key as changed: what reading a
     /// checkpoint does (a restored state is the checkpointed one; noting ten
     /// million restored keys would cost as much as the store).
     fn apply(&mut self, key: &str, new: Option<Stored>) -> Option<Stored> {
-        self.apply_at(self.locate(key), key, new)
+        self.apply_at(self.locate(key), key, new).0
     }
 
+    /// Sets or removes a located key; returns what it held before and the
+    /// slot it is in now (none once removed).
     fn apply_at(
         &mut self,
         (hash, found): (u64, Option<u32>),
         key: &str,
         new: Option<Stored>,
-    ) -> Option<Stored> {
+    ) -> (Option<Stored>, Option<u32>) {
         match (found, new) {
             (Some(id), Some((value, expires))) => {
                 let old_expires = std::mem::replace(&mut self.slots[id as usize].expires, expires);
@@ -144,7 +169,7 @@ impl KeyedState {
                 if expires != old_expires {
                     self.schedule(id, expires);
                 }
-                Some((old_value, old_expires))
+                (Some((old_value, old_expires)), Some(id))
             }
             (Some(id), None) => {
                 if let Ok(entry) = self.index.find_entry(hash, |&i| i == id) {
@@ -156,7 +181,7 @@ impl KeyedState {
                 let value = self.values.remove(&id).unwrap_or_default();
                 self.free.push(id);
                 self.live -= 1;
-                Some((value, expires))
+                (Some((value, expires)), None)
             }
             (None, Some((value, expires))) => {
                 let slot = Slot {
@@ -182,9 +207,9 @@ impl KeyedState {
                 self.put_value(id, value);
                 self.schedule(id, expires);
                 self.live += 1;
-                None
+                (None, Some(id))
             }
-            (None, None) => None,
+            (None, None) => (None, None),
         }
     }
 
@@ -407,33 +432,48 @@ impl KeyedState {
         Ok(())
     }
 
-    /// Keys changed since the last [`clear_changes`](Self::clear_changes).
+    /// Changes since the last [`clear_changes`](Self::clear_changes): slots
+    /// stored into and keys removed (a key removed and stored again counts
+    /// twice).
     pub fn changes(&self) -> usize {
-        self.changed.len()
+        self.dirty_ids.len() + self.removed.len()
     }
 
-    /// Forgets which keys changed: the state as it is now is checkpointed.
+    /// Forgets what changed: the state as it is now is checkpointed.
     pub fn clear_changes(&mut self) {
-        self.changed = HashSet::default();
+        for id in self.dirty_ids.drain(..) {
+            self.dirty[id as usize / 64] &= !(1u64 << (id % 64));
+        }
+        self.removed = Vec::new();
     }
 
-    /// The keys changed since the last [`clear_changes`](Self::clear_changes),
-    /// each with its entry now or marked removed:
-    /// `TRBDELT1 | u64 count | per key: u32 key len, key, u8 kind (0 removed,
-    /// 1 no expiry, 2 with expiry), then when present i64 expiry, u32 value
-    /// len, value` (little endian, keys sorted).
+    /// What changed since the last [`clear_changes`](Self::clear_changes),
+    /// replayed in order: first every key removed, then every key stored
+    /// into with its entry now (a key removed and stored again ends stored;
+    /// a key stored and then removed ends removed, its slot skipped):
+    /// `TRBDELT1 | u64 count | per entry: u32 key len, key, u8 kind (0
+    /// removed, 1 no expiry, 2 with expiry), then when present i64 expiry,
+    /// u32 value len, value` (little endian). Removing an absent key is a
+    /// no-op on replay, so a key may be listed as removed more than once.
     pub fn changelog(&self) -> Vec<u8> {
-        let mut keys: Vec<&CompactString> = self.changed.iter().collect();
-        keys.sort_unstable();
-        let mut out = Vec::with_capacity(16 + keys.len() * 32);
+        let stored: Vec<u32> = self
+            .dirty_ids
+            .iter()
+            .copied()
+            .filter(|&id| self.slots[id as usize].key.is_some())
+            .collect();
+        let count = self.removed.len() + stored.len();
+        let mut out = Vec::with_capacity(16 + count * 32);
         out.extend_from_slice(CHANGELOG);
-        out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-        for key in keys {
-            let now = self.find(key).map(|id| {
-                let value = self.values.get(&id).map_or(&[][..], |v| &v[..]);
-                (value, self.slots[id as usize].expires)
-            });
-            write_entry(&mut out, key, now, true);
+        out.extend_from_slice(&(count as u64).to_le_bytes());
+        for key in &self.removed {
+            write_entry(&mut out, key, None, true);
+        }
+        for id in stored {
+            let slot = &self.slots[id as usize];
+            let value = self.values.get(&id).map_or(&[][..], |v| &v[..]);
+            let key = slot.key.as_deref().unwrap_or_default();
+            write_entry(&mut out, key, Some((value, slot.expires)), true);
         }
         out
     }
