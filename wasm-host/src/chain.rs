@@ -366,6 +366,11 @@ struct Step {
     budget: u32,
 }
 
+/// A row a guest dropped, and why.
+type RowDrop = (u32, v2::DropReason);
+/// A row a guest rejected, and why.
+type RowRejection = (u32, String);
+
 /// Applies a guest's answer to its input: counts and collects drops and
 /// rejections, and assembles the rows it emitted.
 fn apply(
@@ -382,7 +387,7 @@ fn apply(
     let mut accounted = vec![false; n];
     // What the guest said of each row, whatever its version: the rows it
     // passed on, and its drops and rejections.
-    let (dropped, rejected): (Vec<(u32, v2::DropReason)>, Vec<(u32, String)>) = match &answer {
+    let (dropped, rejected): (Vec<RowDrop>, Vec<RowRejection>) = match &answer {
         Answer::V2(a) => {
             match &a.rows {
                 None => accounted.iter_mut().for_each(|x| *x = true),

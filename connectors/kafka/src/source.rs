@@ -613,7 +613,10 @@ impl KafkaSource {
     /// Decodes one message into the batch being built; `Ok(false)` when the
     /// registry is unreachable (the message is held for the next poll).
     fn take(&mut self, msg: HeldMessage, bad: &mut Vec<BadRecord>) -> Result<bool> {
-        let position = format!("{}/{}@{}", msg.topic, msg.partition, msg.offset);
+        // Written out only for a record that needs it (bad, or held): not a
+        // string per message.
+        let position =
+            |msg: &HeldMessage| format!("{}/{}@{}", msg.topic, msg.partition, msg.offset);
         let outcome = match &msg.payload {
             None => Err(DecodeError::Bad(
                 "the message has no value (a tombstone)".into(),
@@ -624,13 +627,13 @@ impl KafkaSource {
             Ok(()) => {}
             Err(DecodeError::Bad(reason)) => bad.push(BadRecord {
                 raw: msg.payload.clone().unwrap_or_default(),
-                position,
+                position: position(&msg),
                 reason,
             }),
             // Credentials refused, or the URL is not a registry: no retry helps.
             Err(DecodeError::Unavailable(e)) if !e.is_retryable() => return Err(e),
             Err(DecodeError::Unavailable(e)) => {
-                tracing::warn!("kafka source: cannot decode {position}: {e}");
+                tracing::warn!("kafka source: cannot decode {}: {e}", position(&msg));
                 self.held = Some(msg);
                 return Ok(false);
             }
