@@ -291,6 +291,59 @@ impl From<&BorrowedMessage<'_>> for HeldMessage {
     }
 }
 
+/// Decodes the record at `offset` of `partition` (its value `payload`, read
+/// where it lies) into the batch being built and moves the partition's
+/// position past it; `Ok(false)` when the registry is unreachable: then the
+/// record is copied into `held`, for the next poll. A function of the
+/// fields it needs rather than a method, so that the poll loop can call it
+/// while a partition queue still lends it the message.
+fn take_lent(
+    decoder: &mut ValueDecoder,
+    positions: &mut BTreeMap<Partition, i64>,
+    held: &mut Option<HeldMessage>,
+    partition: &Partition,
+    offset: i64,
+    payload: Option<&[u8]>,
+    bad: &mut Vec<BadRecord>,
+) -> Result<bool> {
+    // Written out only for a record that needs it (bad, or held): not a
+    // string per message.
+    let position = || format!("{}/{}@{offset}", partition.0, partition.1);
+    let outcome = match payload {
+        None => Err(DecodeError::Bad(
+            "the message has no value (a tombstone)".into(),
+        )),
+        Some(bytes) => decoder.push(bytes),
+    };
+    match outcome {
+        Ok(()) => {}
+        Err(DecodeError::Bad(reason)) => bad.push(BadRecord {
+            raw: payload.unwrap_or_default().to_vec(),
+            position: position(),
+            reason,
+        }),
+        // Credentials refused, or the URL is not a registry: no retry helps.
+        Err(DecodeError::Unavailable(e)) if !e.is_retryable() => return Err(e),
+        Err(DecodeError::Unavailable(e)) => {
+            tracing::warn!("kafka source: cannot decode {}: {e}", position());
+            *held = Some(HeldMessage {
+                topic: partition.0.clone(),
+                partition: partition.1,
+                offset,
+                payload: payload.map(<[u8]>::to_vec),
+            });
+            return Ok(false);
+        }
+    }
+    match positions.get_mut(partition) {
+        Some(at) => *at = offset + 1,
+        None => {
+            positions.insert(partition.clone(), offset + 1);
+        }
+    }
+    Ok(true)
+}
+
 /// What a queue gave.
 enum Next {
     Record(HeldMessage),
@@ -613,34 +666,16 @@ impl KafkaSource {
     /// Decodes one message into the batch being built; `Ok(false)` when the
     /// registry is unreachable (the message is held for the next poll).
     fn take(&mut self, msg: HeldMessage, bad: &mut Vec<BadRecord>) -> Result<bool> {
-        // Written out only for a record that needs it (bad, or held): not a
-        // string per message.
-        let position =
-            |msg: &HeldMessage| format!("{}/{}@{}", msg.topic, msg.partition, msg.offset);
-        let outcome = match &msg.payload {
-            None => Err(DecodeError::Bad(
-                "the message has no value (a tombstone)".into(),
-            )),
-            Some(bytes) => self.decoder.push(bytes),
-        };
-        match outcome {
-            Ok(()) => {}
-            Err(DecodeError::Bad(reason)) => bad.push(BadRecord {
-                raw: msg.payload.clone().unwrap_or_default(),
-                position: position(&msg),
-                reason,
-            }),
-            // Credentials refused, or the URL is not a registry: no retry helps.
-            Err(DecodeError::Unavailable(e)) if !e.is_retryable() => return Err(e),
-            Err(DecodeError::Unavailable(e)) => {
-                tracing::warn!("kafka source: cannot decode {}: {e}", position(&msg));
-                self.held = Some(msg);
-                return Ok(false);
-            }
-        }
-        self.positions
-            .insert((msg.topic, msg.partition), msg.offset + 1);
-        Ok(true)
+        let partition = (msg.topic, msg.partition);
+        take_lent(
+            &mut self.decoder,
+            &mut self.positions,
+            &mut self.held,
+            &partition,
+            msg.offset,
+            msg.payload.as_deref(),
+            bad,
+        )
     }
 
     /// Moves positions over offsets that hold nothing to read: transaction
@@ -716,9 +751,13 @@ impl KafkaSource {
     /// `--available-now` (written after the run started: the next run reads
     /// it).
     fn admit(&self, msg: &HeldMessage) -> bool {
-        let partition = (msg.topic.clone(), msg.partition);
-        let position = self.positions.get(&partition).copied().unwrap_or(0);
-        msg.offset >= position && self.end(&partition).is_none_or(|end| msg.offset < end)
+        self.admit_at(&(msg.topic.clone(), msg.partition), msg.offset)
+    }
+
+    /// [`admit`](Self::admit) of the record at `offset` of `partition`.
+    fn admit_at(&self, partition: &Partition, offset: i64) -> bool {
+        let position = self.positions.get(partition).copied().unwrap_or(0);
+        offset >= position && self.end(partition).is_none_or(|end| offset < end)
     }
 
     /// Where reading `p` stops: its end under `--available-now`, else none.
@@ -991,28 +1030,41 @@ impl Source for KafkaSource {
                         want[i] = 0;
                         break;
                     }
-                    let next = match self.queues[i].1.poll(Duration::ZERO) {
+                    // The record is decoded where librdkafka lent it: its
+                    // payload is not copied (a partition queue holds one
+                    // partition, so the queue's key is the record's).
+                    let failed = match self.queues[i].1.poll(Duration::ZERO) {
                         None => break,
-                        Some(Ok(m)) => Next::Record(HeldMessage::from(&m)),
-                        Some(Err(e)) => Next::Failed(e),
-                    };
-                    match next {
-                        Next::Record(msg) => {
-                            if !self.admit(&msg) {
-                                if self.end(&self.queues[i].0).is_some_and(|e| msg.offset >= e) {
+                        Some(Ok(m)) => {
+                            let partition = &self.queues[i].0;
+                            if !self.admit_at(partition, m.offset()) {
+                                if self.end(partition).is_some_and(|e| m.offset() >= e) {
                                     // Past the end: so is all that follows.
                                     want[i] = 0;
                                     break;
                                 }
                                 continue;
                             }
-                            if !self.take(msg, &mut bad)? {
+                            if !take_lent(
+                                &mut self.decoder,
+                                &mut self.positions,
+                                &mut self.held,
+                                partition,
+                                m.offset(),
+                                m.payload(),
+                                &mut bad,
+                            )? {
                                 break 'gather;
                             }
                             taken += 1;
                             want[i] -= 1;
+                            None
                         }
-                        Next::Failed(e) => {
+                        Some(Err(e)) => Some(e),
+                    };
+                    match failed {
+                        None => {}
+                        Some(e) => {
                             if self.failed(e, taken > 0 || !bad.is_empty())? {
                                 break 'gather;
                             }
