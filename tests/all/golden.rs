@@ -1,15 +1,17 @@
 //! Golden outputs of transforms through the boundary.
 //!
-//! Every guest — the built-ins and the examples in Rust, Python, JavaScript
-//! and C, and `tests/guests/curate-v01`, the same `curate` on the older
-//! contract 0.1.0 (rows of values) — runs with `tributary transform test` over the same records
-//! (`tests/golden/transforms/input.jsonl`: nulls, non-ASCII text, nested
-//! data, duplicates, late rows, rows without a key or an event time), in
-//! batches of 8 so the watermark moves between them. What comes out and what
-//! was dropped or rejected must equal the checked-in files, which were written
-//! by the binary before contract 0.2.0 existed (every guest then crossed as
-//! rows): the columnar boundary changes the cost, never the answer. The
-//! `curate` guests do the same thing in five builds and share one file.
+//! Every guest — the built-ins and the `curate` examples in Rust, Python,
+//! JavaScript and C, all on contract 0.2.0 (columns), and
+//! `tests/guests/curate-v01`, the same `curate` on the older contract 0.1.0
+//! (rows of values), which hosts still run — runs with `tributary transform
+//! test` over the same records (`tests/golden/transforms/input.jsonl`: nulls,
+//! non-ASCII text, nested data, duplicates, late rows, rows without a key or
+//! an event time), in batches of 8 so the watermark moves between them. What
+//! comes out and what was dropped or rejected must equal the checked-in
+//! files, which were written by the binary before contract 0.2.0 existed
+//! (every guest then crossed as rows): the columnar boundary changes the
+//! cost, never the answer. The `curate` guests do the same thing in five
+//! builds and share one file.
 //!
 //! `TRIBUTARY_BLESS=1` rewrites the files from the binary under test (only
 //! when an intended change of output is reviewed).

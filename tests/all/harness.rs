@@ -358,7 +358,7 @@ pub fn python_transform() -> &'static Path {
         };
         let src = repo_root().join("examples/transforms/python");
         let built = Command::new(&tool)
-            .args(["-d", repo_root().join("wit/v0.1").to_str().unwrap()])
+            .args(["-d", repo_root().join("wit").to_str().unwrap()])
             .args(["-w", "transform", "componentize", "app", "-o"])
             .arg(&out)
             .current_dir(&src)

@@ -1,6 +1,6 @@
 //! `tributary transform inspect` and `tributary transform test`, on the
-//! built-ins, the Python example, a core module and a module built for
-//! another version of the WIT package.
+//! built-ins, the Python example, a test guest still on contract 0.1.0, a
+//! core module and a module built for another version of the WIT package.
 
 use std::process::Command;
 use std::time::Duration;
@@ -45,19 +45,26 @@ fn inspect_names_the_world_and_refuses_what_cannot_run() {
         "{text}"
     );
 
-    // The Python example is still a 0.1.0 component: it runs, and inspect
-    // says which version it speaks.
-    let out = tributary(&["transform", "inspect", python_transform().to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("contract version: 0.1.0 (an older one, still run"),
-        "{text}"
-    );
+    // The Python example speaks 0.2.0 too; a test guest built on purpose
+    // against 0.1.0 (tests/guests) still runs, and inspect says which
+    // version each speaks.
+    for (module, version) in [
+        (python_transform().to_path_buf(), "0.2.0 (the current one"),
+        (guest("trap"), "0.1.0 (an older one, still run"),
+    ] {
+        let out = tributary(&["transform", "inspect", module.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("contract version: {version}")),
+            "{}: {text}",
+            module.display()
+        );
+    }
 
     // A core module is not a component.
     let dir = tempfile::tempdir().unwrap();
@@ -75,12 +82,12 @@ fn inspect_names_the_world_and_refuses_what_cannot_run() {
     // this host runs.
     let wit = dir.path().join("wit");
     std::fs::create_dir_all(&wit).unwrap();
-    let text = std::fs::read_to_string(repo_root().join("wit/v0.1/transform.wit")).unwrap();
-    assert!(text.contains("package tributary:transform@0.1.0;"));
+    let text = std::fs::read_to_string(repo_root().join("wit/transform.wit")).unwrap();
+    assert!(text.contains("package tributary:transform@0.2.0;"));
     std::fs::write(
         wit.join("transform.wit"),
         text.replace(
-            "package tributary:transform@0.1.0;",
+            "package tributary:transform@0.2.0;",
             "package tributary:transform@0.9.0;",
         ),
     )

@@ -24,7 +24,7 @@ use wasi_preview1_component_adapter_provider::{
 };
 use wit_bindgen_core::wit_parser::Resolve;
 
-use crate::wit::WIT_V1;
+use crate::wit::WIT;
 
 /// The languages `bindings` writes for.
 pub const BINDING_LANGUAGES: &[&str] = &["c"];
@@ -41,7 +41,7 @@ pub fn write_bindings(lang: &str, dir: &Path) -> Result<Vec<PathBuf>, ToolchainE
     }
     let mut resolve = Resolve::default();
     let package = resolve
-        .push_str("transform.wit", WIT_V1)
+        .push_str("transform.wit", WIT)
         .map_err(|e| format!("the embedded WIT does not parse: {e:#}"))?;
     let world = resolve
         .select_world(&[package], Some("transform"))

@@ -7,7 +7,7 @@
 use crate::ToolchainError;
 use std::path::Path;
 
-use crate::wit::{WIT, WIT_V1};
+use crate::wit::WIT;
 
 /// `tributary transform new <name> --lang rust|python|js|c`: a buildable
 /// transform (upper-cases the text field named by its `field` config) in
@@ -53,13 +53,13 @@ pub fn scaffold(
             files
         }
         "python" => vec![
-            ("wit/transform.wit".into(), WIT_V1.into()),
+            ("wit/transform.wit".into(), WIT.into()),
             ("app.py".into(), PYTHON_APP.into()),
             ("build.sh".into(), PYTHON_BUILD.replace("{name}", name)),
             ("README.md".into(), PYTHON_README.replace("{name}", name)),
         ],
         "js" => vec![
-            ("wit/transform.wit".into(), WIT_V1.into()),
+            ("wit/transform.wit".into(), WIT.into()),
             ("transform.js".into(), JS_SOURCE.into()),
             ("build.mjs".into(), JS_BUILD_MJS.into()),
             ("package.json".into(), JS_PACKAGE.replace("{name}", name)),

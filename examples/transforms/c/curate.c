@@ -7,6 +7,11 @@
  * - masks the `author` field (first character, then `***`);
  * - adds `title_words`, the number of words in the title.
  *
+ * Contract tributary:transform@0.2.0 (wit/transform.wit): a batch arrives as
+ * columns (`text_at` reads a row of one in place), and the answer names the
+ * rows kept by number and sets fields on them with patches, one column per
+ * field.
+ *
  * For the sandbox tests, `misbehave` makes it loop forever (`spin`), allocate
  * without end (`membomb`) or trap (`trap`) on its first batch.
  *
@@ -24,7 +29,8 @@
 
 #include "gen/transform.h"
 
-typedef tributary_transform_types_value_t value_t;
+typedef tributary_transform_types_column_t column_t;
+typedef exports_tributary_transform_processor_batch_t batch_t;
 
 #define MAX_BLOCKED 64
 
@@ -146,22 +152,44 @@ static void act_up(void) {
   if (misbehave == TRAP) __builtin_trap();
 }
 
-static bool is_blocked(const value_t *source) {
-  if (source->tag != TRIBUTARY_TRANSFORM_TYPES_VALUE_TEXT) return false;
-  for (size_t i = 0; i < n_blocked; i++) {
-    const transform_string_t *b = &blocked[i];
-    if (b->len == source->val.text.len && memcmp(b->ptr, source->val.text.ptr, b->len) == 0)
+/* Bytes of a text value: a slice of the column's buffer, not a copy. */
+typedef struct {
+  const uint8_t *ptr;
+  size_t len;
+} text_t;
+
+static const column_t *find_column(const batch_t *batch, const char *name) {
+  for (size_t i = 0; i < batch->fields.len; i++)
+    if (str_eq(&batch->fields.ptr[i].name, name)) return &batch->columns.ptr[i];
+  return NULL;
+}
+
+/* Row `n` of a column into *text; false when the row is null or the column
+ * is not text. A text column is one UTF-8 buffer, `data`, and `offsets`:
+ * row n is data[offsets[n] .. offsets[n + 1]]; `validity`, when present,
+ * has one bit per row (LSB first), 0 for null. */
+static bool text_at(const column_t *column, size_t n, text_t *text) {
+  if (column->values.tag != TRIBUTARY_TRANSFORM_TYPES_VALUES_TEXT) return false;
+  const transform_option_list_u8_t *valid = &column->validity;
+  if (valid->is_some && !((valid->val.ptr[n / 8] >> (n % 8)) & 1)) return false;
+  const tributary_transform_types_packed_t *p = &column->values.val.text;
+  text->ptr = p->data.ptr + p->offsets.ptr[n];
+  text->len = p->offsets.ptr[n + 1] - p->offsets.ptr[n];
+  return true;
+}
+
+static bool is_blocked(const text_t *source) {
+  for (size_t i = 0; i < n_blocked; i++)
+    if (blocked[i].len == source->len && memcmp(blocked[i].ptr, source->ptr, source->len) == 0)
       return true;
-  }
   return false;
 }
 
-static int64_t count_words(const value_t *title) {
-  if (title->tag != TRIBUTARY_TRANSFORM_TYPES_VALUE_TEXT) return 0;
+static int64_t count_words(const text_t *title) {
   int64_t words = 0;
   bool in_word = false;
-  for (size_t i = 0; i < title->val.text.len; i++) {
-    bool space = is_space(title->val.text.ptr[i]);
+  for (size_t i = 0; i < title->len; i++) {
+    bool space = is_space(title->ptr[i]);
     if (!space && !in_word) words++;
     in_word = !space;
   }
@@ -176,64 +204,78 @@ static size_t utf8_len(uint8_t lead) {
   return 1;
 }
 
-static int column(const exports_tributary_transform_processor_batch_t *batch, const char *name) {
-  for (size_t i = 0; i < batch->fields.len; i++)
-    if (str_eq(&batch->fields.ptr[i].name, name)) return (int)i;
-  return -1;
+/* The bindings free only non-empty lists: an empty one must not hold memory. */
+static void *or_null(void *list, size_t len) {
+  if (len > 0) return list;
+  free(list);
+  return NULL;
 }
 
-bool exports_tributary_transform_processor_process(exports_tributary_transform_processor_batch_t *batch,
+bool exports_tributary_transform_processor_process(batch_t *batch,
                                                    exports_tributary_transform_processor_output_t *ret,
                                                    transform_string_t *err) {
   act_up();
-  int source_col = column(batch, "source"), title_col = column(batch, "title"),
-      author_col = column(batch, "author");
-  if (source_col < 0 || title_col < 0 || author_col < 0) {
-    fail(err, source_col < 0   ? "curate needs a `source` field"
-              : title_col < 0 ? "curate needs a `title` field"
+  const column_t *source = find_column(batch, "source"), *title = find_column(batch, "title"),
+                 *author = find_column(batch, "author");
+  if (source == NULL || title == NULL || author == NULL) {
+    fail(err, source == NULL  ? "curate needs a `source` field"
+              : title == NULL ? "curate needs a `title` field"
                               : "curate needs an `author` field");
     exports_tributary_transform_processor_batch_free(batch);
     return false;
   }
-  size_t rows = batch->rows.len;
-  memset(ret, 0, sizeof *ret);
-  ret->emit.ptr = xmalloc(rows * sizeof *ret->emit.ptr);
-  ret->dropped.ptr = xmalloc(rows * sizeof *ret->dropped.ptr);
-  for (size_t n = 0; n < rows; n++) {
-    const value_t *row = batch->rows.ptr[n].ptr;
-    if (is_blocked(&row[source_col])) {
-      ret->dropped.ptr[ret->dropped.len++] = (tributary_transform_types_dropped_t){
+  size_t len = batch->len, kept = 0, n_dropped = 0, n_data = 0;
+  /* The answer, sized for every row kept: the rows kept (by number), the
+   * rows dropped, and per kept row its word count and, where it has an
+   * author, the masked author (at most 4 + 3 bytes) with its bit in `set`. */
+  uint32_t *rows = xmalloc(len * sizeof *rows);
+  tributary_transform_types_dropped_t *dropped = xmalloc(len * sizeof *dropped);
+  int64_t *words = xmalloc(len * sizeof *words);
+  uint32_t *offsets = xmalloc((len + 1) * sizeof *offsets);
+  uint8_t *data = xmalloc(len * 7);
+  uint8_t *set = xmalloc((len + 7) / 8);
+  memset(set, 0, (len + 7) / 8);
+  offsets[0] = 0;
+  for (size_t n = 0; n < len; n++) {
+    text_t text;
+    if (text_at(source, n, &text) && is_blocked(&text)) {
+      dropped[n_dropped++] = (tributary_transform_types_dropped_t){
           .row = (uint32_t)n, .reason = TRIBUTARY_TRANSFORM_TYPES_DROP_REASON_FILTERED};
       continue;
     }
-    tributary_transform_types_assignment_t *sets = xmalloc(2 * sizeof *sets);
-    size_t n_sets = 0;
-    transform_string_dup(&sets[n_sets].f0, "title_words");
-    sets[n_sets].f1.tag = TRIBUTARY_TRANSFORM_TYPES_VALUE_INT;
-    sets[n_sets++].f1.val.int_ = count_words(&row[title_col]);
-    const value_t *author = &row[author_col];
-    if (author->tag == TRIBUTARY_TRANSFORM_TYPES_VALUE_TEXT && author->val.text.len > 0) {
-      size_t first = utf8_len(author->val.text.ptr[0]);
-      if (first > author->val.text.len) first = author->val.text.len;
-      transform_string_t masked;
-      masked.len = first + 3;
-      masked.ptr = xmalloc(masked.len);
-      memcpy(masked.ptr, author->val.text.ptr, first);
-      memcpy(masked.ptr + first, "***", 3);
-      transform_string_dup(&sets[n_sets].f0, "author");
-      sets[n_sets].f1.tag = TRIBUTARY_TRANSFORM_TYPES_VALUE_TEXT;
-      sets[n_sets++].f1.val.text = masked;
+    words[kept] = text_at(title, n, &text) ? count_words(&text) : 0;
+    if (text_at(author, n, &text) && text.len > 0) {
+      size_t first = utf8_len(text.ptr[0]);
+      if (first > text.len) first = text.len;
+      memcpy(data + n_data, text.ptr, first);
+      memcpy(data + n_data + first, "***", 3);
+      n_data += first + 3;
+      set[kept / 8] |= (uint8_t)(1 << (kept % 8));
     }
-    tributary_transform_types_emit_t *e = &ret->emit.ptr[ret->emit.len++];
-    e->tag = TRIBUTARY_TRANSFORM_TYPES_EMIT_UPDATE;
-    e->val.update.f0 = (uint32_t)n;
-    e->val.update.f1.ptr = sets;
-    e->val.update.f1.len = n_sets;
+    offsets[kept + 1] = (uint32_t)n_data;
+    rows[kept++] = (uint32_t)n;
   }
-  /* The bindings free only non-empty lists. */
-  if (ret->emit.len == 0) free(ret->emit.ptr), ret->emit.ptr = NULL;
-  if (ret->dropped.len == 0) free(ret->dropped.ptr), ret->dropped.ptr = NULL;
   exports_tributary_transform_processor_batch_free(batch);
+
+  memset(ret, 0, sizeof *ret);
+  ret->rows.is_some = true;
+  ret->rows.val = (transform_list_u32_t){or_null(rows, kept), kept};
+  ret->dropped.ptr = or_null(dropped, n_dropped);
+  ret->dropped.len = n_dropped;
+  tributary_transform_types_patch_t *patches = xmalloc(2 * sizeof *patches);
+  memset(patches, 0, 2 * sizeof *patches);
+  /* Every output row gets `title_words` (a new field: added). */
+  transform_string_dup(&patches[0].name, "title_words");
+  patches[0].column.values.tag = TRIBUTARY_TRANSFORM_TYPES_VALUES_INT;
+  patches[0].column.values.val.int_ = (transform_list_s64_t){or_null(words, kept), kept};
+  /* Only the rows with an author are set; the others keep theirs. */
+  transform_string_dup(&patches[1].name, "author");
+  patches[1].column.values.tag = TRIBUTARY_TRANSFORM_TYPES_VALUES_TEXT;
+  patches[1].column.values.val.text = (tributary_transform_types_packed_t){
+      .offsets = {offsets, kept + 1}, .data = {or_null(data, n_data), n_data}};
+  patches[1].set.is_some = true;
+  patches[1].set.val = (transform_list_u8_t){or_null(set, (kept + 7) / 8), (kept + 7) / 8};
+  ret->patches = (tributary_transform_types_list_patch_t){patches, 2};
   return true;
 }
 
@@ -242,6 +284,6 @@ bool exports_tributary_transform_processor_on_watermark(int64_t watermark,
                                                         transform_string_t *err) {
   (void)watermark;
   (void)err;
-  memset(ret, 0, sizeof *ret);
+  memset(ret, 0, sizeof *ret); /* no rows (`rows` absent: all 0 of them) */
   return true;
 }

@@ -6,4 +6,4 @@ here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/curate.wasm}"
 cd "$here"
 [ -d node_modules/@bytecodealliance/componentize-js ] || npm install --no-audit --no-fund >&2
-exec node build.mjs curate.js ../../../wit/v0.1 "$out"
+exec node build.mjs curate.js ../../../wit "$out"

@@ -5,10 +5,14 @@
 - masks the `author` field (first letter, then `***`);
 - adds `title_words`, the number of words in the title.
 
+Contract tributary:transform@0.2.0 (wit/transform.wit): a batch arrives as
+columns (`text_column` reads one), and the answer names the rows kept by
+number and sets fields on them with patches, one column per field.
+
 For the sandbox tests, `misbehave` makes it loop forever (`spin`), allocate
 without end (`membomb`) or raise (`trap`) on its first batch.
 
-Build (see build.sh): componentize-py -d ../../../wit/v0.1 -w transform componentize app -o curate.wasm
+Build (see build.sh): componentize-py -d ../../../wit -w transform componentize app -o curate.wasm
 """
 
 from typing import List, Optional, Tuple
@@ -23,6 +27,35 @@ MISBEHAVIOURS = ("", "spin", "membomb", "trap")
 # new `Processor` object for every call, so instance attributes do not last.
 BLOCKED = set()
 MISBEHAVE = [""]
+
+
+def text_column(batch: types.Batch, name: str) -> List[Optional[str]]:
+    """Column `name` as one str per row: None where the row is null (or the
+    column is not text). A text column is one UTF-8 buffer, `data`, and
+    `offsets`: row i is data[offsets[i]:offsets[i + 1]]."""
+    names = [f.name for f in batch.fields]
+    if name not in names:
+        raise Err(f"curate needs a `{name}` field")
+    column = batch.columns[names.index(name)]
+    if not isinstance(column.values, types.Values_Text):
+        return [None] * batch.len
+    offsets, data = column.values.value.offsets, column.values.value.data
+    valid = column.validity  # one bit per row, LSB first; None: no nulls
+    return [
+        data[offsets[i] : offsets[i + 1]].decode()
+        if valid is None or valid[i >> 3] >> (i & 7) & 1
+        else None
+        for i in range(batch.len)
+    ]
+
+
+def bitmap(flags: List[bool]) -> bytes:
+    """One bit per entry, LSB first, as the contract's bitmaps are."""
+    bits = bytearray((len(flags) + 7) // 8)
+    for i, flag in enumerate(flags):
+        if flag:
+            bits[i >> 3] |= 1 << (i & 7)
+    return bytes(bits)
 
 
 class Processor(exports.Processor):
@@ -42,27 +75,35 @@ class Processor(exports.Processor):
 
     def process(self, batch: types.Batch) -> types.Output:
         self.act_up()
-        col = {f.name: i for i, f in enumerate(batch.fields)}
-        for name in ("source", "title", "author"):
-            if name not in col:
-                raise Err(f"curate needs a `{name}` field")
-        emit, dropped = [], []
-        for n, row in enumerate(batch.rows):
-            source = row[col["source"]]
-            if isinstance(source, types.Value_Text) and source.value in BLOCKED:
+        source, title, author = (text_column(batch, name) for name in ("source", "title", "author"))
+        # The answer: the rows kept (by number), and per kept row its word
+        # count and, where it has an author, the masked author.
+        rows, dropped, words, masked = [], [], [], []
+        offsets, data = [0], bytearray()
+        for n in range(batch.len):
+            if source[n] in BLOCKED:
                 dropped.append(types.Dropped(row=n, reason=types.DropReason.FILTERED))
                 continue
-            title = row[col["title"]]
-            words = len(title.value.split()) if isinstance(title, types.Value_Text) else 0
-            sets = [("title_words", types.Value_Int(words))]
-            author = row[col["author"]]
-            if isinstance(author, types.Value_Text) and author.value:
-                sets.append(("author", types.Value_Text(author.value[0] + "***")))
-            emit.append(types.Emit_Update((n, sets)))
-        return types.Output(emit=emit, dropped=dropped, rejected=[])
+            rows.append(n)
+            words.append(len(title[n].split()) if title[n] is not None else 0)
+            masked.append(bool(author[n]))
+            if author[n]:
+                data += (author[n][0] + "***").encode()
+            offsets.append(len(data))
+        patches = [
+            # Every output row gets `title_words` (a new field: added).
+            types.Patch("title_words", types.Column(types.Values_Int(words), None), None),
+            # Only the rows with an author are set; the others keep theirs.
+            types.Patch(
+                "author",
+                types.Column(types.Values_Text(types.Packed(offsets, bytes(data))), None),
+                bitmap(masked),
+            ),
+        ]
+        return types.Output(rows=rows, patches=patches, dropped=dropped, rejected=[])
 
     def on_watermark(self, watermark: int) -> types.Output:
-        return types.Output(emit=[], dropped=[], rejected=[])
+        return types.Output(rows=[], patches=[], dropped=[], rejected=[])
 
     def act_up(self) -> None:
         if MISBEHAVE[0] == "spin":

@@ -1,11 +1,14 @@
 /*
  * A Tributary transform in C: upper-cases (ASCII) the text field named by
- * `field`. The contract is wit/transform.wit; the generated bindings in gen/
- * (from `tributary transform bindings c`) declare the functions below.
+ * `field`. The contract is tributary:transform@0.2.0 (wit/transform.wit):
+ * a batch arrives as columns, and the answer keeps every row and patches
+ * one field. The generated bindings in gen/ (from `tributary transform
+ * bindings c`) declare the functions below.
  *
  * Ownership: the arguments of an exported function are ours to free; what we
  * return is freed by the bindings after the host has read it, so every string
- * and non-empty list in an answer must be our own malloc'd memory.
+ * and non-empty list in an answer must be our own malloc'd memory (a list we
+ * were given is ours, so it may be handed back, as `process` does).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,12 +58,13 @@ bool exports_tributary_transform_processor_init(transform_list_tuple2_string_str
 bool exports_tributary_transform_processor_process(exports_tributary_transform_processor_batch_t *batch,
                                                    exports_tributary_transform_processor_output_t *ret,
                                                    transform_string_t *err) {
-  long col = -1;
+  tributary_transform_types_column_t *column = NULL;
   for (size_t i = 0; i < batch->fields.len; i++) {
     transform_string_t *name = &batch->fields.ptr[i].name;
-    if (name->len == field.len && memcmp(name->ptr, field.ptr, field.len) == 0) col = (long)i;
+    if (name->len == field.len && memcmp(name->ptr, field.ptr, field.len) == 0)
+      column = &batch->columns.ptr[i];
   }
-  if (col < 0) {
+  if (column == NULL) {
     char message[256];
     snprintf(message, sizeof message, "the records have no field `%.*s`", (int)field.len,
              (const char *)field.ptr);
@@ -68,31 +72,26 @@ bool exports_tributary_transform_processor_process(exports_tributary_transform_p
     exports_tributary_transform_processor_batch_free(batch);
     return false;
   }
-  memset(ret, 0, sizeof *ret);
-  ret->emit.len = batch->rows.len;
-  ret->emit.ptr = xmalloc(batch->rows.len * sizeof *ret->emit.ptr);
-  for (size_t n = 0; n < batch->rows.len; n++) {
-    tributary_transform_types_value_t *value = &batch->rows.ptr[n].ptr[col];
-    tributary_transform_types_emit_t *e = &ret->emit.ptr[n];
-    if (value->tag != TRIBUTARY_TRANSFORM_TYPES_VALUE_TEXT) {
-      e->tag = TRIBUTARY_TRANSFORM_TYPES_EMIT_KEEP;
-      e->val.keep = (uint32_t)n;
-      continue;
-    }
-    tributary_transform_types_assignment_t *set = xmalloc(sizeof *set);
-    transform_string_dup_n(&set->f0, (const char *)field.ptr, field.len);
-    set->f1.tag = TRIBUTARY_TRANSFORM_TYPES_VALUE_TEXT;
-    transform_string_dup_n(&set->f1.val.text, (const char *)value->val.text.ptr, value->val.text.len);
-    for (size_t i = 0; i < set->f1.val.text.len; i++) {
-      uint8_t c = set->f1.val.text.ptr[i];
-      if (c >= 'a' && c <= 'z') set->f1.val.text.ptr[i] = c - 'a' + 'A';
-    }
-    e->tag = TRIBUTARY_TRANSFORM_TYPES_EMIT_UPDATE;
-    e->val.update.f0 = (uint32_t)n;
-    e->val.update.f1.ptr = set;
-    e->val.update.f1.len = 1;
+  memset(ret, 0, sizeof *ret); /* `rows` absent: every row, in order */
+  if (column->values.tag == TRIBUTARY_TRANSFORM_TYPES_VALUES_TEXT) {
+    /* A text column is one UTF-8 buffer, `data`, and `offsets` (row n is
+     * data[offsets[n] .. offsets[n + 1]]). ASCII upper-casing keeps every
+     * length, so the buffer is changed in place and handed back as the
+     * patch: nothing is copied. */
+    transform_list_u8_t *data = &column->values.val.text.data;
+    for (size_t i = 0; i < data->len; i++)
+      if (data->ptr[i] >= 'a' && data->ptr[i] <= 'z') data->ptr[i] = data->ptr[i] - 'a' + 'A';
+    tributary_transform_types_patch_t *patch = xmalloc(sizeof *patch);
+    memset(patch, 0, sizeof *patch);
+    transform_string_dup_n(&patch->name, (const char *)field.ptr, field.len);
+    patch->column.values = column->values;
+    /* Set only the rows that have a value (`set` is a bitmap like
+     * `validity`, one bit per row; absent: all rows): a null stays null. */
+    patch->set = column->validity;
+    memset(column, 0, sizeof *column); /* moved into the answer: not freed with the batch */
+    ret->patches.ptr = patch;
+    ret->patches.len = 1;
   }
-  if (ret->emit.len == 0) free(ret->emit.ptr), ret->emit.ptr = NULL;
   exports_tributary_transform_processor_batch_free(batch);
   return true;
 }
