@@ -121,7 +121,7 @@ await step("a connector is created through the form; a typo is shown next to its
   if (adjacent !== "trigger.intervl_ms") throw new Error(`the error is not next to the field (${adjacent})`);
   if (!page.url().endsWith("#/new")) throw new Error("an invalid config left the form");
   await shot("config-typo-next-to-its-field");
-  await key.fill("interval_ms");
+  await page.locator('.row[data-path="trigger.intervl_ms"] input.key').fill("interval_ms");
   await until(() => document.querySelectorAll(".field-error").length === 0);
   await page.click("#save");
   await page.waitForURL(/#\/c\/web$/);

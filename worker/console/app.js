@@ -312,6 +312,7 @@
     const valueFmt = opts.yValues || ((u, vals) => vals.map((v) => fmtAxis(v)));
     c.plot = new uPlot({
       width, height: 200,
+      padding: [10, 22, 0, 0],
       cursor: { drag: { x: false, y: false } },
       legend: { show: series.length > 1 || !!opts.legend },
       scales: { x: { time: true }, y: opts.yScale || { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] }, ...(opts.scales || {}) },
@@ -492,7 +493,7 @@
       ], {
         empty: "no commit yet", legend: true,
         scales: { ms: { range: (u, min, max) => [0, max > 0 ? max * 1.2 : 1] } },
-        axes: [{ scale: "ms", side: 1, stroke: "#d97706", grid: { show: false }, size: 56, values: (u, v) => v.map((x) => fmtNum(x) + " ms") }],
+        axes: [{ scale: "ms", side: 1, stroke: "#d97706", grid: { show: false }, size: 70, values: (u, v) => v.map((x) => fmtNum(x) + " ms") }],
       });
       charts.commits.box.dataset.epochs = String(cm.length);
       charts.commits.now.textContent = cm.length ? `epoch ${cm[cm.length - 1].epoch}` : "";
