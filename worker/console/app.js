@@ -56,6 +56,10 @@
     return fmtNum(v).replace(/\.0(?= |$)/, "");
   }
 
+  function fmtMs(ms) {
+    return ms >= 1000 ? (ms / 1000).toFixed(ms >= 10000 ? 0 : 1) + " s" : fmtNum(ms) + " ms";
+  }
+
   function fmtDuration(ms) {
     const a = Math.abs(ms);
     if (a < 1000) return Math.round(a) + " ms";
@@ -210,7 +214,7 @@
     const w = 96, h = 26;
     const s = svg("svg", { class: "spark", viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: "none" });
     if (!values || values.length < 2) return s;
-    const max = Math.max(1, ...values);
+    const max = Math.max(1, ...values) * 1.25; // a steady rate sits below the top
     const pts = values.map((v, i) => [(i / (values.length - 1)) * w, h - 2 - (v / max) * (h - 4)]);
     const line = pts.map((p, i) => (i ? "L" : "M") + p[0].toFixed(1) + " " + p[1].toFixed(1)).join(" ");
     s.append(svg("path", { class: "area", d: `${line} L${w} ${h} L0 ${h} Z` }), svg("path", { class: "line", d: line }));
@@ -298,12 +302,12 @@
     const lastValues = series.map((s) => { for (let i = s.values.length - 1; i >= 0; i--) if (s.values[i] !== null) return s.values[i]; return null; });
     c.box.dataset.last = JSON.stringify(lastValues);
     c.box.dataset.max = String(Math.max(0, ...series.flatMap((s) => s.values.filter((v) => v !== null))));
-    if (points < 2 || !series.length) {
+    if (points < 2 || !series.some((s) => s.values.some((v) => v !== null))) {
       if (c.plot) { c.plot.destroy(); c.plot = null; }
       c.box.replaceChildren(el("div", { class: "nodata" }, opts.empty || "collecting samples…"));
       return;
     }
-    const key = series.map((s) => s.label).join("|");
+    const key = series.map((s) => s.label + (s.paths ? "+" : "")).join("|");
     if (c.plot && c.key === key) { c.plot.setData(data); return; }
     if (c.plot) c.plot.destroy();
     c.box.replaceChildren();
@@ -465,7 +469,7 @@
       }
       const lc = c.last_commit;
       tiles.commit.set(lc ? `epoch ${lc.epoch}` : "–", lc ? `${ago(lc.at_ms)} in ${fmtNum(lc.latency_ms)} ms` : "no commit yet");
-      tiles.rows.set(fmtNum(c.table_rows), c.table_rows === null ? "the sink does not count" : "rows in the table");
+      tiles.rows.set(fmtNum(c.table_rows), c.table_rows !== null ? "rows in the table" : lc ? "the sink does not count" : "no commit yet");
       tiles.out.set(fmtNum(c.records_out), `of ${fmtNum(c.records_in)} read · ${c.epochs_committed} epoch(s) this run`);
       counts.replaceChildren(
         el("div", { id: "count-late" }, el("b", {}, fmtNum(c.late, 0)), "late"),
@@ -475,32 +479,35 @@
 
       draw(charts.rate, h.t, [{ label: "records/s", values: h.input_rate }]);
       charts.rate.now.textContent = fmtNum(c.input_rate) + "/s";
-      draw(charts.batch, h.t, [{ label: "ms", values: h.batch_ms, points: true }], { yValues: (u, v) => v.map((x) => fmtNum(x) + " ms") });
+      draw(charts.batch, h.t, [{ label: "ms", values: h.batch_ms, points: true }], { empty: "no batch yet", yValues: (u, v) => v.map((x) => fmtNum(x) + " ms") });
       const lastBatch = h.batch_ms.filter((v) => v !== null).pop();
       charts.batch.now.textContent = lastBatch === undefined ? "" : fmtNum(lastBatch) + " ms";
       const parts = h.backlog.partitions;
       draw(charts.backlog, h.t, parts.map((p, i) => ({ label: p, values: h.backlog.series[i], noFill: true })),
         { empty: parts.length ? undefined : "this source reports no backlog", legend: true });
       charts.backlog.now.textContent = c.lag === null ? "" : fmtNum(c.lag);
-      draw(charts.rows, h.t, [{ label: "rows", values: h.table_rows }]);
+      draw(charts.rows, h.t, [{ label: "rows", values: h.table_rows }], { empty: lc ? "the sink does not count its rows" : "no commit yet" });
       charts.rows.now.textContent = fmtNum(c.table_rows);
 
       // The commit timeline: a bar per epoch (rows), its latency as a point.
       const cm = c.commits;
       draw(charts.commits, cm.map((x) => x.at_ms / 1000), [
-        { label: "rows", values: cm.map((x) => x.rows), paths: uPlot.paths.bars({ size: [0.6, 14] }), color: "#0f766e", noFill: true },
-        { label: "latency ms", values: cm.map((x) => x.latency_ms), scale: "ms", points: true, color: "#d97706", paths: () => null },
+        // Bars while they can be told apart; past that, the rows as a line.
+        { label: "rows", values: cm.map((x) => x.rows), color: "#0f766e", noFill: true,
+          paths: cm.length <= 120 ? uPlot.paths.bars({ size: [0.6, 14] }) : undefined },
+        { label: "latency", values: cm.map((x) => x.latency_ms), scale: "ms", points: true, color: "#d97706", paths: () => null,
+          value: (u, v) => (v === null ? "–" : fmtMs(v)) },
       ], {
         empty: "no commit yet", legend: true,
         scales: { ms: { range: (u, min, max) => [0, max > 0 ? max * 1.2 : 1] } },
-        axes: [{ scale: "ms", side: 1, stroke: "#d97706", grid: { show: false }, size: 70, values: (u, v) => v.map((x) => fmtNum(x) + " ms") }],
+        axes: [{ scale: "ms", side: 1, stroke: "#d97706", grid: { show: false }, size: 60, values: (u, v) => v.map(fmtMs) }],
       });
       charts.commits.box.dataset.epochs = String(cm.length);
       charts.commits.now.textContent = cm.length ? `epoch ${cm[cm.length - 1].epoch}` : "";
       commitCount.textContent = `· ${c.epochs_committed} this run`;
       commitBody.replaceChildren(...cm.slice(-8).reverse().map((x) => el("tr", {},
         el("td", { class: "num" }, x.epoch), el("td", { class: "num" }, fmtTime(x.at_ms)),
-        el("td", { class: "r num" }, fmtNum(x.rows, 0)), el("td", { class: "r num" }, fmtNum(x.latency_ms) + " ms"),
+        el("td", { class: "r num" }, fmtNum(x.rows, 0)), el("td", { class: "r num" }, fmtMs(x.latency_ms)),
         el("td", { class: "r num" }, fmtNum(x.table_rows)))));
       if (!cm.length) commitBody.append(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no commit yet")));
 

@@ -286,7 +286,13 @@ pub fn field_of(config: &Value, message: &str) -> Option<String> {
         })
     });
     let scope = spelled.clone().or(connector.map(str::to_string));
-    if let Some(name) = message.split('`').nth(1) {
+    // serde quotes a name or a number in backticks, a string value in
+    // double quotes (`invalid type: string "five", expected u64`).
+    let quoted = message
+        .split('`')
+        .nth(1)
+        .or_else(|| message.split('"').nth(1));
+    if let Some(name) = quoted {
         let (root, at) = match &scope {
             Some(s) => (resolve(config, s)?, s.clone()),
             None => (config, String::new()),
@@ -296,6 +302,25 @@ pub fn field_of(config: &Value, message: &str) -> Option<String> {
         }
     }
     scope
+}
+
+/// A message without serde's ` at line N column M`: the position is in the
+/// JSON the worker wrote from the form, not in anything the person typed.
+fn without_position(message: &str) -> String {
+    let Some(at) = message.find(" at line ") else {
+        return message.to_string();
+    };
+    let rest = &message[at + " at line ".len()..];
+    let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let n = digits(rest);
+    let Some(after) = rest[n..].strip_prefix(" column ") else {
+        return message.to_string();
+    };
+    let m = digits(after);
+    if n == 0 || m == 0 {
+        return message.to_string();
+    }
+    format!("{}{}", &message[..at], &after[m..])
 }
 
 /// The value at a path such as `a.b[0].c`.
@@ -344,10 +369,14 @@ fn find_key(v: &Value, key: &str, at: &str) -> Option<String> {
     }
 }
 
-/// The first place (depth first) where `value` is a string value.
+/// The first place (depth first) where `value` is a value (a string, or a
+/// number or boolean as written).
 fn find_value(v: &Value, value: &str, at: &str) -> Option<String> {
     match v {
         Value::String(s) if s == value && !at.is_empty() => Some(at.to_string()),
+        Value::Number(_) | Value::Bool(_) if v.to_string() == value && !at.is_empty() => {
+            Some(at.to_string())
+        }
         Value::Object(map) => map
             .iter()
             .find_map(|(k, v)| find_value(v, value, &join(at, k))),
@@ -419,8 +448,8 @@ async fn check(State(w): State<Shared>, bytes: Bytes) -> ApiResult<Response> {
                 if let Err(e) = w.validate(&name, &config) {
                     let text = e.to_string();
                     let prefix = format!("connector {name}: ");
-                    let message = text.strip_prefix(&prefix).unwrap_or(&text);
-                    errors.push(json!({"field": field_of(&config, message), "message": message}));
+                    let message = without_position(text.strip_prefix(&prefix).unwrap_or(&text));
+                    errors.push(json!({"field": field_of(&config, &message), "message": message}));
                 }
             }
         }
@@ -489,12 +518,29 @@ mod tests {
             at("unknown variant `dead-leter`, expected `fail` or `dead-letter`").as_deref(),
             Some("errors.policy")
         );
+        // A wrong type: serde quotes the value.
+        assert_eq!(
+            at("invalid type: string \"2 hours\", expected u64").as_deref(),
+            Some("transforms[0].config.delay")
+        );
+        assert_eq!(
+            at("source: generator source config: invalid type: integer `5`, expected a string")
+                .as_deref(),
+            Some("source.rate_per_secc")
+        );
         // Only the connector.
         assert_eq!(
             at("generator: the source ended early").as_deref(),
             Some("source")
         );
         assert_eq!(at("something else entirely"), None);
+        assert_eq!(
+            without_position(
+                "unknown field `x`, expected `y` at line 1 column 501 (check the spelling)"
+            ),
+            "unknown field `x`, expected `y` (check the spelling)"
+        );
+        assert_eq!(without_position("at line one"), "at line one");
     }
 
     #[test]
