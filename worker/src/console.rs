@@ -205,7 +205,7 @@ pub fn latest_dead_letters(dir: &Path, pipeline: &str, n: usize) -> Vec<Value> {
                 .map(|epoch| (epoch, e.path()))
         })
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut out = Vec::new();
     for (epoch, path) in files {
         if out.len() >= n {
@@ -374,7 +374,10 @@ fn find_key(v: &Value, key: &str, at: &str) -> Option<String> {
 fn find_value(v: &Value, value: &str, at: &str) -> Option<String> {
     match v {
         Value::String(s) if s == value && !at.is_empty() => Some(at.to_string()),
-        Value::Number(_) | Value::Bool(_) if v.to_string() == value && !at.is_empty() => {
+        // As written: `5`, `true` (comparing the Value to a str would never match).
+        Value::Number(_) | Value::Bool(_)
+            if serde_json::to_string(v).is_ok_and(|t| t == value) && !at.is_empty() =>
+        {
             Some(at.to_string())
         }
         Value::Object(map) => map
