@@ -2,7 +2,9 @@
 # Installs what Tributary's main job and tests need, skipping what is there:
 # the wasm32-wasip2 Rust target, Apache Kafka's jars (from Maven Central into
 # ~/.cache/tributary/jvm/kafka; a minute the first time), Node.js, npm,
-# clang, wasi-libc and OpenSSL's headers (Debian packages, when missing), a
+# clang, wasi-libc, Chromium and OpenSSL's headers (Debian packages, when
+# missing), the web console's npm packages (uPlot, which the build embeds,
+# and playwright-core for its browser test), a
 # PostgreSQL server on 127.0.0.1:5432 (scripts/postgres.sh), and a Python venv with PyIceberg,
 # DuckDB, confluent-kafka and componentize-py.
 # Prints the venv's python path as its last line.
@@ -55,9 +57,35 @@ fi
 "$(dirname "$0")/jvm.sh" spark >/dev/null
 
 # Node.js and npm build the JavaScript transform example (componentize-js,
-# which examples/transforms/js/build.sh installs from the npm registry).
+# which examples/transforms/js/build.sh installs from the npm registry), and
+# install the web console's packages below, which the build needs.
 if ! command -v npm >/dev/null 2>&1; then
-  debian_install "Node.js and npm" "the JavaScript transform tests need them" nodejs npm || true
+  debian_install "Node.js and npm" "the build embeds the web console's chart library from npm" nodejs npm \
+    || { log "then run scripts/setup.sh again"; exit 1; }
+fi
+
+# The web console's packages from the npm registry, at the versions their
+# package-lock.json pins (`npm ci`; again only when the lock file changed):
+# uPlot, its chart library, which worker/build.rs compiles into the binary
+# (so `cargo build` needs it), and playwright-core, the library its browser
+# test drives Chromium with (tests/all/console.rs). Nothing is downloaded
+# but these packages: playwright-core brings no browser.
+npm_ci() {
+  local dir="$1" want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$dir/node_modules/.lock.sha256" 2>/dev/null)" != "$want" ]; then
+    log "installing $2 from the npm registry into $dir/node_modules"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    echo "$want" > "$dir/node_modules/.lock.sha256"
+  fi
+}
+root="$(cd "$(dirname "$0")/.." && pwd)"
+npm_ci "$root/worker/console" "the console's chart library (uPlot)"
+npm_ci "$root/tests/console" "playwright-core (the console's browser test)"
+
+# Chromium, headless, for the console's browser test.
+if ! command -v chromium >/dev/null 2>&1; then
+  debian_install "Chromium" "the web console's browser test drives it headless" chromium || true
 fi
 
 # clang, lld, wasi-libc and compiler-rt's wasm32 builtins build the C

@@ -50,6 +50,12 @@ pub struct Metrics {
     /// Every commit latency of this run (µs, the latest [`LATENCY_SAMPLES`]),
     /// for exact percentiles in the run summary and the benchmark.
     commit_latencies: Mutex<Vec<u64>>,
+    /// The latest commits (at most [`RECENT_COMMITS`]), for the console's
+    /// commit timeline.
+    recent_commits: Mutex<std::collections::VecDeque<CommitRecord>>,
+    /// `records_out` at the previous commit: what a commit wrote is the
+    /// difference.
+    out_at_last_commit: AtomicU64,
     /// Records not yet read, per source partition (Kafka consumer lag).
     backlog: Mutex<Vec<Backlog>>,
     /// Input records per second over the last few seconds, kept by
@@ -60,6 +66,23 @@ pub struct Metrics {
 
 /// How many commit latencies a run keeps for its percentiles.
 pub const LATENCY_SAMPLES: usize = 100_000;
+
+/// How many commits [`Metrics::recent_commits`] keeps.
+pub const RECENT_COMMITS: usize = 500;
+
+/// One epoch's commit, as the console's timeline shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitRecord {
+    pub epoch: u64,
+    /// When it was committed (Unix milliseconds).
+    pub at_unix_ms: i64,
+    /// Time to end the epoch: checkpoint, dead letters, sink commit.
+    pub latency_us: u64,
+    /// Records the epoch wrote to the sink.
+    pub rows: u64,
+    /// Rows in the table after it, when the sink says.
+    pub table_rows: Option<u64>,
+}
 
 /// A Prometheus-style histogram with fixed upper bounds, in seconds.
 #[derive(Debug)]
@@ -136,6 +159,8 @@ impl Default for Metrics {
             batch_seconds: Histogram::new(LATENCY_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
             commit_latencies: Mutex::new(Vec::new()),
+            recent_commits: Mutex::new(std::collections::VecDeque::new()),
+            out_at_last_commit: AtomicU64::new(0),
             backlog: Mutex::new(Vec::new()),
             input_rate: AtomicU64::new(0f64.to_bits()),
             rate_window: Mutex::new(std::collections::VecDeque::new()),
@@ -154,9 +179,28 @@ impl Metrics {
     }
 
     pub fn committed(&self, epoch: u64, latency: Duration, table_rows: Option<u64>) {
+        let at_unix_ms = unix_ms();
+        let out = self.records_out.load(Relaxed);
+        let rows = out.saturating_sub(self.out_at_last_commit.swap(out, Relaxed));
+        {
+            let mut recent = self
+                .recent_commits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if recent.len() >= RECENT_COMMITS {
+                recent.pop_front();
+            }
+            recent.push_back(CommitRecord {
+                epoch,
+                at_unix_ms,
+                latency_us: latency.as_micros() as u64,
+                rows,
+                table_rows,
+            });
+        }
         self.epochs_committed.fetch_add(1, Relaxed);
         self.last_epoch.store(epoch, Relaxed);
-        self.last_commit_unix_ms.store(unix_ms(), Relaxed);
+        self.last_commit_unix_ms.store(at_unix_ms, Relaxed);
         self.last_commit_latency_us
             .store(latency.as_micros() as u64, Relaxed);
         if let Some(rows) = table_rows {
@@ -171,6 +215,22 @@ impl Metrics {
             all.remove(0);
         }
         all.push(latency.as_micros() as u64);
+    }
+
+    /// The latest commits of this run, oldest first (at most
+    /// [`RECENT_COMMITS`]).
+    pub fn recent_commits(&self) -> Vec<CommitRecord> {
+        self.recent_commits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// The input rate over the last ten seconds (see [`Metrics::sample_rate`]).
+    pub fn input_rate(&self) -> f64 {
+        f64::from_bits(self.input_rate.load(Relaxed))
     }
 
     /// The median and 99th percentile of this run's commit latencies.
@@ -282,7 +342,7 @@ const FAMILIES: &[Family] = &[
         "tributary_input_records_per_second",
         "gauge",
         "Records read from the source per second, over the last 10 s.",
-        |m, _| Some(f64::from_bits(m.input_rate.load(Relaxed))),
+        |m, _| Some(m.input_rate()),
     ),
     (
         "tributary_records_out_total",
@@ -617,5 +677,29 @@ mod tests {
             (p50, p99),
             (Duration::from_millis(3), Duration::from_millis(40))
         );
+    }
+
+    /// Each commit's rows are what was written since the one before, and
+    /// the log keeps only the latest [`RECENT_COMMITS`].
+    #[test]
+    fn recent_commits_are_bounded_and_count_each_epochs_rows() {
+        let m = Metrics::default();
+        m.records_out.fetch_add(30, Relaxed);
+        m.committed(1, Duration::from_millis(2), Some(30));
+        m.records_out.fetch_add(12, Relaxed);
+        m.committed(2, Duration::from_millis(5), None);
+        let log = m.recent_commits();
+        assert_eq!(
+            log.iter()
+                .map(|c| (c.epoch, c.rows, c.latency_us, c.table_rows))
+                .collect::<Vec<_>>(),
+            [(1, 30, 2000, Some(30)), (2, 12, 5000, None)]
+        );
+        for epoch in 3..(RECENT_COMMITS as u64 + 10) {
+            m.committed(epoch, Duration::from_millis(1), None);
+        }
+        let log = m.recent_commits();
+        assert_eq!(log.len(), RECENT_COMMITS);
+        assert_eq!(log.last().unwrap().epoch, RECENT_COMMITS as u64 + 9);
     }
 }

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod cli;
+mod console;
 mod exactly_once;
 mod faults;
 mod golden;

@@ -172,6 +172,45 @@ fn metrics_endpoint_serves_what_prometheus_parses() {
     let health: Value = serde_json::from_slice(&health.stdout).unwrap();
     assert_eq!(health["status"], "running");
     assert_eq!(health["pipeline"], "metrics");
+
+    // The console of this one pipeline: the page, its row (read only), and
+    // its page's data (the browser test drives the same pages on a worker:
+    // tests/all/console.rs).
+    let get =
+        |path: &str| reqwest::blocking::get(format!("http://127.0.0.1:{port}{path}")).unwrap();
+    let page = get("/ui/");
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    assert!(page.text().unwrap().contains("app.js"));
+    let list: Value = get("/ui/api/connectors").json().unwrap();
+    assert_eq!(
+        (&list["mode"], &list["actions"]),
+        (&json!("run"), &json!(false)),
+        "{list}"
+    );
+    let row = &list["connectors"][0];
+    assert_eq!(
+        (&row["name"], &row["state"]),
+        (&json!("metrics"), &json!("RUNNING")),
+        "{row}"
+    );
+    assert!(row["records_in"].as_u64().unwrap() > 0, "{row}");
+    let detail: Value = get("/ui/api/connectors/metrics").json().unwrap();
+    assert!(
+        !detail["commits"].as_array().unwrap().is_empty(),
+        "{detail}"
+    );
+    assert!(
+        !detail["history"]["t"].as_array().unwrap().is_empty(),
+        "{detail}"
+    );
+    assert_eq!(detail["config"]["name"], "metrics", "{detail}");
+    assert_eq!(get("/ui/api/connectors/other").status(), 404);
     stop(child);
 
     let log = std::fs::read_to_string(s.path("run.log")).unwrap();

@@ -303,7 +303,8 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn require_token(token: Arc<String>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/health" {
+    // The console's assets hold no data; what they fetch needs the token.
+    if req.uri().path() == "/health" || crate::console::is_asset(req.uri().path()) {
         return next.run(req).await;
     }
     let given = req
@@ -327,7 +328,8 @@ async fn require_token(token: Arc<String>, req: Request, next: Next) -> Response
 }
 
 /// The REST routes, for the server and for the test that checks the
-/// OpenAPI description against them.
+/// OpenAPI description against them. The console's (`/ui/…`,
+/// [`crate::console`]) are the page's own, not part of the API.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/connectors"),
@@ -369,8 +371,10 @@ pub fn router(worker: Shared, auth_token: Option<String>) -> Router {
         .route("/connector-plugins/{type}/config/validate", put(validate))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
+        .merge(crate::console::api_routes())
         .fallback(|| async { ApiError::NoRoute })
-        .with_state(worker);
+        .with_state(worker)
+        .merge(crate::console::asset_routes());
     match auth_token {
         Some(token) => {
             let token = Arc::new(token);

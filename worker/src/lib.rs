@@ -35,13 +35,18 @@
 //! - [`http`]: the axum handlers, routes and bearer-token check, and
 //!   [`error`], the one place an error becomes an HTTP status.
 //!
-//! [`metrics_http`] is the small endpoint of `tributary run --metrics-listen`.
+//! [`console`] is the web console under `/ui/` (docs/console.md), charting
+//! the [`history`] the worker keeps of each connector's metrics.
+//! [`metrics_http`] is the small endpoint of `tributary run --metrics-listen`
+//! (metrics, health, and the console of its one pipeline).
 
 #![forbid(unsafe_code)]
 
 pub mod allowed_paths;
 pub mod connect;
+pub mod console;
 pub mod error;
+pub mod history;
 pub mod http;
 pub mod metrics_http;
 pub mod tls;

@@ -23,7 +23,9 @@ use tributary_wasm_host::TransformEngine;
 
 use crate::allowed_paths::AllowedRoots;
 use crate::connect::{from_connect, to_connect};
+use crate::console;
 use crate::error::{ApiError, ApiResult, InvalidConnector, StartError};
+use crate::history::History;
 
 /// How `tributary serve` was asked to run.
 #[derive(Clone, Debug)]
@@ -32,7 +34,8 @@ pub struct ServeOptions {
     /// The worker's state folder (deployed connectors); relative paths in
     /// configs resolve against it.
     pub data: PathBuf,
-    /// Bearer token every request but `/health` must carry.
+    /// Bearer token every request but `/health` and the console's assets
+    /// must carry.
     pub auth_token: Option<String>,
 }
 
@@ -75,6 +78,10 @@ pub(crate) struct Connector {
     finished: bool,
     /// The current (or last) run's metrics.
     metrics: Arc<Metrics>,
+    /// What the console charts, sampled from `metrics` once a second.
+    history: History,
+    /// Where the last run started wrote its dead letters.
+    dead_letter_dir: Option<PathBuf>,
 }
 
 struct Run {
@@ -245,6 +252,8 @@ impl Worker {
                 restarts: Restarts::new(&ErrorConfig::default()),
                 finished: false,
                 metrics: Arc::new(Metrics::default()),
+                history: History::default(),
+                dead_letter_dir: None,
             };
             if c.stored.target == Target::Running {
                 worker.start(&name, &mut c);
@@ -253,15 +262,17 @@ impl Worker {
             connectors.insert(name, c);
         }
         drop(connectors);
-        // The input-rate gauges are moving windows sampled once a second.
+        // The input-rate gauges are moving windows sampled once a second,
+        // and so is the console's history.
         let weak = Arc::downgrade(&worker);
         let _ = std::thread::Builder::new()
             .name("worker-rates".into())
             .spawn(move || {
                 while let Some(w) = weak.upgrade() {
                     w.supervise();
-                    for c in w.lock().values() {
+                    for c in w.lock().values_mut() {
                         c.metrics.sample_rate();
+                        c.history.sample(&c.metrics);
                     }
                     drop(w);
                     std::thread::sleep(std::time::Duration::from_secs(1));
@@ -346,6 +357,7 @@ impl Worker {
                 return;
             }
         };
+        c.dead_letter_dir = loaded.dead_letter_dir();
         let (total, streak) = (c.restarts.total, c.restarts.streak_since);
         c.restarts = Restarts {
             total,
@@ -496,16 +508,7 @@ impl Worker {
         let state = Self::state(c);
         let mut task = json!({"id": 0, "state": state, "worker_id": self.worker_id,
                               "restarts": c.restarts.total});
-        if let (Some(trace), "FAILED") = (&c.failure, state) {
-            let mut trace = trace.clone();
-            if let (true, Some(at)) = (c.retryable, c.restarts.next_at) {
-                trace.push_str(&format!(
-                    "\n(the failure may pass: restarting in {:.0?}, errors.retry_timeout_ms)",
-                    at.saturating_duration_since(Instant::now())
-                ));
-            } else if let Some(why) = &c.restarts.gave_up {
-                trace.push_str(&format!("\n({why})"));
-            }
+        if let Some(trace) = Self::trace(c) {
             task["trace"] = json!(trace);
         }
         json!({
@@ -514,6 +517,59 @@ impl Worker {
             "tasks": [task],
             "type": "pipeline",
         })
+    }
+
+    /// Why a `FAILED` connector failed, and whether it will be restarted.
+    fn trace(c: &Connector) -> Option<String> {
+        let (Some(trace), "FAILED") = (&c.failure, Self::state(c)) else {
+            return None;
+        };
+        let mut trace = trace.clone();
+        if let (true, Some(at)) = (c.retryable, c.restarts.next_at) {
+            trace.push_str(&format!(
+                "\n(the failure may pass: restarting in {:.0?}, errors.retry_timeout_ms)",
+                at.saturating_duration_since(Instant::now())
+            ));
+        } else if let Some(why) = &c.restarts.gave_up {
+            trace.push_str(&format!("\n({why})"));
+        }
+        Some(trace)
+    }
+
+    /// The console's view of every connector (`only: None`: a row each) or
+    /// of one (its whole page).
+    pub(crate) fn console_rows(&self, only: Option<&str>) -> ApiResult<Vec<Value>> {
+        let mut connectors = self.lock();
+        if let Some(name) = only
+            && !connectors.contains_key(name)
+        {
+            return Err(ApiError::NotFound(name.to_string()));
+        }
+        let mut rows = Vec::new();
+        for (name, c) in connectors.iter_mut() {
+            if only.is_some_and(|n| n != name) {
+                continue;
+            }
+            Self::reap(c);
+            c.history.absorb_commits(&c.metrics);
+            let status = console::Status {
+                state: Self::state(c),
+                trace: Self::trace(c),
+                restarts: c.restarts.total,
+                config: &c.stored.config,
+            };
+            rows.push(match only {
+                None => console::summary(name, &status, &c.metrics, &c.history),
+                Some(_) => console::detail(
+                    name,
+                    &status,
+                    &c.metrics,
+                    &c.history,
+                    c.dead_letter_dir.as_deref(),
+                ),
+            });
+        }
+        Ok(rows)
     }
 
     pub(crate) fn info_of(name: &str, c: &Connector) -> Value {
@@ -583,6 +639,8 @@ impl Worker {
                 restarts: Restarts::new(&ErrorConfig::default()),
                 finished: false,
                 metrics: Arc::new(Metrics::default()),
+                history: History::default(),
+                dead_letter_dir: None,
             });
         // An update restarts the pipeline from its last commit.
         Self::halt(c);

@@ -20,8 +20,8 @@ pub struct RunCommand {
     /// Seconds between progress lines (0: none).
     #[arg(long, default_value_t = 5.0)]
     progress_interval: f64,
-    /// Serve Prometheus metrics at http://ADDR/metrics (and /health),
-    /// e.g. 127.0.0.1:9464.
+    /// Serve Prometheus metrics at http://ADDR/metrics (and /health, and
+    /// the web console at /ui/), e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<std::net::SocketAddr>,
     /// The pipeline file.
@@ -54,6 +54,14 @@ impl RunCommand {
                 return ExitCode::FAILURE;
             }
         };
+        // The console shows the file as written (secrets unresolved).
+        let view = tributary_worker::metrics_http::RunConsole {
+            config: std::fs::read(path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+            dead_letter_dir: loaded.dead_letter_dir(),
+        };
         let pipeline = match Pipeline::build(loaded, &engine, &registry) {
             Ok(p) => p,
             Err(e) => {
@@ -66,8 +74,11 @@ impl RunCommand {
                 addr,
                 pipeline.name().to_string(),
                 pipeline.metrics.clone(),
+                view,
             ) {
-                Ok(bound) => eprintln!("metrics on http://{bound}/metrics"),
+                Ok(bound) => {
+                    eprintln!("metrics on http://{bound}/metrics, console on http://{bound}/ui/")
+                }
                 Err(e) => {
                     eprintln!("error: --metrics-listen {addr}: {e}");
                     return ExitCode::from(2);

@@ -17,7 +17,8 @@ pub struct ServeCommand {
     #[arg(long, default_value = "tributary-worker")]
     data: PathBuf,
     /// A file whose first line is the bearer token every request but
-    /// /health must carry (`Authorization: Bearer <token>`).
+    /// /health and the console's page assets must carry (`Authorization:
+    /// Bearer <token>`; the console at /ui/ asks for it).
     #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
     /// A folder (besides --data) that connector configs may name for
@@ -108,7 +109,7 @@ impl ServeCommand {
                 }
             };
             eprintln!(
-                "worker listening on {}://{bound} (state in {}){}",
+                "worker listening on {}://{bound} (state in {}){}; console at /ui/",
                 if tls.is_some() { "https" } else { "http" },
                 data.display(),
                 if token.is_some() {
