@@ -11,6 +11,7 @@ mod exactly_once;
 mod faults;
 mod harness;
 mod host_sandbox;
+mod iceberg_sink;
 mod kafka;
 mod kafka_env;
 mod kafka_real;
