@@ -173,7 +173,8 @@ fn bytes_end_epochs_and_files_are_sized_by_them() {
          \x20   out.append({'epoch': int(p['tributary.epoch']), 'records': int(p['added-records']), 'files': files})\n\
          print(json.dumps(out))",
     );
-    let snapshots = snapshots.as_array().unwrap();
+    let mut snapshots = snapshots.as_array().unwrap().clone();
+    snapshots.sort_by_key(|s| s["epoch"].as_u64().unwrap());
     eprintln!("snapshots (epoch, records, file bytes): {snapshots:?}");
     assert!(
         snapshots.len() >= 4,
@@ -185,6 +186,7 @@ fn bytes_end_epochs_and_files_are_sized_by_them() {
             .sum::<u64>()
     );
     let (last, full) = snapshots.split_last().unwrap();
+    let mut sizes = Vec::new();
     for snap in full {
         let files: Vec<u64> = serde_json::from_value(snap["files"].clone()).unwrap();
         assert_eq!(
@@ -202,7 +204,14 @@ fn bytes_end_epochs_and_files_are_sized_by_them() {
             snap["epoch"],
             files[0]
         );
+        sizes.push(files[0]);
     }
+    // Every epoch the bytes ended wrote about as much as the others.
+    let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+    assert!(
+        *max as f64 <= *min as f64 * 1.25,
+        "file sizes {min}..{max} vary more than a batch's worth: {snapshots:?}"
+    );
     assert!(last["records"].as_u64().unwrap() > 0);
 }
 
