@@ -221,6 +221,12 @@ pub struct TriggerConfig {
     /// An epoch ends once it has read this many records (Spark's
     /// `maxOffsetsPerTrigger`).
     pub max_records_per_epoch: u64,
+    /// An epoch ends once the sink has staged this many bytes: the data
+    /// files' size as they will land (Parquet, encoded and compressed) for
+    /// the `iceberg` sink, the records' in-memory (Arrow) size for a sink
+    /// that cannot tell. Sized near the table's target file size, a busy
+    /// pipeline commits files of about that size. Default: no limit.
+    pub max_bytes_per_epoch: Option<u64>,
     /// Records per source poll and per transform call.
     pub batch_size: usize,
 }
@@ -230,6 +236,7 @@ impl Default for TriggerConfig {
         Self {
             interval_ms: 5_000,
             max_records_per_epoch: 100_000,
+            max_bytes_per_epoch: None,
             batch_size: 2_000,
         }
     }
@@ -507,6 +514,13 @@ impl PipelineConfig {
         }
         if self.trigger.max_records_per_epoch == 0 {
             return invalid("trigger.max_records_per_epoch must be at least 1".into());
+        }
+        if self.trigger.max_bytes_per_epoch == Some(0) {
+            return invalid(
+                "trigger.max_bytes_per_epoch must be at least 1 (leave it out for no byte limit; \
+                 e.g. 134217728 ends an epoch at 128 MiB of data files)"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -852,6 +866,19 @@ mod tests {
         );
         let zero = MINIMAL.replace("}}", "}, \"trigger\": {\"batch_size\": 0}}");
         assert!(parse(&zero).unwrap_err().contains("trigger.batch_size"));
+        let zero = MINIMAL.replace("}}", "}, \"trigger\": {\"max_bytes_per_epoch\": 0}}");
+        assert!(
+            parse(&zero)
+                .unwrap_err()
+                .contains("trigger.max_bytes_per_epoch must be at least 1")
+        );
+        let bytes = MINIMAL.replace("}}", "}, \"trigger\": {\"max_bytes_per_epoch\": 1048576}}");
+        let c = parse(&bytes).unwrap();
+        assert_eq!(c.trigger.max_bytes_per_epoch, Some(1 << 20));
+        assert_eq!(
+            c.trigger.max_records_per_epoch, 100_000,
+            "the others keep their defaults"
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! again. So every bad record is in the output once, never twice, never lost.
 //!
 //! Each line: `{"pipeline", "epoch", "stage", "reason", "position"?, "record"?, "raw"?}`
-//! where `stage` is `source` or `transform:<name>`, `record` the row as JSON
+//! where `stage` is `source`, `transform:<name>` or `sink` (a row the sink
+//! could not write: a value that does not fit its column, a required field
+//! that is null), `record` the row as JSON
 //! (when it was readable), and the bytes as read when it was not: `raw` when
 //! they are UTF-8 text (a malformed JSON line), else `raw_base64` (a binary
 //! Avro message), so the record can be replayed byte for byte.
@@ -35,6 +37,29 @@ pub struct DeadLetter {
     pub position: Option<String>,
     pub record: Option<Value>,
     pub raw: Option<Vec<u8>>,
+}
+
+impl DeadLetter {
+    /// The rows of `batch` the sink refused to write
+    /// ([`tributary_connector::Sink::write_or_refuse`]), stage `sink`, each
+    /// with the row as JSON and the sink's reason.
+    pub fn refused_by_sink(
+        batch: &arrow_array::RecordBatch,
+        refused: Vec<tributary_connector::RefusedRow>,
+    ) -> Vec<DeadLetter> {
+        refused
+            .into_iter()
+            .map(|r| DeadLetter {
+                stage: "sink".into(),
+                reason: r.reason,
+                position: None,
+                record: tributary_wasm_host::rows_as_json(&batch.slice(r.row, 1))
+                    .into_iter()
+                    .next(),
+                raw: None,
+            })
+            .collect()
+    }
 }
 
 /// Collects an epoch's dead letters and writes them at the epoch's end.

@@ -558,8 +558,12 @@ impl Pipeline {
     ) -> Result<(), PipelineError> {
         let interval = Duration::from_millis(self.loaded.config.trigger.interval_ms);
         let max_records = self.loaded.config.trigger.max_records_per_epoch;
+        let max_bytes = self.loaded.config.trigger.max_bytes_per_epoch;
         let mut epoch_start = Instant::now();
         let mut epoch_records = 0u64;
+        // In-memory bytes handed to the sink, for a sink that cannot say
+        // what it staged (`Sink::staged_bytes`).
+        let mut epoch_bytes = 0u64;
         let mut offsets: Option<Offsets> = None;
         loop {
             if stop.load(Relaxed) {
@@ -576,13 +580,16 @@ impl Pipeline {
                     epoch_records += batch.len() as u64;
                     let after = batch.offsets.clone();
                     let started = Instant::now();
-                    self.process(batch)?;
+                    epoch_bytes += self.process(batch)?;
                     self.metrics.batch_seconds.observe(started.elapsed());
                     offsets = Some(after);
-                    if epoch_records >= max_records {
+                    let bytes_reached = max_bytes
+                        .is_some_and(|max| self.sink.staged_bytes().unwrap_or(epoch_bytes) >= max);
+                    if epoch_records >= max_records || bytes_reached {
                         self.commit_if_dirty(epoch, &mut offsets, ctl_tx)?;
                         epoch_start = Instant::now();
                         epoch_records = 0;
+                        epoch_bytes = 0;
                     }
                 }
                 Ok(FromSource::Idle) => {
@@ -606,12 +613,14 @@ impl Pipeline {
                 self.commit_if_dirty(epoch, &mut offsets, ctl_tx)?;
                 epoch_start = Instant::now();
                 epoch_records = 0;
+                epoch_bytes = 0;
             }
         }
     }
 
-    /// One batch through the chain into the sink.
-    fn process(&mut self, batch: SourceBatch) -> Result<(), PipelineError> {
+    /// One batch through the chain into the sink; returns the in-memory
+    /// bytes of the rows handed to the sink.
+    fn process(&mut self, batch: SourceBatch) -> Result<u64, PipelineError> {
         let policy = self.loaded.config.errors.policy;
         self.metrics
             .records_in
@@ -633,7 +642,7 @@ impl Pipeline {
             });
         }
         if batch.records.num_rows() == 0 {
-            return Ok(());
+            return Ok(0);
         }
         // Under `dead-letter` the chain isolates the rows a transform fails
         // on and rejects them (they come back in `out.rejected`); what still
@@ -684,14 +693,42 @@ impl Pipeline {
                 });
             }
         }
+        let mut bytes = 0u64;
         for batch in &out.batches {
-            self.sink.write(batch).map_err(PipelineError::Sink)?;
+            // Rows the sink cannot write (a value that does not fit its
+            // column, a null in a required field) are left out by it and
+            // handled as rows a transform rejects.
+            let refused = self
+                .sink
+                .write_or_refuse(batch)
+                .map_err(PipelineError::Sink)?;
+            bytes += batch
+                .columns()
+                .iter()
+                .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64)
+                .sum::<u64>();
             self.metrics
                 .records_out
-                .fetch_add(batch.num_rows() as u64, Relaxed);
+                .fetch_add((batch.num_rows() - refused.len()) as u64, Relaxed);
+            if let Some(first) = refused.first()
+                && policy == ErrorPolicy::Fail
+            {
+                let record = tributary_wasm_host::rows_as_json(&batch.slice(first.row, 1));
+                return Err(PipelineError::BadInput(format!(
+                    "{} cannot write a record: {}. Record: {}. Nothing after it was committed. Fix the input \
+                     or the table, or set \"errors\": {{\"policy\": \"dead-letter\"}} to send such records to the \
+                     dead-letter output and go on",
+                    self.sink.describe(),
+                    first.reason,
+                    record.first().cloned().unwrap_or_default()
+                )));
+            }
+            for letter in DeadLetter::refused_by_sink(batch, refused) {
+                self.dead_letter_push(letter);
+            }
         }
         self.metrics.set_watermark(self.chain.watermark());
-        Ok(())
+        Ok(bytes)
     }
 
     fn dead_letter_push(&mut self, letter: DeadLetter) {

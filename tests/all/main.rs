@@ -13,6 +13,7 @@ mod faults;
 mod golden;
 mod harness;
 mod host_sandbox;
+mod iceberg_sink;
 mod kafka;
 mod kafka_env;
 mod kafka_real;

@@ -296,6 +296,43 @@ pub trait Sink: Send {
     fn delivery(&self) -> Delivery {
         Delivery::AtLeastOnce
     }
+
+    /// [`Sink::write`] for a batch some of whose rows this sink may be
+    /// unable to write (a value that does not fit its column's type, a null
+    /// in a required field): those rows are left out and returned, each
+    /// with its reason, and the others are staged. The runtime sends the
+    /// refused rows to the dead-letter output or stops, by the pipeline's
+    /// error policy. An error is still an error for the whole batch (a
+    /// schema that cannot be written at all, an I/O failure). Default:
+    /// [`Sink::write`], refusing nothing.
+    fn write_or_refuse(&mut self, batch: &RecordBatch) -> Result<Vec<RefusedRow>> {
+        self.write(batch).map(|()| Vec::new())
+    }
+
+    /// Bytes this epoch has staged so far, as they will land (a data
+    /// file's encoded size), for the runtime's `max_bytes_per_epoch`
+    /// trigger. `None` (the default): the sink does not know, and the
+    /// runtime counts the in-memory size of the batches it wrote instead.
+    fn staged_bytes(&mut self) -> Option<u64> {
+        None
+    }
+
+    /// Where this sink keeps what it writes, as `(what, where)` pairs
+    /// (`("catalog", "sqlite:/data/warehouse/catalog.db")`), for
+    /// `tributary validate` to tell the user. Computed from the config
+    /// alone: nothing is touched. Default: nothing to say.
+    fn locations(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// A row of a batch that a sink could not write ([`Sink::write_or_refuse`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedRow {
+    /// The row's index in the batch.
+    pub row: usize,
+    /// Why, for a person: the field, the value and the column's type.
+    pub reason: String,
 }
 
 /// What a sink promises about each record the source produced, across crashes

@@ -8,10 +8,13 @@
 //! in the table for this pipeline is never appended again.
 //!
 //! The catalog is Iceberg's SQL catalog (the JDBC catalog's table layout) on a
-//! SQLite file (`sqlite:<path>`, the embedded default) or on PostgreSQL
-//! (`postgres://…`), so PyIceberg, DuckDB, Spark and Trino read what is written.
-//! The table is created from the first batch's schema when missing, and a batch
-//! with new fields adds them as optional columns.
+//! SQLite file (`sqlite:<path>`; by default `<warehouse>/catalog.db`) or on
+//! PostgreSQL (`postgres://…`), so PyIceberg, DuckDB, Spark and Trino read
+//! what is written. The table is created from the first batch's schema when
+//! missing, and a batch with new fields adds them as optional columns.
+//! Values are converted to the table's column types; a row with a value that
+//! does not fit, or a null in a required field, is refused on its own
+//! ([`Sink::write_or_refuse`]) for the dead-letter output.
 //!
 //! **Where progress is found.** Every commit also sets the table property
 //! `tributary.commit.<pipeline>` (epoch, offsets, watermark, owner) in the
@@ -51,7 +54,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, new_null_array};
@@ -69,7 +72,7 @@ use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, DefaultLocationGenerator,
 };
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::writer::{CurrentFileStatus, IcebergWriter, IcebergWriterBuilder};
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
 use parquet::basic::{Compression, ZstdLevel};
@@ -77,7 +80,7 @@ use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
 use tributary_connector::{
     CommitOutcome, CommittedEpoch, ConnectorContext, EpochCommit, Error, FromConfig, Offsets,
-    Owner, Result, Sink, fenced,
+    Owner, RefusedRow, Result, Sink, fenced,
 };
 
 pub mod merge_append;
@@ -118,7 +121,10 @@ struct RecordedCommit {
 pub struct IcebergSinkConfig {
     /// The SQL catalog's database: `sqlite:<path>` (created when missing;
     /// relative to the pipeline file) or `postgres://user@host:port/db`.
-    pub catalog_uri: String,
+    /// Absent or empty: `sqlite:<warehouse>/catalog.db`, so the catalog
+    /// lives with the data it describes.
+    #[serde(default)]
+    pub catalog_uri: Option<String>,
     /// The catalog's name, as readers must give it (PyIceberg's `SqlCatalog(name, …)`).
     #[serde(default = "default_catalog_name")]
     pub catalog_name: String,
@@ -165,6 +171,11 @@ pub struct IcebergSink {
     arrow_schema: Option<SchemaRef>,
     writer: Option<Writer>,
     staged: Vec<DataFile>,
+    /// The open data file's size so far (the Parquet writer's estimate of
+    /// it encoded), and the files the rolling writer closed since the
+    /// writer opened: with `staged`, the epoch's bytes.
+    open_file_bytes: u64,
+    rolled_bytes: u64,
     /// This run, once it has fenced the table.
     owner: Option<Owner>,
     /// The catalog database, for the compare-and-set of commits.
@@ -308,6 +319,18 @@ fn ice_at(what: &str, e: iceberg::Error, location: &str) -> Error {
     .retryable(false)
 }
 
+/// `path` made absolute against the current folder (messages and the
+/// catalog then name the same place wherever they are read).
+fn absolute(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()
+            .map(|d| tributary_connector::resolve(&d, &path.to_string_lossy()))
+            .unwrap_or(path)
+    }
+}
+
 impl IcebergSink {
     pub fn new(config: IcebergSinkConfig, ctx: &ConnectorContext) -> Result<Self> {
         let parts: Vec<&str> = config.table.split('.').collect();
@@ -322,41 +345,41 @@ impl IcebergSink {
             .map_err(|e| Error::config(format!("iceberg sink: table `{}`: {e}", config.table)))?;
         let ident = TableIdent::new(namespace, name.to_string());
 
-        let catalog_uri = if let Some(path) = config.catalog_uri.strip_prefix("sqlite:") {
-            let path = path.trim_start_matches("//");
-            if path.is_empty() {
-                return Err(Error::config(
-                    "iceberg sink: catalog_uri `sqlite:` needs a file path, e.g. `sqlite:warehouse/catalog.db`",
-                ));
-            }
-            format!("sqlite:{}", ctx.resolve(path).display())
-        } else if config.catalog_uri.starts_with("postgres://")
-            || config.catalog_uri.starts_with("postgresql://")
-        {
-            config.catalog_uri.clone()
-        } else {
-            return Err(Error::config(format!(
-                "iceberg sink: catalog_uri `{}` is not supported: use `sqlite:<path>` or `postgres://user@host:port/db` \
-                 (REST catalogs are not supported yet)",
-                config.catalog_uri
-            )));
-        };
-        let warehouse = match config.warehouse.strip_prefix("file://") {
-            Some(path) => format!("file://{path}"),
+        // The warehouse as a local folder (absolute), when it is one.
+        let warehouse_dir = match config.warehouse.strip_prefix("file://") {
+            Some(path) => PathBuf::from(path),
             None if config.warehouse.contains("://") => {
                 return Err(Error::config(format!(
                     "iceberg sink: warehouse `{}`: only local folders and file:// URIs are supported yet",
                     config.warehouse
                 )));
             }
-            None => {
-                let abs = ctx.resolve(&config.warehouse);
-                let abs = if abs.is_absolute() {
-                    abs
+            None => absolute(ctx.resolve(&config.warehouse)),
+        };
+        let warehouse = format!("file://{}", warehouse_dir.display());
+        let catalog_uri = match config.catalog_uri.as_deref().map(str::trim) {
+            // The default follows the warehouse.
+            None | Some("") => format!("sqlite:{}", warehouse_dir.join("catalog.db").display()),
+            Some(uri) => {
+                if let Some(path) = uri.strip_prefix("sqlite:") {
+                    let path = path.trim_start_matches("//");
+                    if path.is_empty() {
+                        return Err(Error::config(
+                            "iceberg sink: catalog_uri `sqlite:` needs a file path, e.g. `sqlite:warehouse/catalog.db` \
+                             (or leave catalog_uri out: the catalog is then `<warehouse>/catalog.db`)",
+                        ));
+                    }
+                    format!("sqlite:{}", absolute(ctx.resolve(path)).display())
+                } else if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
+                    uri.to_string()
                 } else {
-                    std::env::current_dir().map(|d| d.join(&abs)).unwrap_or(abs)
-                };
-                format!("file://{}", abs.display())
+                    return Err(Error::config(format!(
+                        "iceberg sink: catalog_uri `{}` is not supported: use `sqlite:<path>` or \
+                         `postgres://user@host:port/db`, or leave it out for `<warehouse>/catalog.db` \
+                         (REST catalogs are not supported yet)",
+                        tributary_connector::redact_uri(uri)
+                    )));
+                }
             }
         };
         merge_append::MergePolicy::from_properties(&config.table_properties).map_err(|e| {
@@ -384,6 +407,8 @@ impl IcebergSink {
             arrow_schema: None,
             writer: None,
             staged: Vec::new(),
+            open_file_bytes: 0,
+            rolled_bytes: 0,
             owner: None,
             db: None,
             commits_since_expiry: None,
@@ -622,6 +647,9 @@ impl IcebergSink {
             let files = self.rt.block_on(writer.close()).map_err(|e| {
                 ice_at("iceberg sink: close data files", e, &location).retryable(false)
             })?;
+            // Counted in `staged` from now on, at their real size.
+            self.open_file_bytes = 0;
+            self.rolled_bytes = 0;
             self.staged.extend(files);
         }
         Ok(())
@@ -629,34 +657,112 @@ impl IcebergSink {
 
     /// Reshapes a batch to the table's Arrow schema (field ids, column order,
     /// nulls for columns the batch lacks, casts between compatible types).
-    fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+    /// Rows that cannot be written (a value that does not fit its column's
+    /// type, a null in a required field) are left out and returned with
+    /// their reasons, by their index in `batch`; a schema that cannot be
+    /// written at all is an error for the whole batch.
+    fn conform(&self, batch: &RecordBatch) -> Result<(RecordBatch, Vec<RefusedRow>)> {
+        use std::collections::BTreeMap;
         let target = self.arrow_schema.as_ref().expect("schema known");
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+        // The first reason found for each refused row.
+        let mut refused: BTreeMap<usize, String> = BTreeMap::new();
         for field in target.fields() {
             let column = match batch.column_by_name(field.name()) {
                 None => new_null_array(field.data_type(), batch.num_rows()),
-                Some(col) => conform_array(col, field.data_type(), field.name()).map_err(|m| {
-                    Error::data(format!(
-                        "iceberg sink: {m} in table {}; write it under another name or change the table",
-                        self.ident
-                    ))
-                })?,
+                Some(col) => {
+                    let conformed = conform_array(col, field.data_type(), field.name()).map_err(|m| {
+                        Error::data(format!(
+                            "iceberg sink: {m} in table {}; write it under another name or change the table",
+                            self.ident
+                        ))
+                    })?;
+                    for (row, reason) in conformed.bad {
+                        refused.entry(row).or_insert(reason);
+                    }
+                    conformed.array
+                }
             };
             if !field.is_nullable() && column.null_count() > 0 {
-                return Err(Error::data(format!(
-                    "iceberg sink: field `{}` is required in table {} but {} record(s) have no value",
-                    field.name(),
-                    self.ident,
-                    column.null_count()
-                )));
+                for row in (0..column.len()).filter(|&r| column.is_null(r)) {
+                    refused.entry(row).or_insert_with(|| {
+                        format!(
+                            "field `{}` is required but the record has no value",
+                            field.name()
+                        )
+                    });
+                }
             }
             columns.push(column);
         }
-        RecordBatch::try_new(target.clone(), columns).map_err(|e| {
+        let refused: Vec<RefusedRow> = refused
+            .into_iter()
+            .map(|(row, reason)| RefusedRow {
+                row,
+                reason: format!("{reason} (table {})", self.ident),
+            })
+            .collect();
+        if !refused.is_empty() {
+            let mut keep = vec![true; batch.num_rows()];
+            for r in &refused {
+                keep[r.row] = false;
+            }
+            let keep = arrow_array::BooleanArray::from(keep);
+            columns = columns
+                .iter()
+                .map(|c| arrow_select::filter::filter(c.as_ref(), &keep))
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    Error::internal(format!("iceberg sink: cannot leave refused rows out: {e}"))
+                })?;
+        }
+        let batch = RecordBatch::try_new(target.clone(), columns).map_err(|e| {
             Error::internal(format!(
                 "iceberg sink: cannot build the batch to write: {e}"
             ))
-        })
+        })?;
+        Ok((batch, refused))
+    }
+
+    /// Creates or loads the table, adds new columns, and stages the rows of
+    /// `batch` that can be written; returns the others with their reasons.
+    /// With `all_or_nothing`, a batch with any such row stages nothing and
+    /// fails, naming the first.
+    fn stage(&mut self, batch: &RecordBatch, all_or_nothing: bool) -> Result<Vec<RefusedRow>> {
+        if batch.num_rows() == 0 {
+            return Ok(Vec::new());
+        }
+        if self.table.is_none() {
+            let table = match self.load()? {
+                Some(t) => t,
+                None => self.create(&batch.schema())?,
+            };
+            self.set_table(table)?;
+        }
+        self.evolve(&batch.schema())?;
+        let (batch, refused) = self.conform(batch)?;
+        if all_or_nothing && let Some(first) = refused.first() {
+            return Err(Error::data(format!(
+                "iceberg sink: record {} of the batch cannot be written: {}",
+                first.row, first.reason
+            )));
+        }
+        if batch.num_rows() == 0 {
+            return Ok(refused);
+        }
+        let rt = self.rt.handle().clone();
+        let location = self.location();
+        let writer = self.writer()?;
+        rt.block_on(writer.write(batch))
+            .map_err(|e| ice_at("iceberg sink: write a data file", e, &location))?;
+        // The rolling writer starts a new file once the current one is past
+        // the target size: count the one it closed.
+        let now = writer.current_written_size() as u64;
+        if now < self.open_file_bytes {
+            self.rolled_bytes += self.open_file_bytes;
+        }
+        self.open_file_bytes = now;
+        Ok(refused)
     }
 
     /// The pipeline's last commit on `table`, and the run that made it: from
@@ -1007,19 +1113,34 @@ impl From<String> for SchemaClash {
     }
 }
 
+/// A column as the table's type, and the rows (by index in the column)
+/// that cannot be written, with why.
+struct Conformed {
+    array: ArrayRef,
+    bad: Vec<(usize, String)>,
+}
+
 /// `col` as the table's type `target`: the same data, with the table's
 /// nested field names and field ids (a struct, list or map from the source
-/// has neither), leaves cast where [`compatible`]. Struct fields match by
-/// name (a field the batch lacks is null); map entries by position. `path`
-/// names the field in messages.
-fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<ArrayRef, SchemaClash> {
+/// has neither), leaves cast where [`compatible`] or [`checked`]. Struct
+/// fields match by name (a field the batch lacks is null); map entries by
+/// position. A value a [`checked`] cast cannot convert, or a null in a
+/// required struct field, makes its row bad (the row is left out by the
+/// caller, so what the array holds there does not matter); a type that
+/// cannot be converted at all is a [`SchemaClash`]. `path` names the field
+/// in messages.
+fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<Conformed, SchemaClash> {
     use arrow_array::cast::AsArray;
     use arrow_array::{Array, ListArray, MapArray, StructArray};
     let from = col.data_type();
     if from == target {
-        return Ok(col.clone());
+        return Ok(Conformed {
+            array: col.clone(),
+            bad: Vec::new(),
+        });
     }
     let clash = || format!("field `{path}` is {from} in the records but {target}");
+    let mut bad = Vec::new();
     let out: ArrayRef = match (from, target) {
         (DataType::Struct(have), DataType::Struct(want)) => {
             let s = col.as_struct();
@@ -1032,26 +1153,55 @@ fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<ArrayR
                     ).into());
                 }
             }
-            let children = want
-                .iter()
-                .map(|f| match s.column_by_name(f.name()) {
-                    Some(c) => conform_array(c, f.data_type(), &format!("{path}.{}", f.name())),
-                    None => Ok(new_null_array(f.data_type(), s.len())),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut children = Vec::with_capacity(want.len());
+            // Rows whose struct is valid but a required field of it is null:
+            // bad, and masked as null here so the struct can be built.
+            let mut masked = vec![false; s.len()];
+            for f in want.iter() {
+                let child_path = format!("{path}.{}", f.name());
+                let child = match s.column_by_name(f.name()) {
+                    Some(c) => {
+                        let c = conform_array(c, f.data_type(), &child_path)?;
+                        bad.extend(c.bad);
+                        c.array
+                    }
+                    None => new_null_array(f.data_type(), s.len()),
+                };
+                if !f.is_nullable() && child.null_count() > 0 {
+                    for row in 0..s.len() {
+                        if s.is_valid(row) && child.is_null(row) && !masked[row] {
+                            masked[row] = true;
+                            bad.push((
+                                row,
+                                format!(
+                                    "field `{child_path}` is required but the record has no value"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                children.push(child);
+            }
+            let nulls = if masked.contains(&true) {
+                let valid = (0..s.len()).map(|r| s.is_valid(r) && !masked[r]);
+                Some(arrow_buffer::NullBuffer::from_iter(valid))
+            } else {
+                s.nulls().cloned()
+            };
             std::sync::Arc::new(
-                StructArray::try_new(want.clone(), children, s.nulls().cloned())
+                StructArray::try_new(want.clone(), children, nulls)
                     .map_err(|e| format!("field `{path}`: {e}"))?,
             )
         }
         (DataType::List(_), DataType::List(want)) => {
             let l = col.as_list::<i32>();
             let values = conform_array(l.values(), want.data_type(), &format!("{path}[]"))?;
+            bad.extend(rows_of(values.bad, l.offsets()));
             std::sync::Arc::new(
                 ListArray::try_new(
                     want.clone(),
                     l.offsets().clone(),
-                    values,
+                    values.array,
                     l.nulls().cloned(),
                 )
                 .map_err(|e| format!("field `{path}`: {e}"))?,
@@ -1072,7 +1222,9 @@ fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<ArrayR
                 kv[1].data_type(),
                 &format!("{path}.value"),
             )?;
-            let entries = StructArray::try_new(kv.clone(), vec![keys, values], None)
+            bad.extend(rows_of(keys.bad, m.offsets()));
+            bad.extend(rows_of(values.bad, m.offsets()));
+            let entries = StructArray::try_new(kv.clone(), vec![keys.array, values.array], None)
                 .map_err(|e| format!("field `{path}`: {e}"))?;
             std::sync::Arc::new(
                 MapArray::try_new(
@@ -1087,9 +1239,67 @@ fn conform_array(col: &ArrayRef, target: &DataType, path: &str) -> Result<ArrayR
         }
         _ if compatible(from, target) => arrow_cast::cast(col, target)
             .map_err(|e| format!("field `{path}`: cannot convert {from} to {target}: {e}"))?,
+        _ if checked(from, target) => {
+            let options = arrow_cast::CastOptions {
+                safe: true,
+                ..Default::default()
+            };
+            let out = arrow_cast::cast_with_options(col, target, &options)
+                .map_err(|e| format!("field `{path}`: cannot convert {from} to {target}: {e}"))?;
+            let overflowed = |row: usize| {
+                matches!((from, target), (DataType::Float64, DataType::Float32))
+                    && col
+                        .as_primitive::<arrow_array::types::Float64Type>()
+                        .value(row)
+                        .is_finite()
+                    && out
+                        .as_primitive::<arrow_array::types::Float32Type>()
+                        .value(row)
+                        .is_infinite()
+            };
+            let format = arrow_cast::display::FormatOptions::default();
+            let shown = arrow_cast::display::ArrayFormatter::try_new(col.as_ref(), &format).ok();
+            for row in (0..col.len()).filter(|&r| col.is_valid(r)) {
+                if out.is_null(row) || overflowed(row) {
+                    let value = shown
+                        .as_ref()
+                        .map_or_else(String::new, |f| format!(" {}", f.value(row)));
+                    bad.push((
+                        row,
+                        format!(
+                            "field `{path}`: the value{value} does not fit the column's type {}",
+                            iceberg_type_name(target)
+                        ),
+                    ));
+                }
+            }
+            out
+        }
         _ => return Err(clash().into()),
     };
-    Ok(out)
+    Ok(Conformed { array: out, bad })
+}
+
+/// Bad entries of a list's (or map's) values, as bad rows of the list.
+fn rows_of(
+    bad: Vec<(usize, String)>,
+    offsets: &arrow_buffer::OffsetBuffer<i32>,
+) -> impl Iterator<Item = (usize, String)> + '_ {
+    bad.into_iter().filter_map(move |(value, reason)| {
+        // The row whose range [offsets[row], offsets[row + 1]) holds
+        // `value`; none when the value is outside every row (a sliced list).
+        let row = offsets
+            .partition_point(|&o| o as usize <= value)
+            .checked_sub(1)?;
+        let end = *offsets.get(row + 1)? as usize;
+        (value < end).then_some((row, reason))
+    })
+}
+
+/// Iceberg's name of an Arrow type of a table column (`int`, `long`,
+/// `timestamptz`), for messages; Arrow's when it has none.
+fn iceberg_type_name(t: &DataType) -> String {
+    arrow_type_to_type(t).map_or_else(|_| t.to_string(), |t| t.to_string())
 }
 
 /// Types a batch may carry for a column of another (but convertible) type.
@@ -1107,6 +1317,39 @@ fn compatible(from: &DataType, to: &DataType) -> bool {
             | (Utf8, LargeUtf8)
             | (Binary | BinaryView, LargeBinary)
             | (Time64(_), Time64(_))
+    )
+}
+
+/// Types a batch may carry for a column of another type when each value
+/// is converted on its own, and some may not fit: a `long` into an `int`
+/// column, a `double` into a `float`, text into a number, date or
+/// timestamp, a number into a decimal, a timestamp of another unit. A
+/// value that does not fit makes its row refused ([`RefusedRow`]), not the
+/// batch.
+fn checked(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        (from, to),
+        (Int64, Int32)
+            | (Float64, Float32)
+            | (
+                Utf8 | LargeUtf8 | Utf8View,
+                Int32
+                    | Int64
+                    | Float32
+                    | Float64
+                    | Boolean
+                    | Date32
+                    | Decimal128(_, _)
+                    | Timestamp(_, _)
+                    | Time64(_)
+            )
+            | (
+                Int8 | Int16 | Int32 | Int64 | Float32 | Float64,
+                Decimal128(_, _)
+            )
+            | (Decimal128(_, _), Decimal128(_, _))
+            | (Timestamp(_, _), Timestamp(_, _))
     )
 }
 
@@ -1170,23 +1413,40 @@ impl Sink for IcebergSink {
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        if self.table.is_none() {
-            let table = match self.load()? {
-                Some(t) => t,
-                None => self.create(&batch.schema())?,
-            };
-            self.set_table(table)?;
-        }
-        self.evolve(&batch.schema())?;
-        let batch = self.conform(batch)?;
-        let rt = self.rt.handle().clone();
-        let location = self.location();
-        let writer = self.writer()?;
-        rt.block_on(writer.write(batch))
-            .map_err(|e| ice_at("iceberg sink: write a data file", e, &location))
+        self.stage(batch, true).map(|_| ())
+    }
+
+    fn write_or_refuse(&mut self, batch: &RecordBatch) -> Result<Vec<RefusedRow>> {
+        self.stage(batch, false)
+    }
+
+    fn staged_bytes(&mut self) -> Option<u64> {
+        let closed: u64 = self.staged.iter().map(|f| f.file_size_in_bytes()).sum();
+        Some(closed + self.rolled_bytes + self.open_file_bytes)
+    }
+
+    fn locations(&self) -> Vec<(String, String)> {
+        let path = |uri: &str| uri.strip_prefix("file://").unwrap_or(uri).to_string();
+        let table = format!(
+            "{}/{}/{}",
+            path(&self.warehouse),
+            self.ident.namespace().as_ref().join("/"),
+            self.ident.name()
+        );
+        vec![
+            (
+                "catalog".into(),
+                tributary_connector::redact_uri(&self.catalog_uri),
+            ),
+            (
+                "data".into(),
+                format!(
+                    "{table} (table {} in warehouse {}, when the sink creates it; an existing table keeps its location)",
+                    self.ident,
+                    path(&self.warehouse)
+                ),
+            ),
+        ]
     }
 
     fn commit(&mut self, commit: &EpochCommit) -> Result<CommitOutcome> {
@@ -1347,6 +1607,96 @@ mod tests {
             !ice("commit", invalid).is_retryable(),
             "bad data is never transient, whatever it says"
         );
+    }
+
+    #[test]
+    fn values_that_do_not_fit_refuse_their_rows_only() {
+        use arrow_array::{Array, Int32Array, Int64Array, ListArray, StringArray, StructArray};
+        use arrow_schema::{Field, Fields};
+        // A long past an int's range, at row 1; a null stays a null.
+        let col: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), Some(5_000_000_000), None]));
+        let c = conform_array(&col, &DataType::Int32, "n").unwrap();
+        assert_eq!(c.array.data_type(), &DataType::Int32);
+        assert_eq!(c.bad.len(), 1, "{:?}", c.bad);
+        assert_eq!(c.bad[0].0, 1);
+        assert_eq!(
+            c.bad[0].1,
+            "field `n`: the value 5000000000 does not fit the column's type int"
+        );
+        // Text into a number.
+        let col: ArrayRef = Arc::new(StringArray::from(vec!["7", "seven"]));
+        let c = conform_array(&col, &DataType::Int64, "n").unwrap();
+        assert_eq!(c.bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![1]);
+        assert!(
+            c.bad[0].1.contains("seven") && c.bad[0].1.contains("long"),
+            "{:?}",
+            c.bad
+        );
+        // A required field inside a struct, null in row 0 only.
+        let have = Fields::from(vec![Field::new("x", DataType::Int32, true)]);
+        let want = Fields::from(vec![Field::new("x", DataType::Int32, false)]);
+        let col: ArrayRef = Arc::new(StructArray::new(
+            have,
+            vec![Arc::new(Int32Array::from(vec![None, Some(2)]))],
+            None,
+        ));
+        let c = conform_array(&col, &DataType::Struct(want), "s").unwrap();
+        assert_eq!(c.bad.len(), 1);
+        assert_eq!(c.bad[0].0, 0);
+        assert!(c.bad[0].1.contains("`s.x` is required"), "{:?}", c.bad);
+        assert!(c.array.is_null(0) && c.array.is_valid(1));
+        // A list element that does not fit: its row, found by the offsets
+        // (row 0 is empty, row 1 holds [1, 2], row 2 holds [9e9]).
+        let col: ArrayRef = Arc::new(ListArray::from_iter_primitive::<
+            arrow_array::types::Int64Type,
+            _,
+            _,
+        >(vec![
+            Some(vec![]),
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![Some(9_000_000_000)]),
+        ]));
+        let want = DataType::List(Arc::new(Field::new("item", DataType::Int32, true)));
+        let c = conform_array(&col, &want, "l").unwrap();
+        assert_eq!(c.bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![2]);
+        assert!(c.bad[0].1.starts_with("field `l[]`"), "{:?}", c.bad);
+        // A type no value of which converts is the batch's error, not a row's.
+        let col: ArrayRef = Arc::new(Int64Array::from(vec![1]));
+        assert!(conform_array(&col, &DataType::Struct(Fields::empty()), "n").is_err());
+    }
+
+    #[test]
+    fn the_catalog_follows_the_warehouse_unless_given() {
+        let ctx = ConnectorContext {
+            base_dir: "/srv/pipelines".into(),
+            ..Default::default()
+        };
+        let config = |catalog: Option<&str>| IcebergSinkConfig {
+            catalog_uri: catalog.map(str::to_string),
+            catalog_name: default_catalog_name(),
+            warehouse: "lake".into(),
+            table: "demo.news.articles".into(),
+            target_file_size_mb: 128,
+            table_properties: HashMap::new(),
+        };
+        for unset in [None, Some(""), Some("  ")] {
+            let sink = IcebergSink::new(config(unset), &ctx).unwrap();
+            assert_eq!(sink.catalog_uri, "sqlite:/srv/pipelines/lake/catalog.db");
+            let places = sink.locations();
+            assert_eq!(places[0].1, "sqlite:/srv/pipelines/lake/catalog.db");
+            assert!(
+                places[1]
+                    .1
+                    .starts_with("/srv/pipelines/lake/demo/news/articles "),
+                "{places:?}"
+            );
+        }
+        let sink = IcebergSink::new(config(Some("sqlite:cat/c.db")), &ctx).unwrap();
+        assert_eq!(sink.catalog_uri, "sqlite:/srv/pipelines/cat/c.db");
+        let sink = IcebergSink::new(config(Some("postgres://u:pw@h/db")), &ctx).unwrap();
+        assert_eq!(sink.locations()[0].1, "postgres://u:***@h/db");
+        let err = IcebergSink::new(config(Some("thrift://h")), &ctx).unwrap_err();
+        assert!(err.to_string().contains("leave it out"), "{err}");
     }
 
     #[test]
